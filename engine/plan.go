@@ -1,0 +1,112 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/haplan/haplan/plans"
+)
+
+// Plan probes every step of g and diffs what it found. Probes are read-only,
+// so they all run concurrently, in no dependency order, bounded by
+// opts.Parallelism and opts.PerHost. Every probe runs to the end even when
+// another fails, so that one run reports every broken host.
+//
+// The plan's Changes follow g.Steps(); the engine fills in a Change's Addr,
+// Host and Kind when the step left them empty. Probes maps each address to
+// the hex SHA-256 of the JSON encoding of its probed state. The caller sets
+// Cluster, ManifestDigest, Created and Partial.
+//
+// On failure Plan returns no plan and every probe or diff failure, each a
+// *StepError, joined.
+func Plan(ctx context.Context, g *Graph, opts Options) (*plans.Plan, error) {
+	opts = opts.withDefaults()
+	sl := newSlots(g, opts)
+	steps := g.Steps()
+	changes := make([]plans.Change, len(steps))
+	digests := make([]string, len(steps))
+	errs := make([]error, len(steps))
+
+	var wg sync.WaitGroup
+	for i, s := range steps {
+		wg.Go(func() {
+			changes[i], digests[i], errs[i] = probe(ctx, sl, s, opts)
+		})
+	}
+	wg.Wait()
+
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	p := &plans.Plan{
+		FormatVersion: plans.FormatVersion,
+		Changes:       changes,
+		Probes:        make(map[string]string, len(steps)),
+	}
+	for i, s := range steps {
+		p.Probes[string(s.Addr())] = digests[i]
+	}
+	return p, nil
+}
+
+// probe runs one step's Probe and Diff inside its slots.
+func probe(ctx context.Context, sl *slots, s Step, opts Options) (plans.Change, string, error) {
+	addr, host := s.Addr(), s.Host()
+	fail := func(err error) (plans.Change, string, error) {
+		return plans.Change{}, "", &StepError{Addr: addr, Host: host, Phase: PhaseProbe, Err: err}
+	}
+	if !sl.acquire(ctx, nil, host) {
+		return fail(ctx.Err())
+	}
+	defer sl.release(host)
+
+	r := &reporter{sink: opts.Sink, addr: addr, host: host, phase: PhaseProbe, start: time.Now()}
+	r.emit(ProbeStarted, "", nil)
+	opts.Logger.DebugContext(ctx, "probe started", "addr", addr, "host", host)
+
+	c, digest, err := probeDiff(withReporter(ctx, r), s)
+	if err != nil {
+		r.emit(ProbeFinished, "", err)
+		opts.Logger.DebugContext(ctx, "probe failed", "addr", addr, "err", err)
+		return fail(err)
+	}
+	r.change = &c
+	r.emit(ProbeFinished, c.Reason, nil)
+	opts.Logger.DebugContext(ctx, "probe finished", "addr", addr, "action", c.Action, "digest", digest)
+	return c, digest, nil
+}
+
+func probeDiff(ctx context.Context, s Step) (plans.Change, string, error) {
+	st, err := s.Probe(ctx)
+	if err != nil {
+		return plans.Change{}, "", err
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return plans.Change{}, "", fmt.Errorf("digest probed state: %w", err)
+	}
+	sum := sha256.Sum256(b)
+
+	c := s.Diff(st)
+	addr := string(s.Addr())
+	switch c.Addr {
+	case "":
+		c.Addr = addr
+	case addr:
+	default:
+		return plans.Change{}, "", fmt.Errorf("diff returned a change for %q", c.Addr)
+	}
+	if c.Kind == "" {
+		c.Kind = plans.Kind(addr)
+	}
+	if c.Host == "" {
+		c.Host = s.Host()
+	}
+	return c, hex.EncodeToString(sum[:]), nil
+}
