@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/haplan/haplan/engine"
+)
+
+// errInvalidManifest is returned by backend.Load when the manifest has
+// errors; the diagnostics have already been written. Never retried: the
+// manifest must be fixed.
+var errInvalidManifest = errors.New("the manifest has errors")
+
+// backend is what the commands need from the manifest and resources
+// packages. Run wires the real one (backend_real.go); tests inject fake
+// steps through it, and run the real engine over them.
+type backend struct {
+	// Load reads and validates the manifest at path and writes its
+	// diagnostics (errors and warnings, with source snippets) to diags.
+	// It returns errInvalidManifest, wrapped, when there are errors.
+	Load func(path string, diags io.Writer) (*loadedManifest, error)
+}
+
+// loadedManifest is a valid manifest, not yet connected to anything.
+type loadedManifest struct {
+	Name   string // the cluster's name
+	Digest string // digest of the manifest, recorded in saved plans
+	// Secrets are the resolved secret values, used only to build the
+	// redactor every output passes through.
+	Secrets []string
+	// Connect prepares the connections of a run (lazily dialled) and
+	// compiles the steps. logger receives the run's debug log.
+	Connect func(ctx context.Context, logger *slog.Logger) (clusterEnv, error)
+}
+
+// clusterEnv is the live side of one run.
+type clusterEnv interface {
+	// Steps are the compiled steps of the manifest.
+	Steps() []engine.Step
+	// Lock takes the cluster's apply lock; *lockHeldError when another
+	// haplan holds it. The returned function releases it.
+	Lock(ctx context.Context, holder lockHolder) (func(context.Context) error, error)
+	// ForceUnlock releases a lock left behind by a crashed run and says
+	// who held it ("" when unknown or when it was not held).
+	ForceUnlock(ctx context.Context) (holder string, err error)
+	// Endpoints are where the cluster answers, printed after an apply.
+	Endpoints() []string
+	Close() error
+}
+
+// lockHolder says who runs an apply; recorded with the lock so that a
+// second run can name the first.
+type lockHolder struct {
+	User    string
+	Machine string
+	PID     int
+	Since   time.Time
+	Command string
+}
+
+// lockHeldError reports that another run holds the cluster's lock. Not
+// retried: the command exits with exitLocked and names the holder.
+type lockHeldError struct {
+	// Holder describes the other run, as recorded by it; empty when it did
+	// not record itself.
+	Holder string
+	Err    error // the backend's own error
+}
+
+func (e *lockHeldError) Error() string {
+	if e.Holder == "" {
+		return "the cluster is locked by another haplan run"
+	}
+	return "the cluster is locked by another haplan run: " + e.Holder
+}
+
+func (e *lockHeldError) Unwrap() error { return e.Err }

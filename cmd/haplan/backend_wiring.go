@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/haplan/haplan/diag"
+	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/manifests"
+	"github.com/haplan/haplan/resources"
+)
+
+// realBackend wires the manifests and resources packages into the CLI.
+func realBackend() backend {
+	return backend{Load: loadManifest}
+}
+
+func loadManifest(path string, diags io.Writer) (*loadedManifest, error) {
+	c, ds := manifests.Load(path)
+	if len(ds) > 0 {
+		sources := map[string][]byte{}
+		if c != nil {
+			sources = c.Sources()
+		} else if b, err := os.ReadFile(path); err == nil {
+			sources[path] = b
+		}
+		if err := diag.Render(diags, ds, sources); err != nil {
+			return nil, fmt.Errorf("write diagnostics: %w", err)
+		}
+	}
+	if ds.HasErrors() || c == nil {
+		return nil, fmt.Errorf("%s: %w", path, errInvalidManifest)
+	}
+	secrets, err := c.Secrets()
+	if err != nil {
+		return nil, fmt.Errorf("%s: resolve secrets: %w", path, err)
+	}
+	vals := make([]string, 0, len(secrets))
+	for _, s := range secrets {
+		vals = append(vals, s.Reveal())
+	}
+	return &loadedManifest{
+		Name: c.Name, Digest: c.Digest, Secrets: vals,
+		Connect: func(_ context.Context, logger *slog.Logger) (clusterEnv, error) {
+			env, err := resources.NewEnv(c, resources.Options{Logger: logger})
+			if err != nil {
+				return nil, err
+			}
+			steps, err := resources.Compile(c, env)
+			if err != nil {
+				_ = env.Close()
+				return nil, fmt.Errorf("compile the manifest: %w", err)
+			}
+			return &resourcesEnv{env: env, steps: steps}, nil
+		},
+	}, nil
+}
+
+// resourcesEnv adapts *resources.Env to the CLI's clusterEnv.
+type resourcesEnv struct {
+	env   *resources.Env
+	steps []engine.Step
+}
+
+func (r *resourcesEnv) Steps() []engine.Step { return r.steps }
+func (r *resourcesEnv) Endpoints() []string  { return r.env.Endpoints() }
+func (r *resourcesEnv) Close() error         { return r.env.Close() }
+
+func (r *resourcesEnv) Lock(ctx context.Context, h lockHolder) (func(context.Context) error, error) {
+	unlock, err := r.env.Lock(ctx, resources.LockHolder{User: h.User, Machine: h.Machine, PID: h.PID, Since: h.Since, Command: h.Command})
+	var held *resources.LockHeldError
+	if errors.As(err, &held) {
+		e := &lockHeldError{Err: err}
+		if held.Holder != nil {
+			e.Holder = held.Holder.String()
+		}
+		return nil, e
+	}
+	if err != nil {
+		return nil, err
+	}
+	return unlock, nil
+}
+
+func (r *resourcesEnv) ForceUnlock(ctx context.Context) (string, error) {
+	h, err := r.env.ForceUnlock(ctx)
+	if err != nil || h == nil {
+		return "", err
+	}
+	return h.String(), nil
+}

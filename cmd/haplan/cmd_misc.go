@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+)
+
+func (a *app) validate(_ context.Context, args []string) int {
+	fs := a.newFlags("validate")
+	file := fs.String("f", "cluster.yaml", "the manifest")
+	pos, code, done := parseFlags(fs, args)
+	if done {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(a.stderr, "haplan validate: unexpected argument %q (the manifest is given with -f)\n", pos[0])
+		return exitError
+	}
+	m, err := a.loadManifest(*file)
+	if err != nil {
+		return exitError
+	}
+	fmt.Fprintf(a.stdout, "The manifest %s is valid (cluster %s).\n", *file, m.Name)
+	return exitOK
+}
+
+func (a *app) graph(ctx context.Context, args []string) int {
+	fs := a.newFlags("graph")
+	var pf planFlags
+	var format string
+	fs.StringVar(&pf.file, "f", "cluster.yaml", "the manifest")
+	fs.StringVar(&format, "format", "dot", "dot or mermaid")
+	fs.Var(&pf.targets, "target", "only matching steps and what they depend on")
+	pos, code, done := parseFlags(fs, args)
+	if done {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(a.stderr, "haplan graph: unexpected argument %q\n", pos[0])
+		return exitError
+	}
+	if format != "dot" && format != "mermaid" {
+		fmt.Fprintf(a.stderr, "haplan graph: unknown --format %q (dot or mermaid)\n", format)
+		return exitError
+	}
+	m, err := a.loadManifest(pf.file)
+	if err != nil {
+		return exitError
+	}
+	o := a.newOutput(m.Secrets)
+	defer o.flush()
+	env, g, err := a.connect(ctx, m, pf, slog.New(slog.DiscardHandler))
+	if err != nil {
+		printError(o.errw, err)
+		return exitError
+	}
+	defer env.Close()
+	if format == "mermaid" {
+		fmt.Fprint(o.out, g.Mermaid())
+	} else {
+		fmt.Fprint(o.out, g.DOT())
+	}
+	return exitOK
+}
+
+func (a *app) forceUnlock(ctx context.Context, args []string) int {
+	fs := a.newFlags("force-unlock")
+	var pf planFlags
+	fs.StringVar(&pf.file, "f", "cluster.yaml", "the manifest")
+	pos, code, done := parseFlags(fs, args)
+	if done {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(a.stderr, "haplan force-unlock: unexpected argument %q\n", pos[0])
+		return exitError
+	}
+	m, err := a.loadManifest(pf.file)
+	if err != nil {
+		return exitError
+	}
+	o := a.newOutput(m.Secrets)
+	defer o.flush()
+	env, err := m.Connect(ctx, slog.New(slog.DiscardHandler))
+	if err != nil {
+		printError(o.errw, err)
+		return exitError
+	}
+	defer env.Close()
+	holder, err := env.ForceUnlock(ctx)
+	if err != nil {
+		printError(o.errw, fmt.Errorf("force-unlock: %w", err))
+		return exitError
+	}
+	if holder != "" {
+		fmt.Fprintf(o.out, "The lock of cluster %s, held by %s, is released.\n", m.Name, holder)
+	} else {
+		fmt.Fprintf(o.out, "The lock of cluster %s is released.\n", m.Name)
+	}
+	return exitOK
+}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/plans"
+)
+
+// planFlags are the options plan and apply share.
+type planFlags struct {
+	file        string
+	parallelism int
+	targets     stringList
+}
+
+func (a *app) plan(ctx context.Context, args []string) int {
+	fs := a.newFlags("plan")
+	var (
+		pf             planFlags
+		out, format    string
+		detailed, json bool
+		showUnchanged  bool
+	)
+	fs.StringVar(&pf.file, "f", "cluster.yaml", "the manifest")
+	fs.IntVar(&pf.parallelism, "parallelism", 10, "probes run at once")
+	fs.Var(&pf.targets, "target", "plan only matching steps (repeatable)")
+	fs.StringVar(&out, "out", "", "save the plan to this file")
+	fs.StringVar(&format, "format", "text", "text, markdown or json")
+	fs.BoolVar(&json, "json", false, "same as --format json")
+	fs.BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when changes are present")
+	fs.BoolVar(&showUnchanged, "show-unchanged", false, "list unchanged steps")
+	pos, code, done := parseFlags(fs, args)
+	if done {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(a.stderr, "haplan plan: unexpected argument %q (the manifest is given with -f)\n", pos[0])
+		return exitError
+	}
+	if json {
+		format = "json"
+	}
+	switch format {
+	case "text", "markdown", "json":
+	default:
+		fmt.Fprintf(a.stderr, "haplan plan: unknown --format %q (text, markdown or json)\n", format)
+		return exitError
+	}
+	if pf.parallelism < 1 {
+		fmt.Fprintln(a.stderr, "haplan plan: --parallelism must be at least 1")
+		return exitError
+	}
+
+	m, err := a.loadManifest(pf.file)
+	if err != nil {
+		return exitError
+	}
+	o := a.newOutput(m.Secrets)
+	defer o.flush()
+
+	env, g, err := a.connect(ctx, m, pf, slog.New(slog.DiscardHandler))
+	if err != nil {
+		printError(o.errw, err)
+		return exitError
+	}
+	defer env.Close()
+
+	p, err := a.makePlan(ctx, m, g, pf, o)
+	if err != nil {
+		printError(o.errw, err)
+		return exitError
+	}
+
+	switch format {
+	case "json":
+		err = renderJSON(o.out, p)
+	case "markdown":
+		err = renderMarkdown(o.out, p)
+	default:
+		err = renderText(o.out, p, textOptions{Color: a.color(a.stdoutTTY), ShowUnchanged: showUnchanged})
+	}
+	if err != nil {
+		printError(o.errw, err)
+		return exitError
+	}
+	if out != "" {
+		if err := writePlanFile(out, p, o); err != nil {
+			printError(o.errw, err)
+			return exitError
+		}
+		if format == "text" {
+			fmt.Fprintf(o.out, "\nSaved the plan to %s. To perform exactly these actions, run:\n  haplan apply -f %s %s\n", out, pf.file, out)
+		}
+	}
+	if detailed && p.HasChanges() {
+		return exitChanges
+	}
+	return exitOK
+}
+
+// connect prepares the run's connections and builds the (targeted) graph.
+// On error, nothing is left open.
+func (a *app) connect(ctx context.Context, m *loadedManifest, pf planFlags, logger *slog.Logger) (clusterEnv, *engine.Graph, error) {
+	env, err := m.Connect(ctx, logger)
+	if err != nil {
+		return nil, nil, fmt.Errorf("prepare the run: %w", err)
+	}
+	g, err := engine.NewGraph(env.Steps())
+	if err == nil && len(pf.targets) > 0 {
+		g, err = g.Target(pf.targets)
+	}
+	if err != nil {
+		_ = env.Close()
+		return nil, nil, fmt.Errorf("build the step graph: %w", err)
+	}
+	return env, g, nil
+}
+
+// makePlan probes g and fills in what the engine leaves to the caller.
+// Progress goes to stderr: in CI only failures, progress messages and
+// quiet-step notices; on a terminal, the live view.
+func (a *app) makePlan(ctx context.Context, m *loadedManifest, g *engine.Graph, pf planFlags, o *output) (*plans.Plan, error) {
+	mode := eventsPlain
+	if a.stderrTTY {
+		mode = eventsLive
+	}
+	v := newEventView(o.errw, eventViewOptions{Mode: mode, Color: a.color(a.stderrTTY), QuietProbes: true, Now: a.now})
+	v.start()
+	p, err := engine.Plan(ctx, g, engine.Options{Parallelism: pf.parallelism, Sink: engine.SerialSink(v.handle)})
+	if cerr := v.close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	p.HaplanVersion = haplanVersion()
+	p.Cluster = m.Name
+	p.ManifestDigest = m.Digest
+	p.Created = a.now().UTC()
+	p.Partial = len(pf.targets) > 0
+	return p, nil
+}
+
+// writePlanFile saves p atomically with mode 0600: a temporary file in the
+// same directory, renamed over the target. The plan holds no secret by
+// construction; it still passes through the redactor, so that a step that
+// put one in a reason by mistake does not leak it to disk.
+func writePlanFile(path string, p *plans.Plan, o *output) error {
+	var buf bytes.Buffer
+	if err := plans.Encode(&buf, p); err != nil {
+		return err
+	}
+	data := []byte(o.red.String(buf.String()))
+	if err := writeFileAtomic(path, data, 0o600); err != nil {
+		return fmt.Errorf("save the plan: %w", err)
+	}
+	return nil
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if err := f.Chmod(mode); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// readPlanFile decodes a saved plan.
+func readPlanFile(path string) (*plans.Plan, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read the plan: %w", err)
+	}
+	defer f.Close()
+	p, err := plans.Decode(f)
+	if err != nil {
+		if errors.Is(err, plans.ErrFormatVersion) {
+			return nil, fmt.Errorf("%s: %w; make a new plan with this haplan", path, err)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}

@@ -1,0 +1,308 @@
+// Command haplan installs and converges a Rancher Server v1.0.1 HA cluster
+// from a declarative manifest: validate it, plan (a reviewable diff of the
+// manifest against live state probed over SSH, MySQL and HTTP) and apply the
+// plan in parallel over SSH.
+//
+// The command is thin: it parses arguments, loads the manifest, compiles it
+// into steps, hands them to the engine and renders what comes back. Run is
+// the whole CLI, testable in-process; main only calls it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/haplan/haplan/redact"
+)
+
+// Exit codes, documented in the usage text.
+const (
+	exitOK      = 0 // success; for plan --detailed-exitcode: no changes
+	exitError   = 1 // any error, a refused or declined apply, a failed step
+	exitChanges = 2 // plan --detailed-exitcode: changes are pending
+	exitLocked  = 3 // another haplan run holds the cluster's lock
+)
+
+// app is one invocation of the CLI: its streams and everything it reads
+// from its surroundings, so that tests can replace each of them.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	backend        backend
+	// stdinTTY and stdoutTTY report whether the streams are terminals:
+	// stdin decides whether apply may ask, stdout chooses the live view
+	// and colours.
+	stdinTTY, stdoutTTY, stderrTTY bool
+	getenv                         func(string) string
+	now                            func() time.Time
+	// interrupts delivers SIGINT/SIGTERM to apply; nil means subscribe to
+	// the process's signals for the duration of the apply.
+	interrupts <-chan os.Signal
+}
+
+// Run runs the haplan command line and returns the process exit code.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{
+		stdin: stdin, stdout: stdout, stderr: stderr,
+		backend:   realBackend(),
+		stdinTTY:  isTerminal(stdin),
+		stdoutTTY: isTerminal(stdout),
+		stderrTTY: isTerminal(stderr),
+		getenv:    os.Getenv,
+		now:       time.Now,
+	}
+	return a.run(ctx, args)
+}
+
+func isTerminal(v any) bool {
+	f, ok := v.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func (a *app) run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(a.stderr, mainUsage)
+		return exitError
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "validate":
+		return a.validate(ctx, rest)
+	case "plan":
+		return a.plan(ctx, rest)
+	case "apply":
+		return a.apply(ctx, rest)
+	case "graph":
+		return a.graph(ctx, rest)
+	case "force-unlock":
+		return a.forceUnlock(ctx, rest)
+	case "version", "--version", "-version":
+		fmt.Fprintf(a.stdout, "haplan %s\n", haplanVersion())
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		if len(rest) > 0 {
+			if u, ok := usageFor(rest[0]); ok {
+				fmt.Fprint(a.stdout, u)
+				return exitOK
+			}
+		}
+		fmt.Fprint(a.stdout, mainUsage)
+		return exitOK
+	}
+	fmt.Fprintf(a.stderr, "haplan: unknown command %q\n\n%s", cmd, mainUsage)
+	return exitError
+}
+
+// haplanVersion is the module version the binary was built from, or
+// "(devel)" for a build from a work tree.
+func haplanVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok || bi.Main.Version == "" {
+		return "(devel)"
+	}
+	return bi.Main.Version
+}
+
+// color reports whether human output to a stream may use ANSI colours.
+func (a *app) color(tty bool) bool { return tty && a.getenv("NO_COLOR") == "" }
+
+// newFlags returns a flag set that prints the command's usage on -h and
+// reports errors to stderr.
+func (a *app) newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	fs.Usage = func() {
+		u, _ := usageFor(name)
+		fmt.Fprint(a.stderr, u)
+	}
+	return fs
+}
+
+// parseFlags parses args allowing flags after positional arguments
+// (`haplan apply plan.json --auto-approve`). It returns the positional
+// arguments and, on -h, done with exit code 0.
+func parseFlags(fs *flag.FlagSet, args []string) (pos []string, code int, done bool) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitOK, true
+			}
+			return nil, exitError, true
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, 0, false
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// stringList is a repeatable flag (--target a --target b).
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// output is a command's stdout and stderr after the manifest's secrets are
+// known: everything written through it is redacted. flush must run before
+// the command returns.
+type output struct {
+	red       *redact.Redactor
+	out, errw *redact.Writer
+}
+
+func (a *app) newOutput(secrets []string) *output {
+	red := redact.New(secrets...)
+	return &output{red: red, out: red.Writer(a.stdout), errw: red.Writer(a.stderr)}
+}
+
+func (o *output) flush() {
+	_ = o.out.Flush()
+	_ = o.errw.Flush()
+}
+
+// printError writes err to w, one "Error:" line per joined error.
+func printError(w io.Writer, err error) {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		lines := strings.Split(strings.TrimRight(e.Error(), "\n"), "\n")
+		fmt.Fprintf(w, "Error: %s\n", lines[0])
+		for _, l := range lines[1:] {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
+}
+
+// loadManifest loads path through the backend; diagnostics go to stderr.
+// They are written before secrets are known, which is safe: a manifest
+// holds references to secrets, never their values.
+func (a *app) loadManifest(path string) (*loadedManifest, error) {
+	m, err := a.backend.Load(path, a.stderr)
+	if err != nil {
+		if !errors.Is(err, errInvalidManifest) {
+			printError(a.stderr, err)
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+const mainUsage = `Usage: haplan <command> [options]
+
+haplan installs a Rancher Server v1.0.1 HA cluster from a manifest
+(cluster.yaml): it plans by probing the live state, and applies the plan in
+parallel over SSH. Re-running is safe: a converged cluster plans no changes.
+
+Commands:
+  validate       check the manifest and print its errors and warnings
+  plan           show what apply would change
+  apply          change the machines to match the manifest
+  graph          print the step graph (DOT or Mermaid)
+  force-unlock   release a lock left behind by a crashed apply
+  version        print the version
+
+Run 'haplan <command> --help' for the options and examples of a command.
+` + exitCodesUsage
+
+const exitCodesUsage = `
+Exit codes:
+  0  success (plan --detailed-exitcode: no changes)
+  1  error, refused or declined apply, or a failed step
+  2  changes present (plan --detailed-exitcode only)
+  3  the cluster is locked by another haplan run
+`
+
+// usageFor returns the usage text of a command.
+func usageFor(name string) (string, bool) {
+	u, ok := map[string]string{
+		"validate": `Usage: haplan validate [-f cluster.yaml]
+
+Checks the manifest: unknown keys, wrong types and bad values are errors,
+reported with file:line:col and the source line. Warnings are shown too.
+
+Options:
+  -f FILE   the manifest (default ./cluster.yaml)
+
+Examples:
+  haplan validate
+  haplan validate -f prod/cluster.yaml
+` + exitCodesUsage,
+		"plan": `Usage: haplan plan [-f cluster.yaml] [options]
+
+Probes the live state (read-only) and shows what apply would change: a sorted
+summary, one line per step, then details, warnings and checks.
+
+Options:
+  -f FILE                the manifest (default ./cluster.yaml)
+  --out FILE             save the plan; 'haplan apply FILE' executes exactly it
+  --detailed-exitcode    exit 0 for no changes, 2 for changes, 1 for errors
+  --format FORMAT        text (default), markdown (a pull-request comment), json
+  --json                 same as --format json (versioned, never holds a secret)
+  --show-unchanged       also list the steps that are already as declared
+  --parallelism N        probes run at once (default 10)
+  --target GLOB          plan only matching steps and what they depend on;
+                         repeatable, e.g. --target 'cert.distribute[*]'
+
+Examples:
+  haplan plan
+  haplan plan --out tonight.plan
+  haplan plan --format markdown > comment.md
+  haplan plan --detailed-exitcode || [ $? -eq 2 ]
+` + exitCodesUsage,
+		"apply": `Usage: haplan apply [-f cluster.yaml] [options] [PLANFILE]
+
+Without PLANFILE: plans, shows the plan and asks for 'yes' on a terminal.
+With PLANFILE (from 'haplan plan --out'): re-probes, refuses if anything
+changed since the plan was made, then executes exactly that plan.
+The cluster is locked for the whole apply. The first Ctrl-C stops starting
+new steps and lets running ones finish; the second cancels them. A debug log
+is written under .haplan/logs/ next to the manifest.
+
+Options:
+  -f FILE            the manifest (default ./cluster.yaml)
+  --auto-approve     do not ask (required when stdin is not a terminal)
+  --parallelism N    steps run at once (default 10)
+  --target GLOB      apply only matching steps and what they depend on
+  --json             progress as JSON lines, one object per event
+
+Examples:
+  haplan apply
+  haplan apply --auto-approve
+  haplan plan --out tonight.plan && haplan apply tonight.plan
+` + exitCodesUsage,
+		"graph": `Usage: haplan graph [-f cluster.yaml] [--format dot|mermaid]
+
+Prints the step graph: DOT (default) for Graphviz, or Mermaid, which renders
+in a pull request.
+
+Examples:
+  haplan graph | dot -Tsvg > steps.svg
+  haplan graph --format mermaid
+` + exitCodesUsage,
+		"force-unlock": `Usage: haplan force-unlock [-f cluster.yaml]
+
+Releases the cluster's apply lock. Use it only when the run named by the
+lock is gone (crashed, killed, machine lost): two applies at once can break
+the cluster.
+
+Examples:
+  haplan force-unlock -f prod/cluster.yaml
+` + exitCodesUsage,
+	}[name]
+	return u, ok
+}

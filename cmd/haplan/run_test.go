@@ -1,0 +1,465 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/plans"
+)
+
+const testSecret = "hunter2-db-password"
+
+// world is the fake live state the fake steps probe and change.
+type world struct {
+	mu      sync.Mutex
+	ok      map[engine.Addr]bool // converged steps
+	applied []engine.Addr
+}
+
+func (w *world) isOK(a engine.Addr) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ok[a]
+}
+
+func (w *world) set(a engine.Addr, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ok[a] = ok
+}
+
+func (w *world) appliedSteps() []engine.Addr {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]engine.Addr(nil), w.applied...)
+}
+
+type fakeStep struct {
+	addr    engine.Addr
+	deps    []engine.Addr
+	host    string
+	w       *world
+	err     error                                     // returned by Apply
+	details []plans.Detail                            // put into a pending change
+	onApply func(ctx context.Context) error           // optional hook run by Apply
+	_       func(context.Context, plans.Change) error // keeps the struct uncomparable-safe
+}
+
+func (s *fakeStep) Addr() engine.Addr                           { return s.addr }
+func (s *fakeStep) Deps() []engine.Addr                         { return s.deps }
+func (s *fakeStep) Host() string                                { return s.host }
+func (s *fakeStep) Probe(context.Context) (engine.State, error) { return s.w.isOK(s.addr), nil }
+func (s *fakeStep) Diff(cur engine.State) plans.Change {
+	if cur.(bool) {
+		return plans.Change{Action: plans.NoOp, Reason: "as declared"}
+	}
+	return plans.Change{Action: plans.Create, Reason: "missing", Details: s.details}
+}
+func (s *fakeStep) Apply(ctx context.Context, _ plans.Change) error {
+	if s.onApply != nil {
+		if err := s.onApply(ctx); err != nil {
+			return err
+		}
+	}
+	if s.err != nil {
+		return s.err
+	}
+	s.w.mu.Lock()
+	defer s.w.mu.Unlock()
+	s.w.ok[s.addr] = true
+	s.w.applied = append(s.w.applied, s.addr)
+	return nil
+}
+
+type fakeEnv struct {
+	steps    []engine.Step
+	lockErr  error
+	unlocked bool
+	mu       sync.Mutex
+}
+
+func (e *fakeEnv) Steps() []engine.Step { return e.steps }
+func (e *fakeEnv) Lock(context.Context, lockHolder) (func(context.Context) error, error) {
+	if e.lockErr != nil {
+		return nil, e.lockErr
+	}
+	return func(context.Context) error {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.unlocked = true
+		return nil
+	}, nil
+}
+func (e *fakeEnv) ForceUnlock(context.Context) (string, error) { return "bob@ops2", nil }
+func (e *fakeEnv) Endpoints() []string                         { return []string{"https://10.0.0.10"} }
+func (e *fakeEnv) Close() error                                { return nil }
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a run.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// fixture is a CLI wired to fake steps: db -> image[rs1], image[rs2] -> start.
+type fixture struct {
+	t              *testing.T
+	dir, manifest  string
+	w              *world
+	env            *fakeEnv
+	digest         string
+	stdout, stderr *syncBuffer
+	stdin          io.Reader
+	stdinTTY       bool
+	sigs           chan os.Signal
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := &fixture{t: t, dir: dir, manifest: filepath.Join(dir, "cluster.yaml"), digest: "sha256:m1",
+		w: &world{ok: map[engine.Addr]bool{}}, stdin: strings.NewReader("")}
+	if err := os.WriteFile(f.manifest, []byte("name: lab\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(a engine.Addr, host string, deps ...engine.Addr) *fakeStep {
+		return &fakeStep{addr: a, host: host, deps: deps, w: f.w}
+	}
+	f.env = &fakeEnv{steps: []engine.Step{
+		mk("db.database", ""),
+		mk("image.pull[rs1]", "rs1", "db.database"),
+		mk("image.pull[rs2]", "rs2", "db.database"),
+		mk("ha.start[rs1]", "rs1", "image.pull[rs1]", "image.pull[rs2]"),
+	}}
+	return f
+}
+
+func (f *fixture) step(a engine.Addr) *fakeStep {
+	for _, s := range f.env.steps {
+		if s.Addr() == a {
+			return s.(*fakeStep)
+		}
+	}
+	f.t.Fatalf("no step %s", a)
+	return nil
+}
+
+func (f *fixture) converge() {
+	for _, s := range f.env.steps {
+		f.w.set(s.Addr(), true)
+	}
+}
+
+func (f *fixture) run(args ...string) int {
+	f.t.Helper()
+	f.stdout, f.stderr = &syncBuffer{}, &syncBuffer{}
+	a := &app{
+		stdin: f.stdin, stdout: f.stdout, stderr: f.stderr, stdinTTY: f.stdinTTY,
+		getenv: func(string) string { return "" },
+		now:    func() time.Time { return created },
+		backend: backend{Load: func(path string, diags io.Writer) (*loadedManifest, error) {
+			if strings.HasSuffix(path, "bad.yaml") {
+				fmt.Fprintln(diags, "Error: unknown field \"adress\"")
+				return nil, fmt.Errorf("%s: %w", path, errInvalidManifest)
+			}
+			return &loadedManifest{Name: "lab", Digest: f.digest, Secrets: []string{testSecret},
+				Connect: func(context.Context, *slog.Logger) (clusterEnv, error) { return f.env, nil }}, nil
+		}},
+		interrupts: f.sigs,
+	}
+	return a.run(context.Background(), args)
+}
+
+func (f *fixture) wantCode(got, want int) {
+	f.t.Helper()
+	if got != want {
+		f.t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", got, want, f.stdout, f.stderr)
+	}
+}
+
+func TestPlanDetailedExitCode(t *testing.T) {
+	f := newFixture(t)
+	f.wantCode(f.run("plan", "-f", f.manifest, "--detailed-exitcode"), exitChanges)
+	if !strings.Contains(f.stdout.String(), "Plan: 4 to add, 0 to change, 0 to destroy.") {
+		t.Errorf("no summary line:\n%s", f.stdout)
+	}
+	f.wantCode(f.run("plan", "-f", f.manifest), exitOK) // without the flag, changes are success
+	f.converge()
+	f.wantCode(f.run("plan", "-f", f.manifest, "--detailed-exitcode"), exitOK)
+	if !strings.Contains(f.stdout.String(), "No changes.") {
+		t.Errorf("no no-changes line:\n%s", f.stdout)
+	}
+}
+
+func TestPlanFormats(t *testing.T) {
+	f := newFixture(t)
+	f.wantCode(f.run("plan", "-f", f.manifest, "--json"), exitOK)
+	p, err := plans.Decode(strings.NewReader(f.stdout.String()))
+	if err != nil {
+		t.Fatalf("plan --json is not a plan: %v\n%s", err, f.stdout)
+	}
+	if p.Cluster != "lab" || p.ManifestDigest != f.digest || len(p.Changes) != 4 {
+		t.Errorf("plan --json = %+v", p)
+	}
+	f.wantCode(f.run("plan", "-f", f.manifest, "--format", "markdown"), exitOK)
+	if !strings.HasPrefix(f.stdout.String(), "### haplan plan for `lab`") {
+		t.Errorf("markdown:\n%s", f.stdout)
+	}
+	f.wantCode(f.run("plan", "-f", f.manifest, "--format", "yaml"), exitError)
+}
+
+func TestPlanTarget(t *testing.T) {
+	f := newFixture(t)
+	f.wantCode(f.run("plan", "-f", f.manifest, "--json", "--target", "image.pull[rs1]"), exitOK)
+	p, err := plans.Decode(strings.NewReader(f.stdout.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range p.Changes {
+		got = append(got, c.Addr)
+	}
+	if diff := cmp.Diff([]string{"db.database", "image.pull[rs1]"}, got); diff != "" || !p.Partial {
+		t.Errorf("targeted plan (partial=%v) (-want +got):\n%s", p.Partial, diff)
+	}
+	f.wantCode(f.run("plan", "-f", f.manifest, "--target", "nothing[*]"), exitError)
+	if !strings.Contains(f.stderr.String(), "matches no step") {
+		t.Errorf("stderr:\n%s", f.stderr)
+	}
+}
+
+func TestApplyWithoutTerminalRefuses(t *testing.T) {
+	f := newFixture(t)
+	f.wantCode(f.run("apply", "-f", f.manifest), exitError)
+	if !strings.Contains(f.stderr.String(), "stdin is not a terminal") {
+		t.Errorf("no refusal message:\n%s", f.stderr)
+	}
+	if got := f.w.appliedSteps(); len(got) != 0 {
+		t.Errorf("applied %v without approval", got)
+	}
+}
+
+func TestApplyAsksOnATerminal(t *testing.T) {
+	f := newFixture(t)
+	f.stdinTTY = true
+	f.stdin = strings.NewReader("no\n")
+	f.wantCode(f.run("apply", "-f", f.manifest), exitError)
+	if len(f.w.appliedSteps()) != 0 || !strings.Contains(f.stdout.String(), "Only 'yes' will be accepted:") {
+		t.Fatalf("declined apply: applied %v\n%s", f.w.appliedSteps(), f.stdout)
+	}
+	f.stdin = strings.NewReader("yes\n")
+	f.wantCode(f.run("apply", "-f", f.manifest), exitOK)
+	if got := len(f.w.appliedSteps()); got != 4 {
+		t.Errorf("applied %d steps, want 4", got)
+	}
+}
+
+func TestApplyAutoApprove(t *testing.T) {
+	f := newFixture(t)
+	f.wantCode(f.run("apply", "-f", f.manifest, "--auto-approve"), exitOK)
+	out := f.stdout.String()
+	for _, s := range []string{"apply  image.pull[rs1] started", "Apply complete: 4 applied", "https://10.0.0.10"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("stdout lacks %q:\n%s", s, out)
+		}
+	}
+	if !f.env.unlocked {
+		t.Error("lock not released")
+	}
+	// Converged: nothing to do, no question asked.
+	f.wantCode(f.run("apply", "-f", f.manifest), exitOK)
+	if !strings.Contains(f.stdout.String(), "Nothing to apply.") {
+		t.Errorf("stdout:\n%s", f.stdout)
+	}
+}
+
+func TestApplyFailureReportsSkippedAndLog(t *testing.T) {
+	f := newFixture(t)
+	f.step("image.pull[rs2]").err = errors.New("pull access denied")
+	f.wantCode(f.run("apply", "-f", f.manifest, "--auto-approve"), exitError)
+	out := f.stdout.String()
+	for _, s := range []string{"Apply failed:", "✗ image.pull[rs2] on rs2", "pull access denied", "ha.start[rs1] (because image.pull[rs2] failed)", "haplan plan"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("stdout lacks %q:\n%s", s, out)
+		}
+	}
+	logs, _ := filepath.Glob(filepath.Join(f.dir, ".haplan", "logs", "apply-*.log"))
+	if len(logs) != 1 || !strings.Contains(f.stderr.String(), logs[0]) {
+		t.Fatalf("log %v not named on stderr:\n%s", logs, f.stderr)
+	}
+	if fi, err := os.Stat(logs[0]); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("log mode: %v %v", fi.Mode(), err)
+	}
+}
+
+func TestApplySavedPlan(t *testing.T) {
+	f := newFixture(t)
+	planFile := filepath.Join(f.dir, "tonight.plan")
+	f.wantCode(f.run("plan", "-f", f.manifest, "--out", planFile), exitOK)
+	if fi, err := os.Stat(planFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("plan file: %v %v", fi, err)
+	}
+	// A saved plan is the approval: no terminal needed.
+	f.wantCode(f.run("apply", "-f", f.manifest, planFile), exitOK)
+	if got := len(f.w.appliedSteps()); got != 4 {
+		t.Errorf("applied %d steps, want 4", got)
+	}
+}
+
+func TestApplyStalePlanRefused(t *testing.T) {
+	f := newFixture(t)
+	planFile := filepath.Join(f.dir, "tonight.plan")
+	f.wantCode(f.run("plan", "-f", f.manifest, "--out", planFile), exitOK)
+	f.w.set("image.pull[rs2]", true) // someone pulled the image meanwhile
+	f.wantCode(f.run("apply", "-f", f.manifest, planFile), exitError)
+	if !strings.Contains(f.stderr.String(), "image.pull[rs2]: state changed since the plan was made") {
+		t.Errorf("drift not named:\n%s", f.stderr)
+	}
+	if got := f.w.appliedSteps(); len(got) != 0 {
+		t.Errorf("stale plan applied %v", got)
+	}
+
+	f.digest = "sha256:m2"
+	f.wantCode(f.run("apply", "-f", f.manifest, planFile), exitError)
+	if !strings.Contains(f.stderr.String(), "the manifest changed since the plan was made") {
+		t.Errorf("manifest change not reported:\n%s", f.stderr)
+	}
+}
+
+func TestApplyLockHeld(t *testing.T) {
+	f := newFixture(t)
+	f.env.lockErr = &lockHeldError{Holder: "alice@ops1 pid 4242 since 2026-11-27T07:00:00Z (haplan apply)"}
+	f.wantCode(f.run("apply", "-f", f.manifest, "--auto-approve"), exitLocked)
+	if !strings.Contains(f.stderr.String(), "alice@ops1 pid 4242") || !strings.Contains(f.stderr.String(), "force-unlock") {
+		t.Errorf("holder not named:\n%s", f.stderr)
+	}
+	if len(f.w.appliedSteps()) != 0 {
+		t.Error("applied without the lock")
+	}
+}
+
+func TestApplyFirstInterruptStopsScheduling(t *testing.T) {
+	f := newFixture(t)
+	f.sigs = make(chan os.Signal, 1)
+	stderr := func() string { return f.stderr.String() }
+	f.step("db.database").onApply = func(ctx context.Context) error {
+		f.sigs <- syscall.SIGINT
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(stderr(), "starting no new steps") {
+			if time.Now().After(deadline) {
+				return errors.New("interrupt not seen")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return nil
+	}
+	f.wantCode(f.run("apply", "-f", f.manifest, "--auto-approve"), exitError)
+	if diff := cmp.Diff([]engine.Addr{"db.database"}, f.w.appliedSteps()); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(f.stdout.String(), "Not started (interrupted):") {
+		t.Errorf("stdout:\n%s", f.stdout)
+	}
+}
+
+func TestSecretsNeverLeave(t *testing.T) {
+	f := newFixture(t)
+	f.step("image.pull[rs1]").details = []plans.Detail{{Name: "env", New: "CATTLE_DB_PASSWORD=" + testSecret}}
+	f.step("image.pull[rs2]").err = fmt.Errorf("docker login: password %s rejected", testSecret)
+	planFile := filepath.Join(f.dir, "tonight.plan")
+	check := func(where, s string) {
+		t.Helper()
+		if strings.Contains(s, testSecret) {
+			t.Errorf("secret in %s:\n%s", where, s)
+		}
+	}
+	f.wantCode(f.run("plan", "-f", f.manifest, "--out", planFile), exitOK)
+	check("plan stdout", f.stdout.String())
+	b, err := os.ReadFile(planFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("plan file", string(b))
+	for _, args := range [][]string{{"--auto-approve"}, {"--auto-approve", "--json"}} {
+		f.wantCode(f.run(append([]string{"apply", "-f", f.manifest}, args...)...), exitError)
+		check("apply stdout", f.stdout.String())
+		check("apply stderr", f.stderr.String())
+		if !strings.Contains(f.stdout.String(), "(sensitive)") {
+			t.Errorf("the error was not shown masked:\n%s", f.stdout)
+		}
+	}
+	logs, _ := filepath.Glob(filepath.Join(f.dir, ".haplan", "logs", "*.log"))
+	if len(logs) == 0 {
+		t.Fatal("no log written")
+	}
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "rejected") {
+			t.Errorf("log %s lacks the failure:\n%s", l, b)
+		}
+		check("log", string(b))
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  string // in stdout or stderr
+	}{
+		{"no command", nil, exitError, "Usage: haplan"},
+		{"unknown command", []string{"frobnicate"}, exitError, `unknown command "frobnicate"`},
+		{"help", []string{"--help"}, exitOK, "Exit codes:"},
+		{"help plan", []string{"help", "plan"}, exitOK, "--detailed-exitcode"},
+		{"plan -h", []string{"plan", "-h"}, exitOK, "Examples:"},
+		{"bad flag", []string{"plan", "--frob"}, exitError, "flag provided but not defined"},
+		{"version", []string{"version"}, exitOK, "haplan "},
+		{"validate ok", []string{"validate", "-f", f.manifest}, exitOK, "is valid"},
+		{"validate bad", []string{"validate", "-f", filepath.Join(f.dir, "bad.yaml")}, exitError, `unknown field "adress"`},
+		{"plan bad manifest", []string{"plan", "-f", filepath.Join(f.dir, "bad.yaml")}, exitError, `unknown field "adress"`},
+		{"graph dot", []string{"graph", "-f", f.manifest}, exitOK, `"image.pull[rs1]" -> "ha.start[rs1]";`},
+		{"graph mermaid", []string{"graph", "-f", f.manifest, "--format", "mermaid"}, exitOK, "flowchart LR"},
+		{"apply flags after plan file", []string{"apply", "missing.plan", "-f", f.manifest}, exitError, "missing.plan"},
+		{"parallelism", []string{"apply", "-f", f.manifest, "--parallelism", "0"}, exitError, "at least 1"},
+		{"force-unlock", []string{"force-unlock", "-f", f.manifest}, exitOK, "released"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code := f.run(tt.args...)
+			all := f.stdout.String() + f.stderr.String()
+			if code != tt.code || !strings.Contains(all, tt.out) {
+				t.Errorf("haplan %v: exit %d (want %d), output lacks %q:\n%s", tt.args, code, tt.code, tt.out, all)
+			}
+		})
+	}
+}

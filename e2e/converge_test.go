@@ -1,0 +1,160 @@
+//go:build lab
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/haplan/haplan/lab"
+)
+
+// TestConvergeThreeNodes is the product's promise, end to end on the lab:
+// a fresh lab converges with one apply, the plan is then empty, and when
+// things break behind haplan's back the plan names exactly those things and
+// one more apply converges again.
+func TestConvergeThreeNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	l := loadLab(t)
+	manifest := l.Manifest
+	resetCluster(t, ctx, l, "cattle")
+
+	if r := haplan(t, ctx, "plan", "-f", manifest, "--detailed-exitcode"); r.code != 2 {
+		t.Fatalf("plan on a fresh lab: exit %d, want 2 (changes)", r.code)
+	}
+	if r := haplan(t, ctx, "apply", "-f", manifest, "--auto-approve"); r.code != 0 {
+		t.Fatalf("apply on a fresh lab: exit %d", r.code)
+	}
+	if r := haplan(t, ctx, "plan", "-f", manifest, "--detailed-exitcode"); r.code != 0 {
+		t.Fatalf("plan after apply: exit %d, want 0 (no changes)", r.code)
+	}
+	checkCA(t, ctx, l)
+
+	// Break two things: the HA container on rs2 and the CA on h1.
+	sh(t, ctx, l, "rs2", "docker rm -f rancher-ha")
+	sh(t, ctx, l, "h1", "rm -f /var/lib/rancher/etc/ssl/ca.crt")
+	want := []string{"cert.distribute[h1]", "ha.start[rs2]"}
+	if diff := cmp.Diff(want, pending(t, ctx, manifest)); diff != "" {
+		t.Fatalf("plan after breaking rs2 and h1 (-want +got):\n%s", diff)
+	}
+	if r := haplan(t, ctx, "apply", "-f", manifest, "--auto-approve"); r.code != 0 {
+		t.Fatalf("repair apply: exit %d", r.code)
+	}
+	if got := pending(t, ctx, manifest); len(got) != 0 {
+		t.Fatalf("plan after repair is not empty: %v", got)
+	}
+	checkCA(t, ctx, l)
+
+	// Every other step kind: break it, see exactly it planned, apply, empty.
+	for _, tc := range []struct {
+		name   string
+		break_ func()
+		want   []string
+	}{
+		{"ca mode", func() { sh(t, ctx, l, "h2", "chmod 0644 /var/lib/rancher/etc/ssl/ca.crt") }, []string{"cert.distribute[h2]"}},
+		{"lb config edited", func() { sh(t, ctx, l, "lb", "echo '# hand edit' >> /etc/haproxy/haproxy.cfg") }, []string{"lb.config"}},
+		{"grant dropped", func() { sql(t, ctx, l, "DROP USER 'cattle'@'"+nodeIP(t, l, "rs3")+"';") }, []string{"db.grant[rs3]"}},
+		{"script lost on a node", func() { sh(t, ctx, l, "rs3", "rm -f /var/lib/rancher/etc/haplan/rancher-ha.sh") }, []string{"script.generate"}},
+		{"image untagged", func() { sh(t, ctx, l, "rs1", "docker rmi rancher/server:v1.0.1 >/dev/null") }, []string{"image.pull[rs1]"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.break_()
+			if diff := cmp.Diff(tc.want, pending(t, ctx, manifest)); diff != "" {
+				t.Fatalf("plan (-want +got):\n%s", diff)
+			}
+			if r := haplan(t, ctx, "apply", "-f", manifest, "--auto-approve"); r.code != 0 {
+				t.Fatalf("apply: exit %d", r.code)
+			}
+			if got := pending(t, ctx, manifest); len(got) != 0 {
+				t.Fatalf("plan after apply is not empty: %v", got)
+			}
+		})
+	}
+}
+
+// TestConvergeSingleNode: a cluster of size 1 on rs1 alone, in its own
+// database, also converges.
+func TestConvergeSingleNode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	l := loadLab(t)
+	resetCluster(t, ctx, l, "cattle")
+	resetCluster(t, ctx, l, "cattle_single")
+	src, err := os.ReadFile(l.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	single := singleNodeManifest(t, string(src))
+	path := filepath.Join(l.Dir, "cluster-single.yaml")
+	if err := os.WriteFile(path, []byte(single), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(path) })
+	if r := haplan(t, ctx, "apply", "-f", path, "--auto-approve"); r.code != 0 {
+		t.Fatalf("apply single node: exit %d", r.code)
+	}
+	if r := haplan(t, ctx, "plan", "-f", path, "--detailed-exitcode"); r.code != 0 {
+		t.Fatalf("plan after apply: exit %d, want 0", r.code)
+	}
+	resetCluster(t, ctx, l, "cattle_single")
+}
+
+// singleNodeManifest keeps rs1 only and moves the cluster to its own
+// database, by editing the lab's manifest as a user would.
+func singleNodeManifest(t *testing.T, src string) string {
+	t.Helper()
+	var out []string
+	skip := false
+	for _, line := range strings.Split(src, "\n") {
+		trim := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "name:"):
+			line = "name: lab-single"
+		case strings.HasPrefix(trim, "name: cattle"):
+			line = strings.Replace(line, "cattle", "cattle_single", 1)
+		case strings.HasPrefix(trim, "- name: rs2"), strings.HasPrefix(trim, "- name: rs3"), strings.HasPrefix(trim, "- name: rs4"), strings.HasPrefix(trim, "- name: rs5"):
+			skip = true
+			continue
+		case skip && (strings.HasPrefix(trim, "- ") || !strings.HasPrefix(line, "    ")):
+			skip = false
+		case skip:
+			continue
+		}
+		out = append(out, line)
+	}
+	s := strings.Join(out, "\n")
+	if strings.Contains(s, "rs2") || !strings.Contains(s, "cattle_single") {
+		t.Fatalf("could not derive a single-node manifest from:\n%s\ngot:\n%s", src, s)
+	}
+	return s
+}
+
+func nodeIP(t *testing.T, l *lab.Lab, name string) string {
+	t.Helper()
+	for _, h := range l.Hosts {
+		if h.Name == name {
+			return h.IP
+		}
+	}
+	t.Fatalf("no lab host %s", name)
+	return ""
+}
+
+// checkCA asserts every agent host holds the CA that the nodes hold, 0400.
+func checkCA(t *testing.T, ctx context.Context, l *lab.Lab) {
+	t.Helper()
+	want := sh(t, ctx, l, "rs1", "sha256sum /var/lib/rancher/etc/ssl/ca.crt | cut -d' ' -f1")
+	for _, h := range hostsByRole(l, lab.RoleAgent) {
+		got := sh(t, ctx, l, h.Name, "stat -c %a /var/lib/rancher/etc/ssl/ca.crt; sha256sum /var/lib/rancher/etc/ssl/ca.crt | cut -d' ' -f1")
+		if got != "400\n"+want {
+			t.Errorf("%s: ca.crt mode and digest %q, want 400 and %q", h.Name, got, want)
+		}
+	}
+}

@@ -1,0 +1,167 @@
+//go:build lab
+
+// Package e2e drives the built haplan binary against the real lab, the way
+// a user runs it: plan, apply, break something behind its back, plan again.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	dbsql "database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/haplan/haplan/lab"
+	"github.com/haplan/haplan/plans"
+)
+
+// haplan is the binary under test, built once by TestMain.
+var haplanBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "haplan-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	haplanBin = filepath.Join(dir, "haplan")
+	out, err := exec.Command("go", "build", "-o", haplanBin, "../cmd/haplan").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build haplan: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// loadLab returns the running lab; the Makefile brings it up before the
+// lab-tagged tests run.
+func loadLab(t *testing.T) *lab.Lab {
+	t.Helper()
+	dir, err := lab.DefaultDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := lab.Load(dir)
+	if err != nil {
+		t.Fatalf("the lab is not up (run make lab): %v", err)
+	}
+	return l
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// haplan runs the binary and returns its exit code and output.
+func haplan(t *testing.T, ctx context.Context, args ...string) result {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, haplanBin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("run haplan %v: %v", args, err)
+	}
+	t.Logf("haplan %s -> exit %d\n--- stdout\n%s--- stderr\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	return r
+}
+
+// pending runs plan --json and returns the sorted addresses of pending changes.
+func pending(t *testing.T, ctx context.Context, manifest string) []string {
+	t.Helper()
+	r := haplan(t, ctx, "plan", "-f", manifest, "--json")
+	if r.code != 0 {
+		t.Fatalf("plan --json exited %d", r.code)
+	}
+	p, err := plans.Decode(strings.NewReader(r.stdout))
+	if err != nil {
+		t.Fatalf("decode plan: %v", err)
+	}
+	var out []string
+	for _, c := range p.Pending() {
+		out = append(out, c.Addr)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// sh runs a shell command on a lab host behind haplan's back.
+func sh(t *testing.T, ctx context.Context, l *lab.Lab, host, script string) string {
+	t.Helper()
+	out, err := l.Exec(ctx, host, nil, "sh", "-c", script)
+	if err != nil {
+		t.Fatalf("%s: %s: %v\n%s", host, script, err, out)
+	}
+	return string(out)
+}
+
+// sql runs statements as the DB server's admin, from this machine, the way
+// an operator's own client would.
+func sql(t *testing.T, ctx context.Context, l *lab.Lab, stmts string) {
+	t.Helper()
+	pw, err := os.ReadFile(l.DB.AdminPasswordFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd = l.DB.AdminUser, strings.TrimSpace(string(pw))
+	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(l.DB.Host, strconv.Itoa(l.DB.Port))
+	cfg.MultiStatements = true
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := dbsql.OpenDB(conn)
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, stmts); err != nil {
+		t.Fatalf("db: %v", err)
+	}
+}
+
+func hostsByRole(l *lab.Lab, role lab.Role) []lab.Host {
+	var out []lab.Host
+	for _, h := range l.Hosts {
+		if h.Role == role {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// resetCluster removes everything haplan creates, so a test starts from a
+// lab as fresh as `make lab` leaves it.
+func resetCluster(t *testing.T, ctx context.Context, l *lab.Lab, dbName string) {
+	t.Helper()
+	for _, n := range hostsByRole(l, lab.RoleNode) {
+		sh(t, ctx, l, n.Name, "docker rm -f rancher-ha haplan-bootstrap >/dev/null 2>&1; rm -rf /var/lib/rancher; true")
+	}
+	for _, h := range hostsByRole(l, lab.RoleAgent) {
+		sh(t, ctx, l, h.Name, "rm -rf /var/lib/rancher")
+	}
+	sh(t, ctx, l, "lb", "pkill -x haproxy; rm -f /etc/haproxy/haproxy.cfg /etc/haproxy/haproxy.cfg.haplan-new; true")
+	var b strings.Builder
+	fmt.Fprintf(&b, "DROP DATABASE IF EXISTS `%s`;\n", dbName)
+	for _, n := range hostsByRole(l, lab.RoleNode) {
+		fmt.Fprintf(&b, "DROP USER IF EXISTS 'cattle'@'%s';\n", n.IP)
+	}
+	sql(t, ctx, l, b.String())
+}

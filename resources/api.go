@@ -1,0 +1,51 @@
+package resources
+
+// This file is the contract the CLI codes against. Implementations live in
+// env.go and the step files.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Options configure an Env.
+type Options struct {
+	// Logger receives debug logs (already redacted by the caller's handler).
+	Logger *slog.Logger
+	// SSHRetries bounds reconnect attempts for transient connect failures.
+	SSHRetries int
+	// HTTPTimeout bounds each request to the Rancher API.
+	HTTPTimeout time.Duration
+}
+
+// LockHolder describes who holds the cluster's apply lock.
+type LockHolder struct {
+	User    string    `json:"user"`
+	Machine string    `json:"machine"`
+	PID     int       `json:"pid"`
+	Since   time.Time `json:"since"`
+	Command string    `json:"command"`
+}
+
+func (h LockHolder) String() string {
+	return fmt.Sprintf("%s@%s pid %d since %s (%s)", h.User, h.Machine, h.PID, h.Since.Format(time.RFC3339), h.Command)
+}
+
+// LockHeldError is returned by Env.Lock when another haplan holds the lock.
+// Not retried: the caller reports the holder and exits with its own code.
+type LockHeldError struct {
+	Name   string
+	Holder *LockHolder // nil when the holder did not record itself
+}
+
+func (e *LockHeldError) Error() string {
+	if e.Holder == nil {
+		return fmt.Sprintf("lock %q is held by another session", e.Name)
+	}
+	return fmt.Sprintf("lock %q is held by %s", e.Name, e.Holder)
+}
+
+// Unlocker releases a lock taken by Env.Lock.
+type Unlocker func(ctx context.Context) error

@@ -1,0 +1,220 @@
+package resources
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/manifests"
+	"github.com/haplan/haplan/plans"
+	"github.com/haplan/haplan/rancherapi"
+	"github.com/haplan/haplan/transport"
+)
+
+// bootstrapRun is the one-off Rancher server that creates the schema and
+// generates rancher-ha.sh. It is only needed until the script exists: on a
+// cluster whose nodes hold the script, it is not planned at all.
+type bootstrapRun struct {
+	base
+	node manifests.Node
+}
+
+var _ engine.Step = (*bootstrapRun)(nil)
+
+type bootstrapState struct {
+	ScriptGenerated bool   `json:"script_generated"`
+	Container       string `json:"container"` // docker status, or "absent"
+	Image           string `json:"image,omitempty"`
+}
+
+func (s *bootstrapRun) url() string {
+	return "http://" + net.JoinHostPort(s.node.Address, strconv.Itoa(bootstrapPort))
+}
+
+// containerStatus returns docker's status and image of a container, or
+// "absent".
+func containerStatus(ctx context.Context, r transport.Runner, name string) (status, image string, err error) {
+	out, err := run(ctx, r, "docker inspect --format '{{.State.Status}} {{.Config.Image}}' "+transport.Quote(name)+" 2>/dev/null || echo absent", false)
+	if err != nil {
+		return "", "", err
+	}
+	f := strings.Fields(out)
+	switch len(f) {
+	case 0:
+		return "absent", "", nil
+	case 1:
+		return f[0], "", nil
+	}
+	return f[0], f[1], nil
+}
+
+func (s *bootstrapRun) Probe(ctx context.Context) (engine.State, error) {
+	facts, err := s.env.scripts(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	st := bootstrapState{ScriptGenerated: facts.generated()}
+	if st.ScriptGenerated {
+		st.Container = "absent"
+		return st, nil
+	}
+	r, err := s.env.runner(ctx, nodeTarget(s.node), false)
+	if err != nil {
+		return nil, err
+	}
+	st.Container, st.Image, err = containerStatus(ctx, r, bootstrapName)
+	return st, err
+}
+
+func (s *bootstrapRun) Diff(cur engine.State) plans.Change {
+	st := cur.(bootstrapState)
+	img := s.env.c.Rancher.Image
+	switch {
+	case st.ScriptGenerated:
+		return s.change(plans.NoOp, "rancher-ha.sh already generated; no bootstrap server needed")
+	case st.Container == "running" && st.Image == img:
+		return s.change(plans.Update, "bootstrap server running; wait until it answers")
+	case st.Container == "absent":
+		return s.change(plans.Create, fmt.Sprintf("start a bootstrap server on %s to generate rancher-ha.sh", s.node.Name),
+			plans.Detail{Name: "container", New: bootstrapName}, plans.Detail{Name: "image", New: img})
+	}
+	return s.change(plans.Replace, fmt.Sprintf("bootstrap container is %s (%s); start it again", st.Container, st.Image),
+		plans.Detail{Name: "image", Old: st.Image, New: img})
+}
+
+// Apply starts the bootstrap server with its database settings in an env
+// file (0600, removed right after docker run), so the password is in neither
+// the node's process list nor haplan's output, then waits for it to answer.
+func (s *bootstrapRun) Apply(ctx context.Context, _ plans.Change) error {
+	r, err := s.env.runner(ctx, nodeTarget(s.node), true)
+	if err != nil {
+		return err
+	}
+	status, image, err := containerStatus(ctx, r, bootstrapName)
+	if err != nil {
+		return err
+	}
+	if status != "running" || image != s.env.c.Rancher.Image {
+		d := s.env.c.Database
+		envFile := fmt.Sprintf("CATTLE_DB_CATTLE_MYSQL_HOST=%s\nCATTLE_DB_CATTLE_MYSQL_PORT=%d\nCATTLE_DB_CATTLE_MYSQL_NAME=%s\nCATTLE_DB_CATTLE_USERNAME=%s\nCATTLE_DB_CATTLE_PASSWORD=%s\n",
+			d.Host, d.Port, d.Name, d.User, s.env.dbPW.Reveal())
+		if err := transport.WriteFile(ctx, r, bootstrapEnv, []byte(envFile), 0o600); err != nil {
+			return err
+		}
+		line := fmt.Sprintf("docker rm -f %[1]s >/dev/null 2>&1; docker run -d --name %[1]s -p %[2]d:8080 --env-file %[3]s -v /var/run/docker.sock:/var/run/docker.sock %[4]s; rc=$?; rm -f %[3]s; exit $rc",
+			bootstrapName, bootstrapPort, bootstrapEnv, transport.Quote(s.env.c.Rancher.Image))
+		engine.Progress(ctx, "starting %s on %s", bootstrapName, s.node.Name)
+		if _, err := run(ctx, r, line, true); err != nil {
+			return fmt.Errorf("start bootstrap server: %w", err)
+		}
+	}
+	return s.waitReady(ctx, r)
+}
+
+// waitReady polls /ping until the server answers "pong", watching that the
+// container is still alive: a server that exits (bad grants, bad password)
+// fails the step at once with its last log lines instead of timing out.
+func (s *bootstrapRun) waitReady(ctx context.Context, r transport.Runner) error {
+	timeout := s.env.c.Rancher.Timeouts.Bootstrap
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	api, err := s.env.api(s.url())
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	var lastErr error
+	for i := 0; ; i++ {
+		pctx, pcancel := context.WithTimeout(wctx, 5*time.Second)
+		lastErr = api.Ping(pctx)
+		pcancel()
+		if lastErr == nil {
+			break
+		}
+		if i%5 == 4 {
+			status, _, err := containerStatus(wctx, r, bootstrapName)
+			if err == nil && status != "running" {
+				logs, _ := run(wctx, r, "docker logs --tail 20 "+bootstrapName+" 2>&1", false)
+				return fmt.Errorf("bootstrap server on %s is %s; last log lines:\n%s", s.node.Name, status, s.env.red.String(logs))
+			}
+		}
+		engine.Progress(ctx, "waiting for %s/ping (%s of %s)", s.url(), time.Since(start).Round(time.Second), timeout)
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("bootstrap server %s did not answer /ping within %s (rancher.timeouts.bootstrap): %w", s.url(), timeout, lastErr)
+		case <-tick.C:
+		}
+	}
+	cfg, err := api.HAConfig(wctx)
+	if err != nil {
+		return fmt.Errorf("bootstrap server answers /ping but not /v1/haconfigs: %w", err)
+	}
+	if strings.EqualFold(cfg.DBHost, "localhost") {
+		return fmt.Errorf("bootstrap server uses its embedded database (dbHost %q), not %s: check the CATTLE_DB_* settings", cfg.DBHost, s.env.c.Database.Host)
+	}
+	return nil
+}
+
+// api returns a Rancher API client for a base URL.
+func (e *Env) api(baseURL string) (*rancherapi.Client, error) {
+	return rancherapi.New(baseURL, rancherapi.Options{HTTP: &http.Client{Timeout: e.opts.HTTPTimeout}, Timeout: e.opts.HTTPTimeout})
+}
+
+// bootstrapStop removes the bootstrap server once the script exists: it
+// stops processing once HA is enabled and its ports conflict with the HA
+// start on the same node.
+type bootstrapStop struct {
+	base
+	node manifests.Node
+}
+
+var _ engine.Step = (*bootstrapStop)(nil)
+
+type bootstrapStopState struct {
+	Container       string `json:"container"`
+	ScriptGenerated bool   `json:"script_generated"`
+}
+
+func (s *bootstrapStop) Probe(ctx context.Context) (engine.State, error) {
+	facts, err := s.env.scripts(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.env.runner(ctx, nodeTarget(s.node), false)
+	if err != nil {
+		return nil, err
+	}
+	status, _, err := containerStatus(ctx, r, bootstrapName)
+	return bootstrapStopState{Container: status, ScriptGenerated: facts.generated()}, err
+}
+
+func (s *bootstrapStop) Diff(cur engine.State) plans.Change {
+	st := cur.(bootstrapStopState)
+	switch {
+	case st.Container != "absent":
+		return s.change(plans.Delete, fmt.Sprintf("bootstrap server (%s) is no longer needed once the script exists", st.Container))
+	case !st.ScriptGenerated:
+		return s.change(plans.Delete, "the bootstrap server started by this run is removed once the script is generated")
+	}
+	return s.change(plans.NoOp, "no bootstrap server")
+}
+
+func (s *bootstrapStop) Apply(ctx context.Context, _ plans.Change) error {
+	r, err := s.env.runner(ctx, nodeTarget(s.node), true)
+	if err != nil {
+		return err
+	}
+	line := fmt.Sprintf("if docker inspect %[1]s >/dev/null 2>&1; then docker rm -f %[1]s; fi; rm -f %[2]s", bootstrapName, bootstrapEnv)
+	_, err = run(ctx, r, line, true)
+	return err
+}

@@ -1,0 +1,90 @@
+package resources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/plans"
+	"github.com/haplan/haplan/transport"
+)
+
+// caMode is the mode upstream's docs ask for on hosts.
+const caMode fs.FileMode = 0o400
+
+// certDistribute installs the cluster CA on a host that will join, so its
+// agent trusts the cluster's self-signed certificate.
+type certDistribute struct {
+	base
+	target target
+}
+
+var _ engine.Step = (*certDistribute)(nil)
+
+type certState struct {
+	Exists   bool   `json:"exists"`
+	Digest   string `json:"digest,omitempty"`
+	Mode     string `json:"mode,omitempty"`
+	ClusterCA string `json:"cluster_ca,omitempty"` // digest; empty while no node has it
+}
+
+func (s *certDistribute) Probe(ctx context.Context) (engine.State, error) {
+	ca, err := s.env.clusterCA(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.env.runner(ctx, s.target, false)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := transport.StatFile(ctx, r, caPath)
+	if err != nil {
+		return nil, err
+	}
+	st := certState{Exists: fi.Exists}
+	if fi.Exists {
+		st.Digest = "sha256:" + fi.SHA256
+		st.Mode = fmt.Sprintf("%04o", fi.Mode.Perm())
+	}
+	if ca != nil {
+		st.ClusterCA = digest(ca)
+	}
+	return st, nil
+}
+
+func (s *certDistribute) Diff(cur engine.State) plans.Change {
+	st := cur.(certState)
+	want := fmt.Sprintf("%04o", caMode)
+	newCA := "the cluster CA (known once the cluster has formed)"
+	if st.ClusterCA != "" {
+		newCA = short(st.ClusterCA)
+	}
+	switch {
+	case !st.Exists:
+		return s.change(plans.Create, caPath+" is missing", plans.Detail{Name: "ca.crt", New: newCA}, plans.Detail{Name: "mode", New: want})
+	case st.ClusterCA == "":
+		return s.change(plans.Update, caPath+" cannot be compared until the cluster has formed", plans.Detail{Name: "ca.crt", Old: short(st.Digest), New: newCA})
+	case st.Digest != st.ClusterCA:
+		return s.change(plans.Update, caPath+" is not the cluster CA", plans.Detail{Name: "ca.crt", Old: short(st.Digest), New: newCA})
+	case st.Mode != want:
+		return s.change(plans.Update, fmt.Sprintf("%s has mode %s, want %s", caPath, st.Mode, want), plans.Detail{Name: "mode", Old: st.Mode, New: want})
+	}
+	return s.change(plans.NoOp, caPath+" is the cluster CA, mode "+want)
+}
+
+func (s *certDistribute) Apply(ctx context.Context, _ plans.Change) error {
+	ca, err := s.env.clusterCA(ctx, true)
+	if err != nil {
+		return err
+	}
+	if ca == nil {
+		return errors.New("no node has the cluster CA (" + caPath + ")")
+	}
+	r, err := s.env.runner(ctx, s.target, true)
+	if err != nil {
+		return err
+	}
+	return transport.WriteFile(ctx, r, caPath, ca, caMode)
+}

@@ -1,0 +1,123 @@
+package resources
+
+import (
+	"fmt"
+
+	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/manifests"
+	"github.com/haplan/haplan/plans"
+)
+
+// base carries what every step has: its address, dependencies, host and Env.
+type base struct {
+	addr engine.Addr
+	deps []engine.Addr
+	host string
+	env  *Env
+}
+
+func (b *base) Addr() engine.Addr   { return b.addr }
+func (b *base) Deps() []engine.Addr { return b.deps }
+func (b *base) Host() string        { return b.host }
+
+// change starts a Change for this step.
+func (b *base) change(a plans.Action, reason string, details ...plans.Detail) plans.Change {
+	return plans.Change{
+		Addr:    string(b.addr),
+		Kind:    plans.Kind(string(b.addr)),
+		Host:    b.host,
+		Action:  a,
+		Reason:  reason,
+		Details: details,
+	}
+}
+
+func addr(kind, name string) engine.Addr {
+	if name == "" {
+		return engine.Addr(kind)
+	}
+	return engine.Addr(kind + "[" + name + "]")
+}
+
+// Compile turns a validated cluster into its steps. The table below is the
+// whole list of step kinds and how they depend on each other.
+func Compile(c *manifests.Cluster, e *Env) ([]engine.Step, error) {
+	if len(c.Nodes) == 0 {
+		return nil, fmt.Errorf("cluster %q has no nodes", c.Name)
+	}
+	boot, ok := c.Node(c.Rancher.BootstrapNode)
+	if !ok {
+		return nil, fmt.Errorf("bootstrap node %q is not a node", c.Rancher.BootstrapNode)
+	}
+	var steps []engine.Step
+	add := func(s ...engine.Step) { steps = append(steps, s...) }
+
+	dbAddr := addr("db.database", "")
+	add(&dbDatabase{base: base{addr: dbAddr, env: e}})
+
+	var grants []engine.Addr
+	grantFor := map[string]engine.Addr{}
+	if len(c.Database.GrantHosts) > 0 {
+		for _, h := range c.Database.GrantHosts {
+			a := addr("db.grant", h)
+			grants = append(grants, a)
+			add(&dbGrant{base: base{addr: a, deps: []engine.Addr{dbAddr}, env: e}, grantHost: h})
+		}
+	} else {
+		for _, n := range c.Nodes {
+			a := addr("db.grant", n.Name)
+			grants = append(grants, a)
+			grantFor[n.Name] = a
+			add(&dbGrant{base: base{addr: a, deps: []engine.Addr{dbAddr}, env: e}, grantHost: n.Address})
+		}
+	}
+
+	var lbAddr engine.Addr
+	if c.LoadBalancer.HAProxy != nil {
+		lbAddr = addr("lb.config", "")
+		add(&lbConfig{base: base{addr: lbAddr, host: lbHostName, env: e}})
+	}
+
+	pulls := map[string]engine.Addr{}
+	for _, n := range c.Nodes {
+		a := addr("image.pull", n.Name)
+		pulls[n.Name] = a
+		add(&imagePull{base: base{addr: a, host: n.Name, env: e}, node: n})
+	}
+
+	bootRun := addr("bootstrap.run", "")
+	add(&bootstrapRun{base: base{addr: bootRun, host: boot.Name, env: e,
+		deps: append(append([]engine.Addr{}, grants...), pulls[boot.Name])}, node: boot})
+
+	gen := addr("script.generate", "")
+	add(&scriptGenerate{base: base{addr: gen, deps: []engine.Addr{bootRun}, env: e}, boot: boot})
+
+	stop := addr("bootstrap.stop", "")
+	add(&bootstrapStop{base: base{addr: stop, host: boot.Name, deps: []engine.Addr{gen}, env: e}, node: boot})
+
+	var starts []engine.Addr
+	for _, n := range c.Nodes {
+		a := addr("ha.start", n.Name)
+		starts = append(starts, a)
+		deps := []engine.Addr{gen, stop, pulls[n.Name]}
+		if g, ok := grantFor[n.Name]; ok {
+			deps = append(deps, g)
+		} else {
+			deps = append(deps, grants...)
+		}
+		add(&haStart{base: base{addr: a, host: n.Name, deps: deps, env: e}, node: n})
+	}
+
+	verify := addr("ha.verify", "")
+	vdeps := append([]engine.Addr{}, starts...)
+	if lbAddr != "" {
+		vdeps = append(vdeps, lbAddr)
+	}
+	add(&haVerify{base: base{addr: verify, deps: vdeps, env: e}})
+
+	for _, h := range c.Hosts {
+		add(&certDistribute{base: base{addr: addr("cert.distribute", h.Name), host: h.Name,
+			deps: []engine.Addr{verify}, env: e}, target: hostTarget(h)})
+	}
+	return steps, nil
+}

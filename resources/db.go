@@ -1,0 +1,221 @@
+package resources
+
+import (
+	"context"
+	"crypto/sha1"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/plans"
+)
+
+// connectionsPerNode is upstream's requirement: 50 MySQL connections for
+// every Rancher server node.
+const connectionsPerNode = 50
+
+// dbDatabase is the Rancher database, created utf8 / utf8_general_ci as the
+// upstream docs do it.
+type dbDatabase struct{ base }
+
+var _ engine.Step = (*dbDatabase)(nil)
+
+type dbDatabaseState struct {
+	Exists         bool   `json:"exists"`
+	Charset        string `json:"charset,omitempty"`
+	Collation      string `json:"collation,omitempty"`
+	MaxConnections int    `json:"max_connections"`
+}
+
+func (s *dbDatabase) Probe(ctx context.Context) (engine.State, error) {
+	db, err := s.env.adminDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var st dbDatabaseState
+	err = db.QueryRowContext(ctx,
+		`SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?`,
+		s.env.c.Database.Name).Scan(&st.Charset, &st.Collation)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return nil, fmt.Errorf("look up database %q: %w", s.env.c.Database.Name, err)
+	default:
+		st.Exists = true
+	}
+	if err := db.QueryRowContext(ctx, `SELECT @@max_connections`).Scan(&st.MaxConnections); err != nil {
+		return nil, fmt.Errorf("read max_connections: %w", err)
+	}
+	return st, nil
+}
+
+func (s *dbDatabase) Diff(cur engine.State) plans.Change {
+	st := cur.(dbDatabaseState)
+	name := s.env.c.Database.Name
+	var c plans.Change
+	if !st.Exists {
+		c = s.change(plans.Create, fmt.Sprintf("database %q does not exist", name),
+			plans.Detail{Name: "charset", New: "utf8"}, plans.Detail{Name: "collation", New: "utf8_general_ci"})
+	} else {
+		c = s.change(plans.NoOp, fmt.Sprintf("database %q exists", name))
+		if !strings.HasPrefix(st.Charset, "utf8") {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("database %q uses character set %s; Rancher expects utf8 (haplan does not convert an existing database)", name, st.Charset))
+		}
+	}
+	if need := connectionsPerNode * len(s.env.c.Nodes); st.MaxConnections < need {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("max_connections is %d; %d nodes need at least %d (50 per node)", st.MaxConnections, len(s.env.c.Nodes), need))
+	}
+	return c
+}
+
+func (s *dbDatabase) Apply(ctx context.Context, _ plans.Change) error {
+	db, err := s.env.adminDB(ctx)
+	if err != nil {
+		return err
+	}
+	q := fmt.Sprintf("CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8 COLLATE utf8_general_ci", quoteIdent(s.env.c.Database.Name))
+	if _, err := db.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("create database %q: %w", s.env.c.Database.Name, err)
+	}
+	return nil
+}
+
+// dbGrant is the application user at one grant host with ALL on the
+// database. The password is compared through its mysql_native_password
+// hash, so the plan knows when it changed without ever holding it.
+type dbGrant struct {
+	base
+	grantHost string
+}
+
+var _ engine.Step = (*dbGrant)(nil)
+
+type dbGrantState struct {
+	UserExists    bool   `json:"user_exists"`
+	Plugin        string `json:"plugin,omitempty"`
+	PasswordMatch bool   `json:"password_match"`
+	PasswordKnown bool   `json:"password_known"` // false when the hash cannot be compared (e.g. caching_sha2)
+	HasGrant      bool   `json:"has_grant"`
+}
+
+func (s *dbGrant) Probe(ctx context.Context) (engine.State, error) {
+	db, err := s.env.adminDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d := s.env.c.Database
+	var st dbGrantState
+	var plugin, auth sql.NullString
+	err = db.QueryRowContext(ctx, `SELECT plugin, authentication_string FROM mysql.user WHERE User = ? AND Host = ?`,
+		d.User, s.grantHost).Scan(&plugin, &auth)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return st, nil
+	case err != nil:
+		return nil, fmt.Errorf("look up user %q@%q: %w", d.User, s.grantHost, err)
+	}
+	st.UserExists = true
+	st.Plugin = plugin.String
+	if st.Plugin == "" || st.Plugin == "mysql_native_password" {
+		st.PasswordKnown = true
+		st.PasswordMatch = strings.EqualFold(auth.String, nativePasswordHash(s.env.dbPW.Reveal()))
+	}
+	rows, err := db.QueryContext(ctx, fmt.Sprintf("SHOW GRANTS FOR %s@%s", quoteString(d.User), quoteString(s.grantHost)))
+	if err != nil {
+		return nil, fmt.Errorf("show grants for %q@%q: %w", d.User, s.grantHost, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			return nil, err
+		}
+		if grantsAllOn(g, d.Name) {
+			st.HasGrant = true
+		}
+	}
+	return st, rows.Err()
+}
+
+// grantsAllOn reports whether a SHOW GRANTS line gives ALL on db.*.
+func grantsAllOn(line, db string) bool {
+	u := strings.ToUpper(line)
+	if !strings.HasPrefix(u, "GRANT ALL PRIVILEGES ON ") {
+		return false
+	}
+	rest := line[len("GRANT ALL PRIVILEGES ON "):]
+	return strings.HasPrefix(rest, "`"+strings.ReplaceAll(db, "`", "``")+"`.*") || strings.HasPrefix(rest, "*.*")
+}
+
+func (s *dbGrant) Diff(cur engine.State) plans.Change {
+	st := cur.(dbGrantState)
+	d := s.env.c.Database
+	who := fmt.Sprintf("%s@%s", d.User, s.grantHost)
+	if !st.UserExists {
+		return s.change(plans.Create, fmt.Sprintf("user %s does not exist", who),
+			plans.Detail{Name: "password", New: "(sensitive)", Sensitive: true},
+			plans.Detail{Name: "grant", New: "ALL ON " + d.Name + ".*"})
+	}
+	var details []plans.Detail
+	var why []string
+	if st.PasswordKnown && !st.PasswordMatch {
+		details = append(details, plans.Detail{Name: "password", Old: "(sensitive)", New: "(sensitive value changed)", Sensitive: true})
+		why = append(why, "password differs")
+	}
+	if !st.HasGrant {
+		details = append(details, plans.Detail{Name: "grant", New: "ALL ON " + d.Name + ".*"})
+		why = append(why, "missing ALL on "+d.Name+".*")
+	}
+	if len(why) == 0 {
+		c := s.change(plans.NoOp, fmt.Sprintf("user %s has ALL on %s.*", who, d.Name))
+		if !st.PasswordKnown {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("cannot compare the password of %s (auth plugin %s)", who, st.Plugin))
+		}
+		return c
+	}
+	return s.change(plans.Update, who+": "+strings.Join(why, ", "), details...)
+}
+
+func (s *dbGrant) Apply(ctx context.Context, c plans.Change) error {
+	db, err := s.env.adminDB(ctx)
+	if err != nil {
+		return err
+	}
+	d := s.env.c.Database
+	acct := quoteString(d.User) + "@" + quoteString(s.grantHost)
+	// Statements are interpolated client-side (InterpolateParams), so the
+	// password travels as a bound value, never in an error or a log.
+	stmts := []struct {
+		q    string
+		args []any
+	}{
+		{"CREATE USER IF NOT EXISTS " + acct + " IDENTIFIED BY ?", []any{s.env.dbPW.Reveal()}},
+		{"ALTER USER " + acct + " IDENTIFIED BY ?", []any{s.env.dbPW.Reveal()}},
+		{"GRANT ALL ON " + quoteIdent(d.Name) + ".* TO " + acct, nil},
+	}
+	for _, st := range stmts {
+		if _, err := db.ExecContext(ctx, st.q, st.args...); err != nil {
+			verb := strings.SplitN(st.q, " ", 3)
+			return fmt.Errorf("%s %s for %s: %s", verb[0], verb[1], acct, s.env.red.String(err.Error()))
+		}
+	}
+	return nil
+}
+
+// nativePasswordHash is MySQL's mysql_native_password hash:
+// "*" + upper(hex(sha1(sha1(password)))).
+func nativePasswordHash(pw string) string {
+	a := sha1.Sum([]byte(pw))
+	b := sha1.Sum(a[:])
+	return "*" + strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+func quoteString(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+	return "'" + r.Replace(s) + "'"
+}

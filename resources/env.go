@@ -1,0 +1,280 @@
+package resources
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/haplan/haplan/manifests"
+	"github.com/haplan/haplan/redact"
+	"github.com/haplan/haplan/transport"
+)
+
+// Paths haplan keeps on the nodes and hosts.
+const (
+	haplanDir      = "/var/lib/rancher/etc/haplan"
+	scriptPath     = haplanDir + "/rancher-ha.sh"
+	scriptMetaPath = haplanDir + "/script.json"
+	startedPath    = haplanDir + "/started.json"
+	bootstrapEnv   = haplanDir + "/bootstrap.env"
+	agentConfPath  = "/var/lib/rancher/etc/agent.conf"
+	caPath         = "/var/lib/rancher/etc/ssl/ca.crt"
+	bootstrapName  = "haplan-bootstrap"
+	haContainer    = "rancher-ha"
+	bootstrapPort  = 8080
+	haAPIPort      = 18080
+	lbHostName     = "lb"
+)
+
+// Env is the connections and shared facts of one haplan run.
+type Env struct {
+	c     *manifests.Cluster
+	opts  Options
+	log   *slog.Logger
+	red   *redact.Redactor
+	pool  *transport.Pool
+	dbPW  manifests.Sensitive
+	admPW manifests.Sensitive
+	cert  *certMaterial
+
+	dbOnce sync.Once
+	db     *sql.DB
+	dbErr  error
+
+	mu     sync.Mutex
+	ca     []byte // cluster CA once seen; only successes are cached
+	script *scriptFacts
+}
+
+type certMaterial struct {
+	cert, chain string
+	key         manifests.Sensitive
+}
+
+// NewEnv resolves the manifest's secrets and prepares connections (lazily
+// dialled). Close releases them.
+func NewEnv(c *manifests.Cluster, opts Options) (*Env, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.HTTPTimeout == 0 {
+		opts.HTTPTimeout = 10 * time.Second
+	}
+	e := &Env{c: c, opts: opts, log: opts.Logger}
+	var err error
+	if e.dbPW, err = c.Database.Password.Resolve(); err != nil {
+		return nil, fmt.Errorf("database.password: %w", err)
+	}
+	if e.admPW, err = c.Database.Admin.Password.Resolve(); err != nil {
+		return nil, fmt.Errorf("database.admin.password: %w", err)
+	}
+	if ct := c.Rancher.Certificate; ct != nil {
+		cm := &certMaterial{}
+		var v manifests.Sensitive
+		if v, err = ct.Cert.Resolve(); err != nil {
+			return nil, fmt.Errorf("rancher.certificate.cert: %w", err)
+		}
+		cm.cert = v.Reveal()
+		if v, err = ct.Chain.Resolve(); err != nil {
+			return nil, fmt.Errorf("rancher.certificate.chain: %w", err)
+		}
+		cm.chain = v.Reveal()
+		if cm.key, err = ct.Key.Resolve(); err != nil {
+			return nil, fmt.Errorf("rancher.certificate.key: %w", err)
+		}
+		e.cert = cm
+	}
+	secrets, err := c.Secrets()
+	if err != nil {
+		return nil, err
+	}
+	vals := make([]string, 0, len(secrets))
+	for _, s := range secrets {
+		vals = append(vals, s.Reveal())
+	}
+	e.red = redact.New(vals...)
+	e.pool = transport.NewPool(transport.PoolOptions{
+		Logger:  e.log,
+		Redact:  e.red.String,
+		Retries: opts.SSHRetries,
+	})
+	return e, nil
+}
+
+// Redactor masks this cluster's secrets.
+func (e *Env) Redactor() *redact.Redactor { return e.red }
+
+// Close closes every connection the run opened.
+func (e *Env) Close() error {
+	var errs []error
+	if e.pool != nil {
+		errs = append(errs, e.pool.Close())
+	}
+	if e.db != nil {
+		errs = append(errs, e.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Endpoints lists where the cluster answers, for people.
+func (e *Env) Endpoints() []string {
+	out := []string{e.c.Rancher.HostRegistrationURL + "  (the cluster, through the load balancer)"}
+	for _, n := range e.c.Nodes {
+		out = append(out, fmt.Sprintf("http://%s  (%s's own API and UI)", net.JoinHostPort(n.Address, strconv.Itoa(haAPIPort)), n.Name))
+	}
+	return out
+}
+
+// target is a machine haplan reaches over SSH.
+type target struct {
+	name, address string
+	ssh           manifests.SSH
+}
+
+func nodeTarget(n manifests.Node) target { return target{n.Name, n.Address, n.SSH} }
+func hostTarget(h manifests.Host) target { return target{h.Name, h.Address, h.SSH} }
+
+func (e *Env) lbTarget() target {
+	return target{lbHostName, e.c.LoadBalancer.Address, e.c.LoadBalancer.HAProxy.SSH}
+}
+
+func (e *Env) sshConfig(t target) (transport.Config, error) {
+	cfg := transport.Config{
+		Host:           t.name,
+		Address:        t.address,
+		Port:           t.ssh.Port,
+		User:           t.ssh.User,
+		IdentityFile:   t.ssh.IdentityFile,
+		KnownHostsFile: t.ssh.KnownHostsFile,
+		HostKeyPolicy:  t.ssh.HostKeyPolicy,
+		HostKey:        t.ssh.HostKey,
+		ConnectTimeout: e.c.Rancher.Timeouts.SSH,
+		Sudo:           t.ssh.User != "" && t.ssh.User != "root",
+	}
+	if t.ssh.Bastion != "" {
+		b, err := parseBastion(t.ssh.Bastion, t.ssh)
+		if err != nil {
+			return cfg, fmt.Errorf("%s: ssh.bastion: %w", t.name, err)
+		}
+		b.ConnectTimeout = cfg.ConnectTimeout
+		cfg.Bastion = &b
+	}
+	return cfg, nil
+}
+
+// parseBastion reads "user@host:port" (user and port optional).
+func parseBastion(s string, def manifests.SSH) (transport.Config, error) {
+	b := transport.Config{User: def.User, Port: 22, IdentityFile: def.IdentityFile,
+		KnownHostsFile: def.KnownHostsFile, HostKeyPolicy: def.HostKeyPolicy}
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		b.User, s = s[:i], s[i+1:]
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		host = s
+	} else if b.Port, err = strconv.Atoi(port); err != nil {
+		return b, fmt.Errorf("bad port in %q", s)
+	}
+	if host == "" {
+		return b, errors.New("no host")
+	}
+	b.Host, b.Address = "bastion "+host, host
+	return b, nil
+}
+
+// runner returns a connected runner for t; read-only unless mutate is set.
+func (e *Env) runner(ctx context.Context, t target, mutate bool) (transport.Runner, error) {
+	cfg, err := e.sshConfig(t)
+	if err != nil {
+		return nil, err
+	}
+	c, err := e.pool.Client(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if mutate {
+		return c, nil
+	}
+	return transport.ReadOnly(c), nil
+}
+
+// run executes a command and returns trimmed stdout.
+func run(ctx context.Context, r transport.Runner, line string, mutates bool) (string, error) {
+	res, err := r.Run(ctx, transport.Cmd{Line: line, Mutates: mutates})
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(res.Stdout)), nil
+}
+
+// adminDB is the admin connection, opened on first use.
+func (e *Env) adminDB(ctx context.Context) (*sql.DB, error) {
+	e.dbOnce.Do(func() {
+		d := e.c.Database
+		cfg := mysql.NewConfig()
+		cfg.User = d.Admin.User
+		cfg.Passwd = e.admPW.Reveal()
+		cfg.Net = "tcp"
+		cfg.Addr = net.JoinHostPort(d.Host, strconv.Itoa(d.Port))
+		cfg.Timeout = 5 * time.Second
+		cfg.ReadTimeout = 30 * time.Second
+		cfg.WriteTimeout = 30 * time.Second
+		cfg.InterpolateParams = true
+		conn, err := mysql.NewConnector(cfg)
+		if err != nil {
+			e.dbErr = fmt.Errorf("database %s: %w", cfg.Addr, err)
+			return
+		}
+		e.db = sql.OpenDB(conn)
+		e.db.SetMaxOpenConns(8)
+	})
+	if e.dbErr != nil {
+		return nil, e.dbErr
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := e.db.PingContext(pctx); err != nil {
+		return nil, &DBError{Addr: net.JoinHostPort(e.c.Database.Host, strconv.Itoa(e.c.Database.Port)), User: e.c.Database.Admin.User, Err: errors.New(e.red.String(err.Error()))}
+	}
+	return e.db, nil
+}
+
+// DBError is a failure to reach the database with the admin account.
+type DBError struct {
+	Addr, User string
+	Err        error
+}
+
+func (e *DBError) Error() string {
+	return fmt.Sprintf("database %s as %q (database.admin): %v", e.Addr, e.User, e.Err)
+}
+func (e *DBError) Unwrap() error { return e.Err }
+
+// digest is the hex SHA-256 of b, prefixed so it is recognisable in plans.
+func digest(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// short abbreviates a digest for prose.
+func short(d string) string {
+	d = strings.TrimPrefix(d, "sha256:")
+	if len(d) > 12 {
+		return d[:12]
+	}
+	if d == "" {
+		return "none"
+	}
+	return d
+}

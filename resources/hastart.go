@@ -1,0 +1,180 @@
+package resources
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/manifests"
+	"github.com/haplan/haplan/plans"
+	"github.com/haplan/haplan/transport"
+)
+
+// haStart runs the cluster's rancher-ha.sh on one node with the manifest's
+// image, after writing the node's cluster IP into agent.conf. All pending
+// ha.start steps form one barrier group: Rancher's master waits only about a
+// minute for the other nodes.
+type haStart struct {
+	base
+	node manifests.Node
+}
+
+var (
+	_ engine.Step    = (*haStart)(nil)
+	_ engine.Barrier = (*haStart)(nil)
+)
+
+// BarrierGroup puts every node's start in one group.
+func (s *haStart) BarrierGroup() string { return "ha.start" }
+
+type haStartState struct {
+	Container    string `json:"container"` // docker status or "absent"
+	Image        string `json:"image,omitempty"`
+	StartedWith  string `json:"started_with,omitempty"` // digest of the script it was started with
+	ScriptDigest string `json:"script_digest,omitempty"`
+	ClusterIP    string `json:"cluster_ip,omitempty"` // from agent.conf
+}
+
+type startRecord struct {
+	ScriptDigest string    `json:"script_digest"`
+	Image        string    `json:"image"`
+	ClusterIP    string    `json:"cluster_ip"`
+	Started      time.Time `json:"started"`
+}
+
+func (s *haStart) Probe(ctx context.Context) (engine.State, error) {
+	f, err := s.env.scripts(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.env.runner(ctx, nodeTarget(s.node), false)
+	if err != nil {
+		return nil, err
+	}
+	st := haStartState{ScriptDigest: f.Digest[s.node.Name]}
+	if st.Container, st.Image, err = containerStatus(ctx, r, haContainer); err != nil {
+		return nil, err
+	}
+	if b, ok, err := transport.ReadFile(ctx, r, startedPath); err != nil {
+		return nil, err
+	} else if ok {
+		var rec startRecord
+		if json.Unmarshal(b, &rec) == nil {
+			st.StartedWith = rec.ScriptDigest
+		}
+	}
+	if b, ok, err := transport.ReadFile(ctx, r, agentConfPath); err != nil {
+		return nil, err
+	} else if ok {
+		st.ClusterIP = confValue(string(b), "CATTLE_HA_CLUSTER_IP")
+	}
+	return st, nil
+}
+
+func (s *haStart) Diff(cur engine.State) plans.Change {
+	st := cur.(haStartState)
+	img := s.env.c.Rancher.Image
+	ip := s.node.ClusterIP
+	details := []plans.Detail{{Name: "image", Old: st.Image, New: img}, {Name: "cluster IP", Old: st.ClusterIP, New: ip}}
+	switch {
+	case st.Container == "absent":
+		return s.change(plans.Create, fmt.Sprintf("rancher-ha is not running on %s", s.node.Name), details...)
+	case st.Image != img:
+		return s.change(plans.Replace, fmt.Sprintf("rancher-ha runs %s, the manifest says %s", st.Image, img), details...)
+	case st.ClusterIP != ip:
+		return s.change(plans.Replace, fmt.Sprintf("cluster IP in agent.conf is %q, the manifest says %s", st.ClusterIP, ip), details...)
+	case st.ScriptDigest != "" && st.StartedWith != "" && st.StartedWith != st.ScriptDigest:
+		return s.change(plans.Replace, "rancher-ha was started from another rancher-ha.sh than the cluster's",
+			plans.Detail{Name: "script", Old: short(st.StartedWith), New: short(st.ScriptDigest), Sensitive: true})
+	}
+	c := s.change(plans.NoOp, fmt.Sprintf("rancher-ha %s on %s", st.Container, s.node.Name))
+	if st.Container != "running" {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("rancher-ha on %s is %s (docker restarts it; see docker logs rancher-ha)", s.node.Name, st.Container))
+	}
+	return c
+}
+
+func (s *haStart) Apply(ctx context.Context, _ plans.Change) error {
+	r, err := s.env.runner(ctx, nodeTarget(s.node), true)
+	if err != nil {
+		return err
+	}
+	old, _, err := transport.ReadFile(ctx, r, agentConfPath)
+	if err != nil {
+		return err
+	}
+	conf := setConf(string(old), map[string]string{
+		"CATTLE_HA_CLUSTER_IP": s.node.ClusterIP,
+		"CATTLE_AGENT_IP":      s.node.ClusterIP,
+	})
+	if conf != string(old) {
+		if err := transport.WriteFile(ctx, r, agentConfPath, []byte(conf), 0o600); err != nil {
+			return err
+		}
+	}
+	script, ok, err := transport.ReadFile(ctx, r, scriptPath)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s has no %s: script.generate did not run", s.node.Name, scriptPath)
+	}
+	img := s.env.c.Rancher.Image
+	engine.Progress(ctx, "sh rancher-ha.sh %s", img)
+	if _, err := run(ctx, r, "sh "+scriptPath+" "+transport.Quote(img), true); err != nil {
+		return fmt.Errorf("run rancher-ha.sh on %s: %w", s.node.Name, err)
+	}
+	rec, err := json.Marshal(startRecord{ScriptDigest: digest(script), Image: img, ClusterIP: s.node.ClusterIP, Started: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	return transport.WriteFile(ctx, r, startedPath, append(rec, '\n'), 0o600)
+}
+
+// confValue reads KEY from "export KEY=value" / "KEY=value" lines.
+func confValue(conf, key string) string {
+	v := ""
+	for _, line := range strings.Split(conf, "\n") {
+		line = strings.TrimPrefix(strings.TrimSpace(line), "export ")
+		if k, val, ok := strings.Cut(line, "="); ok && strings.TrimSpace(k) == key {
+			v = strings.Trim(strings.TrimSpace(val), `"'`)
+		}
+	}
+	return v
+}
+
+// setConf sets keys in a shell env file, keeping every other line.
+func setConf(conf string, kv map[string]string) string {
+	var out []string
+	done := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimRight(conf, "\n"), "\n") {
+		t := strings.TrimPrefix(strings.TrimSpace(line), "export ")
+		if k, _, ok := strings.Cut(t, "="); ok {
+			if v, mine := kv[strings.TrimSpace(k)]; mine {
+				if !done[k] {
+					out = append(out, fmt.Sprintf("export %s=%s", k, v))
+					done[k] = true
+				}
+				continue
+			}
+		}
+		if line != "" || len(out) > 0 {
+			out = append(out, line)
+		}
+	}
+	keys := make([]string, 0, len(kv))
+	for k := range kv {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !done[k] {
+			out = append(out, fmt.Sprintf("export %s=%s", k, kv[k]))
+		}
+	}
+	return strings.Join(out, "\n") + "\n"
+}

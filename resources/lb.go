@@ -1,0 +1,114 @@
+package resources
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/plans"
+	"github.com/haplan/haplan/transport"
+)
+
+// lbConfig is HAProxy on the load balancer host: TCP 80 and 443 to every
+// node, each node health-checked on its own API (18080 /ping), so a node is
+// only sent traffic once it serves.
+type lbConfig struct{ base }
+
+var _ engine.Step = (*lbConfig)(nil)
+
+type lbConfigState struct {
+	Exists  bool   `json:"exists"`
+	Digest  string `json:"digest,omitempty"`
+	Running bool   `json:"running"`
+}
+
+// renderHAProxy is the configuration haplan keeps on the LB. Deterministic:
+// its digest is how drift is detected.
+func (s *lbConfig) render() []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Managed by haplan for cluster %q. Local edits are overwritten.\n", s.env.c.Name)
+	b.WriteString(`global
+    maxconn 4096
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+    timeout check 5s
+`)
+	for _, port := range []int{80, 443} {
+		fmt.Fprintf(&b, "\nfrontend rancher_%d\n    bind *:%d\n    default_backend rancher_%d\n", port, port, port)
+		fmt.Fprintf(&b, "\nbackend rancher_%d\n    balance source\n    option httpchk GET /ping\n    http-check expect string pong\n", port)
+		for _, n := range s.env.c.Nodes {
+			fmt.Fprintf(&b, "    server %s %s check port %d inter 2s fall 3 rise 2\n",
+				n.Name, net.JoinHostPort(n.Address, strconv.Itoa(port)), haAPIPort)
+		}
+	}
+	return []byte(b.String())
+}
+
+func (s *lbConfig) Probe(ctx context.Context) (engine.State, error) {
+	r, err := s.env.runner(ctx, s.env.lbTarget(), false)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := transport.StatFile(ctx, r, s.env.c.LoadBalancer.HAProxy.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	st := lbConfigState{Exists: fi.Exists, Digest: "sha256:" + fi.SHA256}
+	if !fi.Exists {
+		st.Digest = ""
+	}
+	out, err := run(ctx, r, "pidof haproxy >/dev/null 2>&1 && echo running || echo stopped", false)
+	if err != nil {
+		return nil, err
+	}
+	st.Running = out == "running"
+	return st, nil
+}
+
+func (s *lbConfig) Diff(cur engine.State) plans.Change {
+	st := cur.(lbConfigState)
+	want := digest(s.render())
+	path := s.env.c.LoadBalancer.HAProxy.ConfigPath
+	switch {
+	case !st.Exists:
+		return s.change(plans.Create, path+" does not exist", plans.Detail{Name: "config", New: short(want)})
+	case st.Digest != want:
+		return s.change(plans.Update, path+" differs from the manifest", plans.Detail{Name: "config", Old: short(st.Digest), New: short(want)})
+	case !st.Running:
+		return s.change(plans.Update, "haproxy is not running")
+	}
+	return s.change(plans.NoOp, "haproxy serves the manifest's configuration")
+}
+
+// Apply writes the new configuration next to the live one, validates it with
+// haproxy -c, and only then moves it into place and reloads: an invalid
+// configuration never replaces the running one.
+func (s *lbConfig) Apply(ctx context.Context, _ plans.Change) error {
+	r, err := s.env.runner(ctx, s.env.lbTarget(), true)
+	if err != nil {
+		return err
+	}
+	hp := s.env.c.LoadBalancer.HAProxy
+	tmp := hp.ConfigPath + ".haplan-new"
+	if err := transport.WriteFile(ctx, r, tmp, s.render(), 0o644); err != nil {
+		return err
+	}
+	check := fmt.Sprintf("haproxy -c -q -f %s || { rc=$?; rm -f %s; exit $rc; }", transport.Quote(tmp), transport.Quote(tmp))
+	if _, err := run(ctx, r, check, true); err != nil {
+		return fmt.Errorf("new haproxy configuration rejected, the running one is untouched: %w", err)
+	}
+	if _, err := run(ctx, r, fmt.Sprintf("mv -f %s %s", transport.Quote(tmp), transport.Quote(hp.ConfigPath)), true); err != nil {
+		return err
+	}
+	if _, err := run(ctx, r, hp.ReloadCommand, true); err != nil {
+		return fmt.Errorf("reload haproxy: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,256 @@
+package resources
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/manifests"
+	"github.com/haplan/haplan/plans"
+	"github.com/haplan/haplan/rancherapi"
+	"github.com/haplan/haplan/transport"
+)
+
+// scriptParams are the inputs a script was generated from. Kept next to the
+// script on every node so a later plan can tell a manifest change apart from
+// a missing copy.
+type scriptParams struct {
+	ClusterSize     int    `json:"cluster_size"`
+	RegistrationURL string `json:"registration_url"`
+	CertDigest      string `json:"cert_digest,omitempty"`
+}
+
+type scriptMeta struct {
+	scriptParams
+	ScriptDigest string    `json:"script_digest"`
+	Generated    time.Time `json:"generated"`
+}
+
+// scriptFacts is what every node holds of the cluster's rancher-ha.sh.
+type scriptFacts struct {
+	Digest map[string]string       // node -> script digest; "" when absent
+	Params map[string]scriptParams // node -> params recorded with the script
+	order  []string
+}
+
+func (f *scriptFacts) generated() bool {
+	for _, d := range f.Digest {
+		if d != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// source is the node whose copy is authoritative: the first node, in
+// manifest order, that has one.
+func (f *scriptFacts) source() string {
+	for _, n := range f.order {
+		if f.Digest[n] != "" {
+			return n
+		}
+	}
+	return ""
+}
+
+func (e *Env) wantParams() scriptParams {
+	p := scriptParams{ClusterSize: len(e.c.Nodes), RegistrationURL: e.c.Rancher.HostRegistrationURL}
+	if e.cert != nil {
+		p.CertDigest = digest([]byte(e.cert.cert + "\n" + e.cert.chain))
+	}
+	return p
+}
+
+// scripts reads the script digest and params on every node. Probes share
+// one reading (cached); Apply passes cached=false to see the world as it is.
+func (e *Env) scripts(ctx context.Context, cached bool) (*scriptFacts, error) {
+	if cached {
+		e.mu.Lock()
+		f := e.script
+		e.mu.Unlock()
+		if f != nil {
+			return f, nil
+		}
+	}
+	f := &scriptFacts{Digest: map[string]string{}, Params: map[string]scriptParams{}}
+	line := fmt.Sprintf("if [ -f %[1]s ]; then sha256sum %[1]s | cut -d' ' -f1; else echo -; fi; cat %[2]s 2>/dev/null || true", scriptPath, scriptMetaPath)
+	for _, n := range e.c.Nodes {
+		f.order = append(f.order, n.Name)
+		r, err := e.runner(ctx, nodeTarget(n), false)
+		if err != nil {
+			return nil, err
+		}
+		out, err := run(ctx, r, line, false)
+		if err != nil {
+			return nil, err
+		}
+		first, rest, _ := strings.Cut(out, "\n")
+		if first != "-" && first != "" {
+			f.Digest[n.Name] = "sha256:" + first
+		}
+		var m scriptMeta
+		if rest != "" && json.Unmarshal([]byte(rest), &m) == nil {
+			f.Params[n.Name] = m.scriptParams
+		}
+	}
+	if cached {
+		e.mu.Lock()
+		e.script = f
+		e.mu.Unlock()
+	}
+	return f, nil
+}
+
+// scriptGenerate generates rancher-ha.sh once per cluster through the
+// bootstrap server, enables HA, and keeps the same script on every node:
+// each generation makes a new encryption key, so all nodes must run one and
+// the same script.
+type scriptGenerate struct {
+	base
+	boot manifests.Node
+}
+
+var _ engine.Step = (*scriptGenerate)(nil)
+
+type scriptState struct {
+	Digest map[string]string       `json:"digest"`
+	Params map[string]scriptParams `json:"params"`
+}
+
+func (s *scriptGenerate) Probe(ctx context.Context) (engine.State, error) {
+	f, err := s.env.scripts(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	return scriptState{Digest: f.Digest, Params: f.Params}, nil
+}
+
+func (s *scriptGenerate) Diff(cur engine.State) plans.Change {
+	st := cur.(scriptState)
+	want := s.env.wantParams()
+	f := &scriptFacts{Digest: st.Digest, Params: st.Params}
+	for _, n := range s.env.c.Nodes {
+		f.order = append(f.order, n.Name)
+	}
+	src := f.source()
+	if src == "" {
+		return s.change(plans.Create, fmt.Sprintf("generate rancher-ha.sh through the bootstrap server and enable HA (cluster size %d)", want.ClusterSize),
+			plans.Detail{Name: "clusterSize", New: strconv.Itoa(want.ClusterSize)},
+			plans.Detail{Name: "hostRegistrationUrl", New: want.RegistrationURL},
+			plans.Detail{Name: "certificate", New: certLabel(want)})
+	}
+	var missing []string
+	for _, n := range f.order {
+		if st.Digest[n] != st.Digest[src] {
+			missing = append(missing, n)
+		}
+	}
+	var c plans.Change
+	if len(missing) > 0 {
+		c = s.change(plans.Update, fmt.Sprintf("copy the cluster's rancher-ha.sh from %s to %s (never regenerated: all nodes must run the same script)", src, strings.Join(missing, ", ")),
+			plans.Detail{Name: "script", New: short(st.Digest[src]), Sensitive: true})
+	} else {
+		c = s.change(plans.NoOp, "every node holds the cluster's rancher-ha.sh")
+	}
+	if got, ok := st.Params[src]; ok && got != want {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("the cluster's script was generated for size %d, %s, %s; the manifest now says size %d, %s, %s. haplan does not regenerate the script of an existing cluster (it would change the encryption key under running nodes)",
+			got.ClusterSize, got.RegistrationURL, certLabel(got), want.ClusterSize, want.RegistrationURL, certLabel(want)))
+	}
+	return c
+}
+
+func certLabel(p scriptParams) string {
+	if p.CertDigest == "" {
+		return "self-signed"
+	}
+	return "own certificate " + short(p.CertDigest)
+}
+
+func (s *scriptGenerate) Apply(ctx context.Context, _ plans.Change) error {
+	f, err := s.env.scripts(ctx, false)
+	if err != nil {
+		return err
+	}
+	var script []byte
+	var meta scriptMeta
+	if src := f.source(); src != "" {
+		n, _ := s.env.c.Node(src)
+		r, err := s.env.runner(ctx, nodeTarget(n), false)
+		if err != nil {
+			return err
+		}
+		var ok bool
+		if script, ok, err = transport.ReadFile(ctx, r, scriptPath); err != nil || !ok {
+			return fmt.Errorf("read rancher-ha.sh from %s: %w", src, errors.Join(err, errIf(!ok, "file vanished")))
+		}
+		if mb, ok, _ := transport.ReadFile(ctx, r, scriptMetaPath); ok {
+			_ = json.Unmarshal(mb, &meta)
+		}
+		meta.ScriptDigest = digest(script)
+	} else {
+		if script, meta, err = s.generate(ctx); err != nil {
+			return err
+		}
+	}
+	mb, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range s.env.c.Nodes {
+		if f.Digest[n.Name] == meta.ScriptDigest {
+			continue
+		}
+		engine.Progress(ctx, "writing rancher-ha.sh to %s", n.Name)
+		r, err := s.env.runner(ctx, nodeTarget(n), true)
+		if err == nil {
+			err = transport.WriteFile(ctx, r, scriptPath, script, 0o700)
+		}
+		if err == nil {
+			err = transport.WriteFile(ctx, r, scriptMetaPath, append(mb, '\n'), 0o600)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// generate asks the bootstrap server for the script and enables HA.
+func (s *scriptGenerate) generate(ctx context.Context) ([]byte, scriptMeta, error) {
+	want := s.env.wantParams()
+	api, err := s.env.api("http://" + net.JoinHostPort(s.boot.Address, strconv.Itoa(bootstrapPort)))
+	if err != nil {
+		return nil, scriptMeta{}, err
+	}
+	in := rancherapi.HAConfigInput{ClusterSize: want.ClusterSize, HostRegistrationURL: want.RegistrationURL}
+	if cm := s.env.cert; cm != nil {
+		in.Cert, in.CertChain, in.Key = cm.cert, cm.chain, cm.key.Reveal()
+	}
+	engine.Progress(ctx, "createscript on %s (cluster size %d)", s.boot.Name, want.ClusterSize)
+	script, err := api.CreateScript(ctx, in)
+	if err != nil {
+		return nil, scriptMeta{}, fmt.Errorf("createscript on the bootstrap server: %w", err)
+	}
+	cfg, err := api.SetEnabled(ctx, true)
+	if err != nil {
+		return nil, scriptMeta{}, fmt.Errorf("enable HA on the bootstrap server: %w", err)
+	}
+	if !cfg.Enabled || cfg.ClusterSize != want.ClusterSize {
+		return nil, scriptMeta{}, fmt.Errorf("bootstrap server reports enabled=%v clusterSize=%d after enabling HA for size %d", cfg.Enabled, cfg.ClusterSize, want.ClusterSize)
+	}
+	return script, scriptMeta{scriptParams: want, ScriptDigest: digest(script), Generated: time.Now().UTC()}, nil
+}
+
+func errIf(cond bool, msg string) error {
+	if cond {
+		return errors.New(msg)
+	}
+	return nil
+}
