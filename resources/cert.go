@@ -24,9 +24,9 @@ type certDistribute struct {
 var _ engine.Step = (*certDistribute)(nil)
 
 type certState struct {
-	Exists   bool   `json:"exists"`
-	Digest   string `json:"digest,omitempty"`
-	Mode     string `json:"mode,omitempty"`
+	Exists    bool   `json:"exists"`
+	Digest    string `json:"digest,omitempty"`
+	Mode      string `json:"mode,omitempty"`
 	ClusterCA string `json:"cluster_ca,omitempty"` // digest; empty while no node has it
 }
 

@@ -148,7 +148,9 @@ func TestScriptDiff(t *testing.T) {
 	s := &scriptGenerate{base: base{addr: "script.generate", env: e}, boot: c.Nodes[0]}
 	want := e.wantParams()
 	all := func(d string) map[string]string { return map[string]string{"rs1": d, "rs2": d, "rs3": d} }
-	params := func(p scriptParams) map[string]scriptParams { return map[string]scriptParams{"rs1": p, "rs2": p, "rs3": p} }
+	params := func(p scriptParams) map[string]scriptParams {
+		return map[string]scriptParams{"rs1": p, "rs2": p, "rs3": p}
+	}
 	tests := []struct {
 		name   string
 		st     scriptState

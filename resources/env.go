@@ -218,22 +218,36 @@ func run(ctx context.Context, r transport.Runner, line string, mutates bool) (st
 	return strings.TrimSpace(string(res.Stdout)), nil
 }
 
+// adminConfig is the driver configuration of the admin account. Statements
+// are interpolated client-side (InterpolateParams) so passwords travel as
+// bound values and never show up in a server-side error.
+func (e *Env) adminConfig() *mysql.Config {
+	d := e.c.Database
+	cfg := mysql.NewConfig()
+	cfg.User = d.Admin.User
+	cfg.Passwd = e.admPW.Reveal()
+	cfg.Net = "tcp"
+	cfg.Addr = net.JoinHostPort(d.Host, strconv.Itoa(d.Port))
+	cfg.Timeout = 5 * time.Second
+	cfg.ReadTimeout = 30 * time.Second
+	cfg.WriteTimeout = 30 * time.Second
+	cfg.InterpolateParams = true
+	cfg.Logger = driverLogger{e.log}
+	return cfg
+}
+
+// driverLogger sends the MySQL driver's own messages to the debug log
+// instead of stderr.
+type driverLogger struct{ l *slog.Logger }
+
+func (d driverLogger) Print(v ...any) { d.l.Debug("mysql driver", "msg", fmt.Sprint(v...)) }
+
 // adminDB is the admin connection, opened on first use.
 func (e *Env) adminDB(ctx context.Context) (*sql.DB, error) {
 	e.dbOnce.Do(func() {
-		d := e.c.Database
-		cfg := mysql.NewConfig()
-		cfg.User = d.Admin.User
-		cfg.Passwd = e.admPW.Reveal()
-		cfg.Net = "tcp"
-		cfg.Addr = net.JoinHostPort(d.Host, strconv.Itoa(d.Port))
-		cfg.Timeout = 5 * time.Second
-		cfg.ReadTimeout = 30 * time.Second
-		cfg.WriteTimeout = 30 * time.Second
-		cfg.InterpolateParams = true
-		conn, err := mysql.NewConnector(cfg)
+		conn, err := mysql.NewConnector(e.adminConfig())
 		if err != nil {
-			e.dbErr = fmt.Errorf("database %s: %w", cfg.Addr, err)
+			e.dbErr = fmt.Errorf("database %s: %w", e.dbAddr(), err)
 			return
 		}
 		e.db = sql.OpenDB(conn)
@@ -245,9 +259,13 @@ func (e *Env) adminDB(ctx context.Context) (*sql.DB, error) {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := e.db.PingContext(pctx); err != nil {
-		return nil, &DBError{Addr: net.JoinHostPort(e.c.Database.Host, strconv.Itoa(e.c.Database.Port)), User: e.c.Database.Admin.User, Err: errors.New(e.red.String(err.Error()))}
+		return nil, &DBError{Addr: e.dbAddr(), User: e.c.Database.Admin.User, Err: errors.New(e.red.String(err.Error()))}
 	}
 	return e.db, nil
+}
+
+func (e *Env) dbAddr() string {
+	return net.JoinHostPort(e.c.Database.Host, strconv.Itoa(e.c.Database.Port))
 }
 
 // DBError is a failure to reach the database with the admin account.

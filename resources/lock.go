@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // lockName is the MySQL named lock of a cluster.
@@ -22,28 +24,38 @@ const holderMarker = "haplan-lock-holder:"
 // haplan can name the holder from the process list; if this haplan dies, its
 // connection closes and the server releases the lock.
 func (e *Env) Lock(ctx context.Context, h LockHolder) (Unlocker, error) {
-	db, err := e.adminDB(ctx)
+	if _, err := e.adminDB(ctx); err != nil {
+		return nil, err
+	}
+	// Its own connection without a read timeout: the holder query sleeps
+	// for as long as the apply runs.
+	cfg := e.adminConfig()
+	cfg.ReadTimeout = 0
+	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := db.Conn(ctx)
+	lockDB := sql.OpenDB(connector)
+	conn, err := lockDB.Conn(ctx)
 	if err != nil {
+		lockDB.Close()
 		return nil, fmt.Errorf("lock %q: %w", e.lockName(), err)
 	}
+	closeAll := func() { conn.Close(); lockDB.Close() }
 	var got sql.NullInt64
 	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", e.lockName()).Scan(&got); err != nil {
-		conn.Close()
+		closeAll()
 		return nil, fmt.Errorf("lock %q: %w", e.lockName(), err)
 	}
 	if !got.Valid || got.Int64 != 1 {
-		conn.Close()
+		closeAll()
 		held := &LockHeldError{Name: e.lockName()}
 		held.Holder, _ = e.lockHolder(ctx)
 		return nil, held
 	}
 	rec, err := json.Marshal(h)
 	if err != nil {
-		conn.Close()
+		closeAll()
 		return nil, err
 	}
 	hold, stop := context.WithCancel(context.Background())
@@ -64,7 +76,7 @@ func (e *Env) Lock(ctx context.Context, h LockHolder) (Unlocker, error) {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		_ = conn.Close()
+		closeAll()
 		return nil
 	}, nil
 }
