@@ -55,17 +55,17 @@ func TestConvergeThreeNodes(t *testing.T) {
 	// Every other step kind: break it, see exactly it planned, apply, empty.
 	for _, tc := range []struct {
 		name   string
-		break_ func()
+		break_ func(t *testing.T)
 		want   []string
 	}{
-		{"ca mode", func() { sh(t, ctx, l, "h2", "chmod 0644 /var/lib/rancher/etc/ssl/ca.crt") }, []string{"cert.distribute[h2]"}},
-		{"lb config edited", func() { sh(t, ctx, l, "lb", "echo '# hand edit' >> /etc/haproxy/haproxy.cfg") }, []string{"lb.config"}},
-		{"grant dropped", func() { sql(t, ctx, l, "DROP USER 'cattle'@'"+nodeIP(t, l, "rs3")+"';") }, []string{"db.grant[rs3]"}},
-		{"script lost on a node", func() { sh(t, ctx, l, "rs3", "rm -f /var/lib/rancher/etc/haplan/rancher-ha.sh") }, []string{"script.generate"}},
-		{"image untagged", func() { sh(t, ctx, l, "rs1", "docker rmi rancher/server:v1.0.1 >/dev/null") }, []string{"image.pull[rs1]"}},
+		{"ca mode", func(t *testing.T) { sh(t, ctx, l, "h2", "chmod 0644 /var/lib/rancher/etc/ssl/ca.crt") }, []string{"cert.distribute[h2]"}},
+		{"lb config edited", func(t *testing.T) { sh(t, ctx, l, "lb", "echo '# hand edit' >> /etc/haproxy/haproxy.cfg") }, []string{"lb.config"}},
+		{"grant dropped", func(t *testing.T) { sql(t, ctx, l, "DROP USER 'cattle'@'"+nodeIP(t, l, "rs3")+"';") }, []string{"db.grant[rs3]"}},
+		{"script lost on a node", func(t *testing.T) { sh(t, ctx, l, "rs3", "rm -f /var/lib/rancher/etc/haplan/rancher-ha.sh") }, []string{"script.generate"}},
+		{"image untagged", func(t *testing.T) { sh(t, ctx, l, "rs1", "docker rmi -f rancher/server:v1.0.1 >/dev/null") }, []string{"image.pull[rs1]"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.break_()
+			tc.break_(t)
 			if diff := cmp.Diff(tc.want, pending(t, ctx, manifest)); diff != "" {
 				t.Fatalf("plan (-want +got):\n%s", diff)
 			}

@@ -152,7 +152,7 @@ func hostsByRole(l *lab.Lab, role lab.Role) []lab.Host {
 func resetCluster(t *testing.T, ctx context.Context, l *lab.Lab, dbName string) {
 	t.Helper()
 	for _, n := range hostsByRole(l, lab.RoleNode) {
-		sh(t, ctx, l, n.Name, "docker rm -f rancher-ha haplan-bootstrap >/dev/null 2>&1; rm -rf /var/lib/rancher; true")
+		sh(t, ctx, l, n.Name, "docker rm -f rancher-ha haplan-bootstrap >/dev/null 2>&1; docker rmi -f rancher/server:v1.0.1 >/dev/null 2>&1; rm -rf /var/lib/rancher; true")
 	}
 	for _, h := range hostsByRole(l, lab.RoleAgent) {
 		sh(t, ctx, l, h.Name, "rm -rf /var/lib/rancher")

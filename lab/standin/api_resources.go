@@ -1,0 +1,246 @@
+package standin
+
+import (
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// project is a cattle project (environment).
+type project struct {
+	ID       string            `json:"id"`
+	Type     string            `json:"type"`
+	BaseType string            `json:"baseType"`
+	Kind     string            `json:"kind"`
+	Name     string            `json:"name"`
+	UUID     string            `json:"uuid"`
+	State    string            `json:"state"`
+	Links    map[string]string `json:"links"`
+	Actions  map[string]string `json:"actions"`
+}
+
+// host is a cattle host.
+type host struct {
+	ID             string            `json:"id"`
+	Type           string            `json:"type"`
+	BaseType       string            `json:"baseType"`
+	Kind           string            `json:"kind"`
+	Name           *string           `json:"name"`
+	Hostname       string            `json:"hostname"`
+	AgentIPAddress string            `json:"agentIpAddress"`
+	State          string            `json:"state"`
+	AgentState     *string           `json:"agentState"`
+	AccountID      string            `json:"accountId"`
+	Links          map[string]string `json:"links"`
+	Actions        map[string]string `json:"actions"`
+}
+
+// setting is cattle's activeSetting resource.
+type setting struct {
+	ID          string            `json:"id"`
+	Type        string            `json:"type"`
+	BaseType    string            `json:"baseType"`
+	Name        string            `json:"name"`
+	Value       *string           `json:"value"`
+	ActiveValue *string           `json:"activeValue"`
+	InDB        bool              `json:"inDb"`
+	Source      *string           `json:"source"`
+	Links       map[string]string `json:"links"`
+	Actions     map[string]string `json:"actions"`
+}
+
+func (a *API) projectList(r *http.Request) ([]project, error) {
+	base := baseURL(r) + "/v1/projects/"
+	mk := func(id, name, uuid string) project {
+		return project{ID: id, Type: "project", BaseType: "project", Kind: "project", Name: name, UUID: uuid,
+			State: "active", Links: map[string]string{"self": base + id, "hosts": base + id + "/hosts"},
+			Actions: map[string]string{}}
+	}
+	out := []project{mk(defaultProjectID, "Default", "adminProject")}
+	uuid, ok, err := a.Store.Setting(r.Context(), settingProjectUUID)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		out = append(out, mk(systemHAProjectID, "System HA", uuid))
+	}
+	return out, nil
+}
+
+func (a *API) projects(w http.ResponseWriter, r *http.Request, rest []string) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		a.writeError(w, r, http.StatusMethodNotAllowed, "MethodNotAllowed", "")
+		return
+	}
+	ps, err := a.projectList(r)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	if len(rest) == 0 {
+		a.writeJSON(w, http.StatusOK, a.collection(r, "project", "/v1/projects", ps))
+		return
+	}
+	for _, p := range ps {
+		if p.ID != rest[0] {
+			continue
+		}
+		switch {
+		case len(rest) == 1:
+			a.writeJSON(w, http.StatusOK, p)
+		case len(rest) == 2 && rest[1] == "hosts":
+			hs := []host{}
+			if p.ID == systemHAProjectID {
+				if hs, err = a.hostList(r); err != nil {
+					a.internal(w, r, err)
+					return
+				}
+			}
+			a.writeJSON(w, http.StatusOK, a.collection(r, "host", "/v1/projects/"+p.ID+"/hosts", hs))
+		default:
+			a.writeError(w, r, http.StatusNotFound, "NotFound", "")
+		}
+		return
+	}
+	a.writeError(w, r, http.StatusNotFound, "NotFound", "")
+}
+
+func (a *API) hostList(r *http.Request) ([]host, error) {
+	out := []host{}
+	if a.Hosts == nil {
+		return out, nil
+	}
+	ms, err := a.Hosts(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	base := baseURL(r) + "/v1/hosts/"
+	for _, m := range Hosts(ms) {
+		id := "1h" + strconv.FormatInt(m.ID, 10)
+		out = append(out, host{ID: id, Type: "host", BaseType: "host", Kind: "docker", Hostname: m.Name,
+			AgentIPAddress: m.IP, State: "active", AccountID: systemHAProjectID,
+			Links: map[string]string{"self": base + id}, Actions: map[string]string{}})
+	}
+	return out, nil
+}
+
+func (a *API) hosts(w http.ResponseWriter, r *http.Request) {
+	hs, err := a.hostList(r)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	a.writeJSON(w, http.StatusOK, a.collection(r, "host", "/v1/hosts", hs))
+}
+
+// knownSettings are listed by GET /v1/settings.
+var knownSettings = []string{SettingHAEnabled, SettingClusterSize}
+
+func (a *API) settingResource(r *http.Request, name string) (setting, error) {
+	s := setting{ID: name, Type: "activeSetting", BaseType: "activeSetting", Name: name,
+		Links: map[string]string{"self": baseURL(r) + "/v1/settings/" + name}, Actions: map[string]string{}}
+	v, ok, err := a.Store.Setting(r.Context(), name)
+	if err != nil {
+		return setting{}, err
+	}
+	if !ok && name == SettingHAEnabled {
+		v, ok = "false", true
+	}
+	if ok {
+		src := "Database"
+		s.Value, s.ActiveValue, s.InDB, s.Source = &v, &v, true, &src
+	}
+	return s, nil
+}
+
+func (a *API) settings(w http.ResponseWriter, r *http.Request, rest []string) {
+	switch {
+	case len(rest) == 0 && r.Method == http.MethodGet:
+		names := append([]string(nil), knownSettings...)
+		sort.Strings(names)
+		out := make([]setting, 0, len(names))
+		for _, n := range names {
+			s, err := a.settingResource(r, n)
+			if err != nil {
+				a.internal(w, r, err)
+				return
+			}
+			out = append(out, s)
+		}
+		a.writeJSON(w, http.StatusOK, a.collection(r, "activeSetting", "/v1/settings", out))
+	case len(rest) == 1 && r.Method == http.MethodGet:
+		s, err := a.settingResource(r, rest[0])
+		if err != nil {
+			a.internal(w, r, err)
+			return
+		}
+		a.writeJSON(w, http.StatusOK, s)
+	case len(rest) == 1 && r.Method == http.MethodPut:
+		var body struct {
+			Value *string `json:"value"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Value == nil {
+			a.writeValidation(w, r, &ValidationError{Code: codeMissingRequired, Field: "value"})
+			return
+		}
+		if err := a.Store.SetSetting(r.Context(), rest[0], *body.Value); err != nil {
+			a.internal(w, r, err)
+			return
+		}
+		s, err := a.settingResource(r, rest[0])
+		if err != nil {
+			a.internal(w, r, err)
+			return
+		}
+		a.writeJSON(w, http.StatusOK, s)
+	default:
+		a.writeError(w, r, http.StatusMethodNotAllowed, "MethodNotAllowed", "")
+	}
+}
+
+// schemaNames are the schemas an HA install touches.
+var schemaNames = []string{"activeSetting", "apiVersion", "certificate", "collection", "error", "haConfig", "haConfigInput", "host", "project"}
+
+func (a *API) schemas(w http.ResponseWriter, r *http.Request, rest []string) {
+	base := baseURL(r) + "/v1/schemas/"
+	mk := func(n string) map[string]any {
+		return map[string]any{"id": n, "type": "schema", "links": map[string]string{"self": base + strings.ToLower(n)}}
+	}
+	if len(rest) == 0 {
+		out := make([]map[string]any, 0, len(schemaNames))
+		for _, n := range schemaNames {
+			out = append(out, mk(n))
+		}
+		a.writeJSON(w, http.StatusOK, a.collection(r, "schema", "/v1/schemas", out))
+		return
+	}
+	for _, n := range schemaNames {
+		if strings.ToLower(n) == rest[0] {
+			a.writeJSON(w, http.StatusOK, mk(n))
+			return
+		}
+	}
+	a.writeError(w, r, http.StatusNotFound, "NotFound", "")
+}
+
+// caCert serves the system-ssl CA chain once the cluster made one.
+func (a *API) caCert(w http.ResponseWriter, r *http.Request) {
+	b, ok, err := a.Store.Certificate(r.Context(), certSystemSSL)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	if !ok || len(b.Chain) == 0 {
+		a.writeError(w, r, http.StatusNotFound, "NotFound", "")
+		return
+	}
+	if blk, _ := pem.Decode(b.Chain); blk == nil {
+		a.writeError(w, r, http.StatusNotFound, "NotFound", "")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.Write(b.Chain)
+}

@@ -1,0 +1,263 @@
+package standin
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func newTestAPI(t *testing.T) (*API, *memBackend, *httptest.Server) {
+	t.Helper()
+	be := newMemBackend()
+	a := &API{Store: be, DB: DBConfig{Host: "10.213.0.3", Port: 3306, Name: "cattle", User: "cattle", Password: "pw-secret"},
+		Hosts: func(context.Context) ([]Member, error) {
+			return []Member{{ID: 3, Name: "rs1", IP: "10.213.1.1"}, {ID: 7, Name: "rs2", IP: "10.213.1.2"}, {ID: 9, Name: "rs1", IP: "10.213.1.1"}}, nil
+		}}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	return a, be, srv
+}
+
+func do(t *testing.T, method, url, body string, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func decode(t *testing.T, b []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	return m
+}
+
+func TestPingAndRoot(t *testing.T) {
+	_, _, srv := newTestAPI(t)
+	resp, body := do(t, "GET", srv.URL+"/ping", "", nil)
+	if resp.StatusCode != 200 || string(body) != "pong" || resp.Header.Get("Content-Type") != "text/plain" {
+		t.Errorf("/ping = %d %q %q", resp.StatusCode, body, resp.Header.Get("Content-Type"))
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/healthcheck", "", nil); resp.StatusCode != 200 {
+		t.Errorf("/healthcheck = %d", resp.StatusCode)
+	}
+	resp, body = do(t, "GET", srv.URL+"/v1", "", nil)
+	links, _ := decode(t, body)["links"].(map[string]any)
+	for _, l := range []string{"haConfigs", "projects", "schemas", "settings"} {
+		if links[l] != srv.URL+"/v1/"+strings.ToLower(l) {
+			t.Errorf("/v1 links[%s] = %v", l, links[l])
+		}
+	}
+	if resp.StatusCode != 200 {
+		t.Errorf("/v1 = %d", resp.StatusCode)
+	}
+}
+
+func TestHAConfigShapes(t *testing.T) {
+	_, be, srv := newTestAPI(t)
+	be.settings[SettingClusterSize] = "3"
+	resp, body := do(t, "GET", srv.URL+"/v1/haconfigs", "", map[string]string{
+		"X-Forwarded-Proto": "https", "X-Forwarded-Host": "rancher.example:8443", "X-Forwarded-Port": "443"})
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("GET /v1/haconfigs = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	got := decode(t, body)
+	want := map[string]any{
+		"id": "haConfig", "type": "haConfig", "baseType": "haConfig", "enabled": false, "clusterSize": float64(3),
+		"dbHost": "10.213.0.3", "dbSize": nil,
+		"actions": map[string]any{"createscript": "https://rancher.example/v1/haconfigs/haconfig/?action=createscript"},
+		"links":   map[string]any{"self": "https://rancher.example/v1/haconfigs/haconfig", "dbdump": "https://rancher.example/v1/haconfigs/haconfig/dbdump"},
+	}
+	if got["type"] != "collection" || got["resourceType"] != "haConfig" {
+		t.Errorf("collection type = %v/%v", got["type"], got["resourceType"])
+	}
+	data, _ := got["data"].([]any)
+	if len(data) != 1 {
+		t.Fatalf("data = %v", got["data"])
+	}
+	if diff := cmp.Diff(want, data[0]); diff != "" {
+		t.Errorf("haConfig (-want +got):\n%s", diff)
+	}
+	// Any id resolves to the single resource.
+	_, body = do(t, "GET", srv.URL+"/v1/haConfigs/whatever", "", nil)
+	if one := decode(t, body); one["id"] != "haConfig" || one["links"].(map[string]any)["self"] != srv.URL+"/v1/haconfigs/haconfig" {
+		t.Errorf("GET by id = %v", one)
+	}
+}
+
+func TestCreateScript(t *testing.T) {
+	_, be, srv := newTestAPI(t)
+	be.settings[settingStackLaunched] = "true"
+	var keys []string
+	for _, path := range []string{"/v1/haconfigs/haconfig/?action=createscript", "/v1/haconfigs/haconfig?action=createscript"} {
+		resp, body := do(t, "POST", srv.URL+path, `{"hostRegistrationUrl":"https://10.213.0.10","clusterSize":1}`, map[string]string{"Content-Type": "text/plain"})
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST %s = %d %s", path, resp.StatusCode, body)
+		}
+		if ct, cd := resp.Header.Get("Content-Type"), resp.Header.Get("Content-Disposition"); ct != "application/octet-stream" || cd != "attachment; filename=rancher-ha.sh" {
+			t.Errorf("headers = %q %q", ct, cd)
+		}
+		script := string(body)
+		if !strings.HasPrefix(script, "#!/bin/sh\nset -e\n") || strings.Contains(script, "pw-secret") || strings.Contains(script, "--privileged") {
+			t.Errorf("script looks wrong:\n%s", script)
+		}
+		keys = append(keys, between(script, "encryption.key << 'RANCHER_HA_EOF'\n", "\n"))
+		k, err := DecodeKey(keys[len(keys)-1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw, err := Decrypt(k, between(script, "CATTLE_DB_CATTLE_PASSWORD=", "\n"))
+		if err != nil || pw != "pw-secret" {
+			t.Errorf("decrypted password = %q, %v", pw, err)
+		}
+	}
+	if keys[0] == keys[1] {
+		t.Error("createscript reused the encryption key")
+	}
+	if be.settings[SettingClusterSize] != "1" {
+		t.Errorf("ha.cluster.size = %q, want 1", be.settings[SettingClusterSize])
+	}
+	if _, ok := be.settings[settingStackLaunched]; ok {
+		t.Error("createscript kept the launched marker")
+	}
+}
+
+func TestCreateScriptValidation(t *testing.T) {
+	_, _, srv := newTestAPI(t)
+	resp, body := do(t, "POST", srv.URL+"/v1/haconfigs/haconfig/?action=createscript", `{"clusterSize":3}`, nil)
+	got := decode(t, body)
+	if resp.StatusCode != 422 {
+		t.Errorf("status = %d", resp.StatusCode)
+	}
+	want := map[string]any{"type": "error", "status": float64(422), "code": "MissingRequired", "fieldName": "hostRegistrationUrl"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+}
+
+func TestEnableAndSettings(t *testing.T) {
+	_, be, srv := newTestAPI(t)
+	for _, tc := range []struct {
+		body string
+		want bool
+	}{{`{"enabled":true}`, true}, {`{"enabled":false}`, false}} {
+		resp, body := do(t, "PUT", srv.URL+"/v1/haconfigs/haconfig", tc.body, map[string]string{"Content-Type": "application/json"})
+		if resp.StatusCode != 200 || decode(t, body)["enabled"] != tc.want || be.settings[SettingHAEnabled] != map[bool]string{true: "true", false: "false"}[tc.want] {
+			t.Errorf("PUT %s = %d %s, setting %q", tc.body, resp.StatusCode, body, be.settings[SettingHAEnabled])
+		}
+	}
+	resp, body := do(t, "PUT", srv.URL+"/v1/settings/ha.enabled", `{"value":"true"}`, nil)
+	if resp.StatusCode != 200 || decode(t, body)["value"] != "true" || be.settings[SettingHAEnabled] != "true" {
+		t.Errorf("PUT setting = %d %s", resp.StatusCode, body)
+	}
+	_, body = do(t, "GET", srv.URL+"/v1/settings/ha.enabled", "", nil)
+	if decode(t, body)["value"] != "true" {
+		t.Errorf("GET setting = %s", body)
+	}
+}
+
+func TestProjectsAndHosts(t *testing.T) {
+	_, be, srv := newTestAPI(t)
+	_, body := do(t, "GET", srv.URL+"/v1/projects", "", nil)
+	if data := decode(t, body)["data"].([]any); len(data) != 1 {
+		t.Errorf("projects before HA = %v", data)
+	}
+	be.settings[settingProjectUUID] = "system-ha-abcd"
+	_, body = do(t, "GET", srv.URL+"/v1/projects", "", nil)
+	var ha map[string]any
+	for _, p := range decode(t, body)["data"].([]any) {
+		if pm := p.(map[string]any); strings.HasPrefix(pm["uuid"].(string), "system-ha-") {
+			ha = pm
+		}
+	}
+	if ha == nil || ha["name"] != "System HA" {
+		t.Fatalf("no System HA project in %s", body)
+	}
+	hostsURL := ha["links"].(map[string]any)["hosts"].(string)
+	_, body = do(t, "GET", hostsURL, "", nil)
+	var got []string
+	for _, h := range decode(t, body)["data"].([]any) {
+		hm := h.(map[string]any)
+		got = append(got, hm["hostname"].(string)+"/"+hm["agentIpAddress"].(string)+"/"+hm["state"].(string))
+	}
+	want := []string{"rs1/10.213.1.1/active", "rs2/10.213.1.2/active"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("hosts (-want +got):\n%s", diff)
+	}
+}
+
+func TestCACertEndpoint(t *testing.T) {
+	_, be, srv := newTestAPI(t)
+	if resp, _ := do(t, "GET", srv.URL+"/v1/scripts/ca.crt", "", nil); resp.StatusCode != 404 {
+		t.Errorf("ca.crt before the CA exists = %d", resp.StatusCode)
+	}
+	b, err := GenerateSelfSigned("https://lb", testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be.certs[certSystemSSL] = b
+	resp, body := do(t, "GET", srv.URL+"/v1/scripts/ca.crt", "", nil)
+	if resp.StatusCode != 200 || string(body) != string(b.Chain) {
+		t.Errorf("ca.crt = %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestBaseURL(t *testing.T) {
+	tests := []struct {
+		name string
+		host string
+		hdr  map[string]string
+		want string
+	}{
+		{"plain", "10.0.0.1:8080", nil, "http://10.0.0.1:8080"},
+		{"proto", "lb", map[string]string{"X-Forwarded-Proto": "https"}, "https://lb"},
+		{"port", "lb:81", map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Port": "8443"}, "https://lb:8443"},
+		{"default port", "lb:81", map[string]string{"X-Forwarded-Proto": "http", "X-Forwarded-Port": "80"}, "http://lb"},
+		{"forwarded host list", "x", map[string]string{"X-Forwarded-Host": "a.example, b.example"}, "http://a.example"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/v1", nil)
+			r.Host = tt.host
+			for k, v := range tt.hdr {
+				r.Header.Set(k, v)
+			}
+			if got := baseURL(r); got != tt.want {
+				t.Errorf("baseURL = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func between(s, start, end string) string {
+	_, after, ok := strings.Cut(s, start)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(after, end)
+	return v
+}

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Builds the stand-in rancher/server:v1.0.1 image. Works from any directory.
+# Usage: lab/standin/build.sh [TAG]   (default rancher/server:v1.0.1)
+set -eu
+here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
+root=$(CDPATH= cd -- "$here/../.." && pwd)
+tag=${1:-rancher/server:v1.0.1}
+go=${GO:-go}
+if ! command -v "$go" >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+    go=/usr/local/go/bin/go
+fi
+mkdir -p "$root/bin"
+(cd "$root" && CGO_ENABLED=0 "$go" build -trimpath -ldflags='-s -w' -o bin/rancher-standin ./cmd/rancher-standin)
+ctx=$(mktemp -d)
+trap 'rm -rf "$ctx"' EXIT
+cp "$root/bin/rancher-standin" "$ctx/rancher-standin"
+docker build -q -f "$here/Dockerfile" -t "$tag" "$ctx"

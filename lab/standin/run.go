@@ -1,0 +1,54 @@
+package standin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"time"
+)
+
+// Run is the whole program: no arguments runs the bootstrap server, "ha"
+// runs the HA node. It returns the process exit code.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	lg := log.New(stdout, "", log.LstdFlags)
+	hostname, err := os.Hostname()
+	if err != nil {
+		hostname = "localhost"
+	}
+	switch {
+	case len(args) == 0:
+		err = runBootstrap(ctx, getenv, hostname, lg)
+	case len(args) == 1 && args[0] == "ha":
+		err = RunHA(ctx, HAOptions{
+			EtcDir: "/var/lib/rancher/etc", Getenv: getenv, RouteFile: "/proc/net/route",
+			APIAddr: ":18080", Hostname: hostname,
+			Heartbeat: 5 * time.Second, HostPoll: 2 * time.Second, HostPolls: 31, Log: lg,
+		})
+	default:
+		fmt.Fprintf(stderr, "usage: rancher-standin [ha]\n")
+		return 2
+	}
+	if err == nil || (ctx.Err() != nil && errors.Is(err, context.Canceled)) {
+		return 0
+	}
+	lg.Printf("FATAL: %v", err)
+	return 1
+}
+
+func runBootstrap(ctx context.Context, getenv func(string) string, hostname string, lg *log.Logger) error {
+	db, err := DBConfigFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	delay, err := durationEnv(getenv, "CATTLE_STANDIN_INIT_DELAY", 25*time.Second)
+	if err != nil {
+		return err
+	}
+	return RunBootstrap(ctx, BootstrapOptions{
+		DB: db, InitDelay: delay, Addr: ":8080", Owner: hostname,
+		Poll: 5 * time.Second, LockWait: 5 * time.Minute, Log: lg,
+	})
+}

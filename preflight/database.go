@@ -1,0 +1,169 @@
+package preflight
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// MySQL server error numbers the checks tell apart.
+const (
+	errDBAccessDenied = 1044 // user authenticated, no privileges on the database
+	errAccessDenied   = 1045 // bad user/password, or no such user for this client host
+	errBadDB          = 1049 // unknown database
+)
+
+// database checks the admin account (from here) and the application
+// account (from the bootstrap node) concurrently.
+func (p *pass) database(ctx context.Context) {
+	d := p.c.Database
+	addr := net.JoinHostPort(d.Host, strconv.Itoa(d.Port))
+	var (
+		wg     sync.WaitGroup
+		admin  *sql.DB
+		app    appResult
+		appRan bool
+	)
+	wg.Go(func() {
+		admin, _ = check(ctx, p, task{"mysql.admin", "db", "admin credentials (database.admin) on " + addr}, func(ctx context.Context) (*sql.DB, []Finding) {
+			return p.adminChecks(ctx, addr)
+		})
+	})
+	node := p.c.Rancher.BootstrapNode
+	wg.Go(func() {
+		app, appRan = check(ctx, p, task{"mysql.app", node, "application credentials from " + node + " to " + addr}, func(ctx context.Context) (appResult, []Finding) {
+			db, err := p.env.AppDB(ctx, node)
+			if err == nil {
+				err = db.PingContext(ctx)
+			}
+			if err == nil {
+				return appResult{}, []Finding{{Severity: OK, Check: "mysql.app", Host: node,
+					Message: fmt.Sprintf("application credentials (database.user %q) accepted by %s from %s", d.User, addr, node)}}
+			}
+			return appResult{err}, nil
+		})
+	})
+	wg.Wait()
+	if !appRan || app.err == nil {
+		return
+	}
+	// The app account failed; the admin view says whether it exists yet.
+	check(ctx, p, task{"mysql.app", node, "looking up the application user with the admin account"}, func(ctx context.Context) (struct{}, []Finding) {
+		return struct{}{}, []Finding{p.appFailure(ctx, admin, addr, node, app.err)}
+	})
+}
+
+// appResult is the application account's connect error, nil on success.
+type appResult struct{ err error }
+
+// adminChecks pings with the admin account, then reads the server version
+// and max_connections.
+func (p *pass) adminChecks(ctx context.Context, addr string) (*sql.DB, []Finding) {
+	d := p.c.Database
+	what := fmt.Sprintf("admin credentials (database.admin, user %q) on %s", d.Admin.User, addr)
+	db, err := p.env.AdminDB(ctx)
+	if err == nil {
+		err = db.PingContext(ctx)
+	}
+	if err != nil {
+		f := p.failed("mysql.admin", "db", what+" failed", err)
+		f.Hint = dbHint(err, "database.admin.user and database.admin.password")
+		return nil, []Finding{f}
+	}
+	out := []Finding{{Severity: OK, Check: "mysql.admin", Host: "db", Message: what + " accepted"}}
+	var version string
+	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		out = append(out, p.failed("mysql.version", "db", "cannot read the server version", err))
+	} else {
+		out = append(out, Finding{Severity: Info, Check: "mysql.version", Host: "db", Message: "MySQL server " + version})
+	}
+	var maxConns int
+	if err := db.QueryRowContext(ctx, "SELECT @@GLOBAL.max_connections").Scan(&maxConns); err != nil {
+		out = append(out, p.failed("max_connections", "db", "cannot read max_connections", err))
+	} else {
+		out = append(out, evalMaxConnections(maxConns, len(p.c.Nodes)))
+	}
+	return db, out
+}
+
+// appFailure explains why the application account failed from node. An
+// account that does not exist yet is expected before the first apply.
+func (p *pass) appFailure(ctx context.Context, admin *sql.DB, addr, node string, err error) Finding {
+	d := p.c.Database
+	what := fmt.Sprintf("application credentials (database.user %q, database.password) from %s to %s", d.User, node, addr)
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		f := p.failed("mysql.app", node, what+" failed", err)
+		f.Hint = fmt.Sprintf("the Rancher server on %s connects from there: check routing and firewalls from %s to %s and MySQL's bind-address", node, node, addr)
+		return f
+	}
+	switch me.Number {
+	case errBadDB:
+		return Finding{Severity: Info, Check: "mysql.app", Host: node,
+			Message: fmt.Sprintf("%s accepted; database %q does not exist yet and will be created", what, d.Name)}
+	case errDBAccessDenied:
+		return Finding{Severity: Info, Check: "mysql.app", Host: node,
+			Message: fmt.Sprintf("%s accepted; the grants on %q do not exist yet and will be created", what, d.Name)}
+	case errAccessDenied:
+		hosts := p.grantHosts(node)
+		if admin != nil {
+			exists, qerr := userExists(ctx, admin, d.User, hosts)
+			if qerr == nil && !exists {
+				return Finding{Severity: Info, Check: "mysql.app", Host: node,
+					Message: fmt.Sprintf("database user %q does not exist yet for %v; it will be created", d.User, hosts)}
+			}
+			if qerr == nil {
+				return Finding{Severity: Error, Check: "mysql.app", Host: node,
+					Message: what + " rejected: access denied, and the user exists",
+					Hint:    "database.password does not match the existing user's password: fix the secret, or change the password in MySQL"}
+			}
+		}
+		return Finding{Severity: Error, Check: "mysql.app", Host: node,
+			Message: what + " rejected: access denied (could not ask the admin account whether the user exists yet)",
+			Hint:    "fix the admin credentials first; then a user that does not exist yet is reported as \"will be created\""}
+	}
+	f := p.failed("mysql.app", node, what+" failed", err)
+	f.Hint = dbHint(err, "database.user and database.password")
+	return f
+}
+
+// grantHosts are the MySQL host patterns the application user is created
+// for that apply to node: the manifest's grantHosts, else node's address.
+func (p *pass) grantHosts(node string) []string {
+	if gh := p.c.Database.GrantHosts; len(gh) > 0 {
+		return gh
+	}
+	if n, ok := p.c.Node(node); ok {
+		return []string{n.Address}
+	}
+	return nil
+}
+
+func userExists(ctx context.Context, db *sql.DB, user string, hosts []string) (bool, error) {
+	for _, h := range hosts {
+		var one int
+		err := db.QueryRowContext(ctx, "SELECT 1 FROM mysql.user WHERE User = ? AND Host = ?", user, h).Scan(&one)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			continue
+		case err != nil:
+			return false, err
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+func dbHint(err error, creds string) string {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && me.Number == errAccessDenied {
+		return "check " + creds
+	}
+	return "check database.host and database.port, that MySQL runs and accepts TCP connections, and firewalls"
+}

@@ -1,0 +1,320 @@
+package preflight
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Rancher HA's requirements (docs/rancher-1.0-ha.md, sections 2 and 5).
+const (
+	// bootstrapPort is where the script-generating server listens on the
+	// bootstrap node.
+	bootstrapPort = 8080
+	// connsPerNode is the upstream rule: 50 MySQL connections per node.
+	connsPerNode = 50
+	// maxClockSkew is the skew above which a clock gets a warning.
+	maxClockSkew = 2 * time.Second
+	// Memory: upstream asks for 4 GB (8 GB recommended); below 1 GB the
+	// server cannot start at all. MemTotal excludes what the kernel
+	// reserves, so a "4 GB" machine reports a little less: allow 10%.
+	memRecommended = 8 << 30
+	memMinimum     = 4 << 30
+	memFloor       = 1 << 30
+	memSlack       = 0.9
+	// haContainer is the container rancher-ha.sh starts; cluster-manager
+	// names everything it starts with haContainer+"-".
+	haContainer = "rancher-ha"
+	// bootstrapContainer is haplan's own bootstrap server.
+	bootstrapContainer = "haplan-bootstrap"
+)
+
+// minDocker is the oldest Docker that gets no warning.
+func minDocker() []int { return []int{1, 10, 3} }
+
+// outsidePorts are reached from clients, the LB and the node itself;
+// clusterPorts between nodes.
+func outsidePorts() []int { return []int{22, 80, 443, 18080} }
+func clusterPorts() []int { return []int{2181, 2376, 2888, 3888, 6379} }
+
+// haPorts are the node-to-node ports that answer only while rancher-ha
+// runs; 2376 is included because the management stack's swarm LB may
+// already listen.
+func haPorts() []int { return clusterPorts() }
+
+func evalSize(n int) Finding {
+	f := Finding{Check: "size", Severity: OK, Message: fmt.Sprintf("%d node(s)", n)}
+	if n != 1 && n != 3 && n != 5 {
+		f.Severity = Error
+		f.Message = fmt.Sprintf("the cluster has %d nodes; Rancher HA runs on 1, 3 or 5", n)
+		f.Hint = "ZooKeeper needs an odd quorum: list 1, 3 or 5 nodes"
+	}
+	return f
+}
+
+func evalDocker(host, version string) []Finding {
+	version = strings.TrimSpace(version)
+	v, ok := parseVersion(version)
+	if !ok {
+		return []Finding{{Severity: Warning, Check: "docker", Host: host,
+			Message: fmt.Sprintf("dockerd answered with an unreadable version %q", version)}}
+	}
+	out := []Finding{{Severity: Info, Check: "docker", Host: host, Message: "Docker " + version}}
+	if versionLess(v, minDocker()) {
+		out = append(out, Finding{Severity: Warning, Check: "docker", Host: host,
+			Message: fmt.Sprintf("Docker %s is older than 1.10.3, the oldest Docker Rancher v1.0.1 supports", version),
+			Hint:    "upgrade Docker to 1.10.3 or later"})
+	}
+	return out
+}
+
+// portFacts is what one node's ports check read.
+type portFacts struct {
+	Listeners  []listener
+	Containers []container
+}
+
+func (p portFacts) running(name string) bool {
+	return slices.ContainsFunc(p.Containers, func(c container) bool { return c.Name == name })
+}
+
+// haRunning reports whether this cluster's rancher-ha container runs.
+func (p portFacts) haRunning() bool { return p.running(haContainer) }
+
+// publisher returns the container publishing host port n.
+func (p portFacts) publisher(n int) (string, bool) {
+	for _, c := range p.Containers {
+		if slices.Contains(c.Ports, n) {
+			return c.Name, true
+		}
+	}
+	return "", false
+}
+
+// peerListening returns the ports that accept connections from other
+// nodes: listeners on a wildcard address or on clusterIP.
+func (p portFacts) peerListening(clusterIP string) map[int]bool {
+	out := map[int]bool{}
+	for _, l := range p.Listeners {
+		switch strings.Trim(l.Addr, "[]") {
+		case "*", "0.0.0.0", "::", "00000000", "00000000000000000000000000000000", clusterIP:
+			out[l.Port] = true
+		}
+	}
+	return out
+}
+
+func ours(name string) bool {
+	return name == haContainer || strings.HasPrefix(name, haContainer+"-") || name == bootstrapContainer
+}
+
+// holder describes who holds a port, for a message.
+func (p portFacts) holder(l listener) string {
+	var s string
+	switch {
+	case l.Process != "" && l.PID > 0:
+		s = fmt.Sprintf("%s (pid %d)", l.Process, l.PID)
+	case l.Process != "":
+		s = l.Process
+	default:
+		s = "an unknown process"
+	}
+	if c, ok := p.publisher(l.Port); ok {
+		s += " for container " + c
+	}
+	return s
+}
+
+// evalPorts checks that the ports Rancher HA needs are free or held by
+// this cluster's own containers. A port published by rancher-ha-* or
+// haplan-bootstrap is ours; while rancher-ha runs (host networking), any
+// process on the node's HA ports is taken to be the cluster's own. Port
+// 22 may be held by sshd. On the bootstrap node 8080 must be free unless
+// haplan-bootstrap publishes it (or the cluster already runs).
+func evalPorts(host string, p portFacts, bootstrap bool) []Finding {
+	byPort := map[int][]listener{}
+	for _, l := range p.Listeners {
+		byPort[l.Port] = append(byPort[l.Port], l)
+	}
+	ha := p.haRunning()
+	foreign := func(n int) (listener, bool) {
+		for _, l := range byPort[n] {
+			if c, ok := p.publisher(n); ok && ours(c) {
+				continue
+			}
+			if ha {
+				continue
+			}
+			if n == 22 && l.Process == "sshd" {
+				continue
+			}
+			return l, true
+		}
+		return listener{}, false
+	}
+	var out, held []Finding
+	var free []string
+	for _, n := range append(outsidePorts(), clusterPorts()...) {
+		l, bad := foreign(n)
+		if !bad {
+			free = append(free, strconv.Itoa(n))
+			continue
+		}
+		held = append(held, Finding{Severity: Error, Check: "ports", Host: host,
+			Message: fmt.Sprintf("port %d/tcp is held by %s on %s", n, p.holder(l), l.Addr),
+			Hint:    fmt.Sprintf("Rancher HA needs %d/tcp on every node: stop or move what holds it", n)})
+	}
+	out = append(out, held...)
+	if len(held) == 0 {
+		msg := "ports " + strings.Join(free, ", ") + " are free"
+		if ha {
+			msg = "ports " + strings.Join(free, ", ") + " are free or held by this cluster's rancher-ha"
+		}
+		out = append(out, Finding{Severity: OK, Check: "ports", Host: host, Message: msg})
+	}
+	if bootstrap {
+		out = append(out, evalBootstrapPort(host, p, byPort[bootstrapPort], ha))
+	}
+	return out
+}
+
+func evalBootstrapPort(host string, p portFacts, ls []listener, ha bool) Finding {
+	if len(ls) == 0 {
+		return Finding{Severity: OK, Check: "bootstrap.port", Host: host, Message: "8080/tcp is free for the bootstrap server"}
+	}
+	l := ls[0]
+	if c, ok := p.publisher(bootstrapPort); ok && c == bootstrapContainer {
+		return Finding{Severity: OK, Check: "bootstrap.port", Host: host,
+			Message: "8080/tcp is held by haplan's own " + bootstrapContainer}
+	}
+	if ha {
+		return Finding{Severity: OK, Check: "bootstrap.port", Host: host,
+			Message: fmt.Sprintf("8080/tcp is held by %s while rancher-ha runs", p.holder(l))}
+	}
+	return Finding{Severity: Error, Check: "bootstrap.port", Host: host,
+		Message: fmt.Sprintf("port 8080/tcp is held by %s on %s", p.holder(l), l.Addr),
+		Hint:    "the bootstrap server publishes 8080 on the bootstrap node: stop what holds it, or choose another rancher.bootstrapNode"}
+}
+
+func evalMemory(host string, total uint64) Finding {
+	f := Finding{Check: "memory", Host: host, Severity: OK, Message: formatBytes(total) + " of memory"}
+	switch {
+	case float64(total) < memSlack*memFloor:
+		f.Severity = Warning
+		f.Message = fmt.Sprintf("only %s of memory, below the 1 GB the Rancher server needs to start", formatBytes(total))
+		f.Hint = "give the node at least 4 GB; 8 GB is recommended"
+	case float64(total) < memSlack*memMinimum:
+		f.Severity = Warning
+		f.Message = fmt.Sprintf("%s of memory, below 4 GB", formatBytes(total))
+		f.Hint = "8 GB is recommended for a Rancher server node"
+	case float64(total) < memSlack*memRecommended:
+		f.Severity = Info
+		f.Message = fmt.Sprintf("%s of memory (8 GB is recommended)", formatBytes(total))
+	}
+	return f
+}
+
+func evalClock(host string, skew, uncertainty time.Duration) Finding {
+	dir := "ahead of"
+	if skew < 0 {
+		dir = "behind"
+	}
+	abs := skew.Abs().Round(time.Millisecond)
+	msg := fmt.Sprintf("clock %s %s this machine's (±%s)", abs, dir, uncertainty.Round(time.Millisecond))
+	if skew.Abs() > maxClockSkew {
+		return Finding{Severity: Warning, Check: "clock", Host: host, Message: msg,
+			Hint: "synchronise the clocks (ntpd, chrony or systemd-timesyncd) on every node"}
+	}
+	return Finding{Severity: OK, Check: "clock", Host: host, Message: msg}
+}
+
+// evalClockSpread warns when the nodes disagree among themselves by more
+// than maxClockSkew even though each is close enough to this machine.
+func evalClockSpread(skews map[string]time.Duration) (Finding, bool) {
+	if len(skews) < 2 {
+		return Finding{}, false
+	}
+	names := make([]string, 0, len(skews))
+	for n := range skews {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	lo, hi := names[0], names[0]
+	for _, n := range names {
+		if skews[n] < skews[lo] {
+			lo = n
+		}
+		if skews[n] > skews[hi] {
+			hi = n
+		}
+	}
+	spread := skews[hi] - skews[lo]
+	if spread <= maxClockSkew {
+		return Finding{}, false
+	}
+	return Finding{Severity: Warning, Check: "clock",
+		Message: fmt.Sprintf("the nodes' clocks differ by %s (%s ahead of %s)", spread.Round(time.Millisecond), hi, lo),
+		Hint:    "synchronise the clocks (ntpd, chrony or systemd-timesyncd) on every node"}, true
+}
+
+// neededConnections is the upstream rule: 50 per node.
+func neededConnections(nodes int) int { return connsPerNode * nodes }
+
+func evalMaxConnections(current, nodes int) Finding {
+	need := neededConnections(nodes)
+	if current >= need {
+		return Finding{Severity: OK, Check: "max_connections", Host: "db",
+			Message: fmt.Sprintf("max_connections is %d; %d node(s) need at least %d", current, nodes, need)}
+	}
+	return Finding{Severity: Error, Check: "max_connections", Host: "db",
+		Message: fmt.Sprintf("max_connections is %d; %d nodes need at least %d (%d per node)", current, nodes, need, connsPerNode),
+		Hint:    fmt.Sprintf("SET GLOBAL max_connections = %d and persist it in my.cnf", need)}
+}
+
+// reachTarget is one node-to-node probe.
+type reachTarget struct {
+	Node, Addr string
+	Port       int
+}
+
+// evalReach reads the probe script's lines ("ADDR PORT RC") for the
+// targets probed from host.
+func evalReach(host string, targets []reachTarget, out string) []Finding {
+	rc := map[string]int{}
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		if n, err := strconv.Atoi(f[2]); err == nil {
+			rc[f[0]+" "+f[1]] = n
+		}
+	}
+	var out2, ok []string
+	var res []Finding
+	for _, t := range targets {
+		key := t.Addr + " " + strconv.Itoa(t.Port)
+		code, seen := rc[key]
+		switch {
+		case seen && code == 0:
+			ok = append(ok, fmt.Sprintf("%s:%d", t.Node, t.Port))
+		case seen && code == 127:
+			res = append(res, Finding{Severity: Warning, Check: "reach", Host: host,
+				Message: "cannot probe other nodes: neither nc nor bash is installed",
+				Hint:    "install netcat (nc) to let haplan check node-to-node ports"})
+			return res
+		default:
+			res = append(res, Finding{Severity: Error, Check: "reach", Host: host,
+				Message: fmt.Sprintf("cannot reach %s at %s:%d/tcp", t.Node, t.Addr, t.Port),
+				Hint:    "open TCP between the nodes' cluster addresses (firewall, security group, routing)"})
+			out2 = append(out2, key)
+		}
+	}
+	if len(out2) == 0 && len(ok) > 0 {
+		res = append(res, Finding{Severity: OK, Check: "reach", Host: host,
+			Message: "reaches " + strings.Join(ok, ", ")})
+	}
+	return res
+}
