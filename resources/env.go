@@ -52,9 +52,10 @@ type Env struct {
 	db     *sql.DB
 	dbErr  error
 
-	mu     sync.Mutex
-	ca     []byte // cluster CA once seen; only successes are cached
-	script *scriptFacts
+	mu       sync.Mutex
+	ca       []byte // cluster CA once seen; only successes are cached
+	extraDBs []*sql.DB
+	script   *scriptFacts
 }
 
 type certMaterial struct {
@@ -124,6 +125,12 @@ func (e *Env) Close() error {
 	if e.db != nil {
 		errs = append(errs, e.db.Close())
 	}
+	e.mu.Lock()
+	for _, db := range e.extraDBs {
+		errs = append(errs, db.Close())
+	}
+	e.extraDBs = nil
+	e.mu.Unlock()
 	return errors.Join(errs...)
 }
 

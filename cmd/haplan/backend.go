@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/preflight"
 )
 
 // errInvalidManifest is returned by backend.Load when the manifest has
@@ -49,6 +50,10 @@ type clusterEnv interface {
 	ForceUnlock(ctx context.Context) (holder string, err error)
 	// Endpoints are where the cluster answers, printed after an apply.
 	Endpoints() []string
+	// Preflight checks the cluster's prerequisites without changing
+	// anything: SSH, docker, ports, MySQL credentials and capacity, memory,
+	// clocks, the load balancer.
+	Preflight(ctx context.Context) *preflight.Report
 	Close() error
 }
 

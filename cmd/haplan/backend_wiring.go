@@ -11,6 +11,7 @@ import (
 	"github.com/haplan/haplan/diag"
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/manifests"
+	"github.com/haplan/haplan/preflight"
 	"github.com/haplan/haplan/resources"
 )
 
@@ -69,6 +70,10 @@ type resourcesEnv struct {
 func (r *resourcesEnv) Steps() []engine.Step { return r.steps }
 func (r *resourcesEnv) Endpoints() []string  { return r.env.Endpoints() }
 func (r *resourcesEnv) Close() error         { return r.env.Close() }
+
+func (r *resourcesEnv) Preflight(ctx context.Context) *preflight.Report {
+	return preflight.Run(ctx, r.env, preflight.Options{Redact: r.env.Redactor().String})
+}
 
 func (r *resourcesEnv) Lock(ctx context.Context, h lockHolder) (func(context.Context) error, error) {
 	unlock, err := r.env.Lock(ctx, resources.LockHolder{User: h.User, Machine: h.Machine, PID: h.PID, Since: h.Since, Command: h.Command})

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"github.com/haplan/haplan/preflight"
 	"log/slog"
 )
 
@@ -60,6 +62,51 @@ func (a *app) graph(ctx context.Context, args []string) int {
 		fmt.Fprint(o.out, g.Mermaid())
 	} else {
 		fmt.Fprint(o.out, g.DOT())
+	}
+	return exitOK
+}
+
+// check runs the preflight checks and lists every one of them.
+func (a *app) check(ctx context.Context, args []string) int {
+	fs := a.newFlags("check")
+	var pf planFlags
+	var asJSON bool
+	fs.StringVar(&pf.file, "f", "cluster.yaml", "the manifest")
+	fs.BoolVar(&asJSON, "json", false, "print the findings as JSON")
+	pos, code, done := parseFlags(fs, args)
+	if done {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(a.stderr, "haplan check: unexpected argument %q\n", pos[0])
+		return exitError
+	}
+	m, err := a.loadManifest(pf.file)
+	if err != nil {
+		return exitError
+	}
+	o := a.newOutput(m.Secrets)
+	defer o.flush()
+	env, _, err := a.connect(ctx, m, pf, slog.New(slog.DiscardHandler))
+	if err != nil {
+		printError(o.errw, err)
+		return exitError
+	}
+	defer env.Close()
+	r := env.Preflight(ctx)
+	if asJSON {
+		enc := json.NewEncoder(o.out)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(r)
+	} else {
+		err = preflight.Render(o.out, r)
+	}
+	if err != nil {
+		printError(o.errw, err)
+		return exitError
+	}
+	if !r.OK() {
+		return exitError
 	}
 	return exitOK
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/plans"
+	"github.com/haplan/haplan/preflight"
 )
 
 // planFlags are the options plan and apply share.
@@ -72,6 +73,10 @@ func (a *app) plan(ctx context.Context, args []string) int {
 	}
 	defer env.Close()
 
+	if err := a.preflight(ctx, env, o); err != nil {
+		printError(o.errw, err)
+		return exitError
+	}
 	p, err := a.makePlan(ctx, m, g, pf, o)
 	if err != nil {
 		printError(o.errw, err)
@@ -121,6 +126,25 @@ func (a *app) connect(ctx context.Context, m *loadedManifest, pf planFlags, logg
 		return nil, nil, fmt.Errorf("build the step graph: %w", err)
 	}
 	return env, g, nil
+}
+
+// preflight runs the prerequisite checks before anything is probed or
+// changed. Errors block (the caller exits 1 before the first change);
+// warnings are shown on stderr and the run goes on.
+func (a *app) preflight(ctx context.Context, env clusterEnv, o *output) error {
+	r := env.Preflight(ctx)
+	if len(r.Errors()) == 0 && len(r.Warnings()) == 0 {
+		return nil
+	}
+	blocked := *r
+	blocked.Findings = append(r.Errors(), r.Warnings()...)
+	if err := preflight.Render(o.errw, &blocked); err != nil {
+		return err
+	}
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("preflight: %w (haplan check lists every check)", err)
+	}
+	return nil
 }
 
 // makePlan probes g and fills in what the engine leaves to the caller.

@@ -83,6 +83,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return a.apply(ctx, rest)
 	case "graph":
 		return a.graph(ctx, rest)
+	case "check":
+		return a.check(ctx, rest)
 	case "force-unlock":
 		return a.forceUnlock(ctx, rest)
 	case "version", "--version", "-version":
@@ -212,6 +214,7 @@ Commands:
   validate       check the manifest and print its errors and warnings
   plan           show what apply would change
   apply          change the machines to match the manifest
+  check          run the preflight checks (also run by plan and apply)
   graph          print the step graph (DOT or Mermaid)
   force-unlock   release a lock left behind by a crashed apply
   version        print the version
@@ -230,6 +233,24 @@ Exit codes:
 // usageFor returns the usage text of a command.
 func usageFor(name string) (string, bool) {
 	u, ok := map[string]string{
+		"check": `Usage: haplan check [-f cluster.yaml] [--json]
+
+Checks what the cluster needs before anything is changed: every node reachable
+over SSH with the privileges needed and dockerd answering; the ports Rancher
+uses free on every node and reachable between nodes; the admin and the
+application MySQL credentials (the latter from the bootstrap node, as the
+server will connect); max_connections at 50 per node; memory; clock skew; the
+load balancer host. plan and apply run the same checks first: errors stop
+them before the first change, warnings are shown.
+
+Options:
+  -f FILE   the manifest (default ./cluster.yaml)
+  --json    the findings as JSON
+
+Examples:
+  haplan check
+  haplan check -f prod/cluster.yaml --json
+` + exitCodesUsage,
 		"validate": `Usage: haplan validate [-f cluster.yaml]
 
 Checks the manifest: unknown keys, wrong types and bad values are errors,

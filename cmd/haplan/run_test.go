@@ -19,6 +19,7 @@ import (
 
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/plans"
+	"github.com/haplan/haplan/preflight"
 )
 
 const testSecret = "hunter2-db-password"
@@ -86,10 +87,11 @@ func (s *fakeStep) Apply(ctx context.Context, _ plans.Change) error {
 }
 
 type fakeEnv struct {
-	steps    []engine.Step
-	lockErr  error
-	unlocked bool
-	mu       sync.Mutex
+	steps     []engine.Step
+	preflight *preflight.Report
+	lockErr   error
+	unlocked  bool
+	mu        sync.Mutex
 }
 
 func (e *fakeEnv) Steps() []engine.Step { return e.steps }
@@ -107,6 +109,12 @@ func (e *fakeEnv) Lock(context.Context, lockHolder) (func(context.Context) error
 func (e *fakeEnv) ForceUnlock(context.Context) (string, error) { return "bob@ops2", nil }
 func (e *fakeEnv) Endpoints() []string                         { return []string{"https://10.0.0.10"} }
 func (e *fakeEnv) Close() error                                { return nil }
+func (e *fakeEnv) Preflight(context.Context) *preflight.Report {
+	if e.preflight != nil {
+		return e.preflight
+	}
+	return &preflight.Report{Findings: []preflight.Finding{{Severity: preflight.OK, Check: "ssh", Host: "rs1", Message: "ok"}}}
+}
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a run.
 type syncBuffer struct {
@@ -461,5 +469,37 @@ func TestCommandLine(t *testing.T) {
 				t.Errorf("haplan %v: exit %d (want %d), output lacks %q:\n%s", tt.args, code, tt.code, tt.out, all)
 			}
 		})
+	}
+}
+
+func TestPreflightBlocksApplyAndShowsWarnings(t *testing.T) {
+	f := newFixture(t)
+	f.env.preflight = &preflight.Report{Findings: []preflight.Finding{
+		{Severity: preflight.Error, Check: "max_connections", Host: "db", Message: "max_connections is 151; 5 nodes need at least 250"},
+		{Severity: preflight.Warning, Check: "clock", Host: "rs2", Message: "clock 3.1s ahead"},
+		{Severity: preflight.OK, Check: "ssh", Host: "rs1", Message: "connected"},
+	}}
+	f.wantCode(f.run("apply", "-f", f.manifest, "--auto-approve"), exitError)
+	if got := f.w.appliedSteps(); len(got) != 0 {
+		t.Errorf("applied %v despite a preflight error", got)
+	}
+	for _, want := range []string{"max_connections is 151", "clock 3.1s ahead", "preflight"} {
+		if !strings.Contains(f.stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, f.stderr)
+		}
+	}
+	if strings.Contains(f.stderr.String(), "connected") {
+		t.Errorf("passing checks are listed by plan/apply; only haplan check lists them:\n%s", f.stderr)
+	}
+
+	// A warning alone does not block; check lists everything and exits 1 on errors.
+	f.env.preflight.Findings = f.env.preflight.Findings[1:]
+	f.wantCode(f.run("apply", "-f", f.manifest, "--auto-approve"), exitOK)
+	if got := len(f.w.appliedSteps()); got != 4 {
+		t.Errorf("applied %d steps with only a warning, want 4", got)
+	}
+	f.wantCode(f.run("check", "-f", f.manifest), exitOK)
+	if !strings.Contains(f.stdout.String(), "connected") {
+		t.Errorf("check does not list passing checks:\n%s", f.stdout)
 	}
 }
