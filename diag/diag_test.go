@@ -1,0 +1,112 @@
+package diag
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const src = "name: lab\nnodes:\n  - name: rs1\n    adress: 10.0.0.12\n\tx: \"é\" y\n"
+
+func unknownField() Diagnostic {
+	return Diagnostic{
+		Severity: Error, Summary: `unknown field "adress"`, Detail: `Did you mean "address"?`, Path: "nodes[1]",
+		Subject: &Range{Filename: "cluster.yaml", Start: Pos{Line: 4, Column: 5, Byte: 35}, End: Pos{Line: 4, Column: 11, Byte: 41}},
+	}
+}
+
+func TestRender(t *testing.T) {
+	tests := []struct {
+		name    string
+		ds      Diagnostics
+		sources map[string][]byte
+		want    string
+	}{
+		{"snippet and caret", Diagnostics{unknownField()}, map[string][]byte{"cluster.yaml": []byte(src)},
+			"Error: unknown field \"adress\"\n\n  on cluster.yaml line 4, column 5, in nodes[1]:\n  4:     adress: 10.0.0.12\n         ^\nDid you mean \"address\"?\n"},
+		{"no source", Diagnostics{unknownField()}, nil,
+			"Error: unknown field \"adress\"\n\n  on cluster.yaml line 4, column 5, in nodes[1]:\nDid you mean \"address\"?\n"},
+		{"tabs and multibyte keep the caret aligned",
+			Diagnostics{{Severity: Warning, Summary: "w", Subject: &Range{Filename: "f", Start: Pos{Line: 5, Column: 10}}}},
+			map[string][]byte{"f": []byte(src)},
+			"Warning: w\n\n  on f line 5, column 10:\n  5: \tx: \"é\" y\n     \t       ^\n"},
+		{"path only", Diagnostics{{Severity: Error, Summary: "s", Path: "database.host"}}, nil,
+			"Error: s\n\n  in database.host\n"},
+		{"two are separated", Diagnostics{{Summary: "a"}, {Summary: "b", Detail: "d\n"}}, nil,
+			"Error: a\n\nError: b\nd\n"},
+		{"line past the end", Diagnostics{{Summary: "a", Subject: &Range{Filename: "f", Start: Pos{Line: 99, Column: 1}}}},
+			map[string][]byte{"f": []byte(src)}, "Error: a\n\n  on f line 99, column 1:\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			if err := Render(&b, tt.ds, tt.sources); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, b.String()); diff != "" {
+				t.Errorf("Render (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCompact(t *testing.T) {
+	tests := []struct {
+		name string
+		d    Diagnostic
+		want string
+	}{
+		{"with hint", unknownField(), `cluster.yaml:4:5: error: unknown field "adress" (did you mean "address"?)`},
+		{"acronym kept", Diagnostic{Severity: Warning, Summary: "s", Detail: "HA is\nhard."}, "warning: s (HA is hard)"},
+		{"path without subject", Diagnostic{Summary: "s", Path: "a.b"}, "error: a.b: s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.d.Compact(); got != tt.want {
+				t.Errorf("Compact() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestErr(t *testing.T) {
+	var none Diagnostics
+	if err := none.Append(Diagnostic{Severity: Warning, Summary: "w"}).Err(); err != nil {
+		t.Errorf("warnings only: Err() = %v, want nil", err)
+	}
+	ds := none.Append(Diagnostic{Severity: Warning, Summary: "w"}, unknownField(), Diagnostic{Summary: "second"})
+	if !ds.HasErrors() || len(ds.Errors()) != 2 || len(ds.Warnings()) != 1 {
+		t.Fatalf("HasErrors/Errors/Warnings wrong for %v", ds)
+	}
+	err := fmt.Errorf("load: %w", ds.Err())
+	var de *DiagnosticsError
+	if !errors.As(err, &de) {
+		t.Fatalf("errors.As failed for %v", err)
+	}
+	if diff := cmp.Diff(ds, de.Diagnostics); diff != "" {
+		t.Errorf("kept diagnostics (-want +got):\n%s", diff)
+	}
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("errors.Is(err, ErrInvalid) = false")
+	}
+	want := `load: cluster.yaml:4:5: error: unknown field "adress" (did you mean "address"?) (and 1 more error)`
+	if err.Error() != want {
+		t.Errorf("Error() = %q, want %q", err.Error(), want)
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestRenderWriteError(t *testing.T) {
+	if err := Render(failWriter{}, Diagnostics{unknownField()}, nil); err == nil {
+		t.Errorf("Render to a failing writer returned nil")
+	}
+	if err := RenderCompact(failWriter{}, Diagnostics{unknownField()}); err == nil {
+		t.Errorf("RenderCompact to a failing writer returned nil")
+	}
+}

@@ -1,0 +1,22 @@
+# Makefile fragment for the haplan lab; the top-level Makefile includes it.
+#   make lab [NODES=3] [HOSTS=3]   install prerequisites, bring the lab up
+#   make lab-down                  remove the lab (keeps the cached host image)
+#   make lab-status                one line per lab host
+#   make lab-test                  the lab's own end-to-end tests (build tag lab)
+NODES ?= 3
+HOSTS ?= 3
+GO ?= go
+
+.PHONY: lab lab-down lab-status lab-test
+lab:
+	./lab/prereqs.sh
+	$(GO) run ./cmd/haplab up --nodes $(NODES) --hosts $(HOSTS)
+
+lab-down:
+	$(GO) run ./cmd/haplab down
+
+lab-status:
+	$(GO) run ./cmd/haplab status
+
+lab-test:
+	$(GO) test -tags lab -count=1 ./lab/

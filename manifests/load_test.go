@@ -1,0 +1,208 @@
+package manifests
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/haplan/haplan/diag"
+)
+
+// exampleDir copies examples/cluster.yaml (and testdata/good/cluster.hcl)
+// into a temporary directory together with the files they reference.
+func exampleDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		"tls/server-cert.pem":       "-----BEGIN CERTIFICATE-----\ncert\n-----END CERTIFICATE-----\n",
+		"tls/server-key.pem":        "-----BEGIN PRIVATE KEY-----\nkey-secret-material\n-----END PRIVATE KEY-----\n",
+		"tls/ca.crt":                "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n",
+		"secrets/db-admin-password": "admin-secret-pw\n",
+		"hosts.txt":                 "# extra hosts\n10.0.1.3\nh4 10.0.1.4  # comment\n\n",
+	}
+	for _, src := range []string{"../examples/cluster.yaml", "testdata/good/cluster.hcl"} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[filepath.Base(src)] = string(b)
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func mustLoad(t *testing.T, l Loader, path string) *Cluster {
+	t.Helper()
+	c, ds := l.Load(path)
+	if len(ds) > 0 {
+		var b strings.Builder
+		_ = diag.Render(&b, ds, c.Sources())
+		t.Fatalf("Load(%s) diagnostics:\n%s", path, b.String())
+	}
+	return c
+}
+
+// ignoreLoadMeta compares what the manifest says, not where it was read.
+func ignoreLoadMeta() cmp.Option {
+	return cmpopts.IgnoreFields(Cluster{}, "Path", "Digest", "sources")
+}
+
+func TestLoadExample(t *testing.T) {
+	dir := exampleDir(t)
+	c := mustLoad(t, testLoader(), filepath.Join(dir, "cluster.yaml"))
+	def := SSH{User: "root", Port: 22, IdentityFile: "/home/test/.ssh/id_ed25519",
+		KnownHostsFile: "/home/test/.ssh/known_hosts", HostKeyPolicy: "strict"}
+	port2222 := def
+	port2222.Port = 2222
+	want := &Cluster{
+		Name: "prod-rancher",
+		Rancher: Rancher{
+			Image: "rancher/server:v1.0.1", HostRegistrationURL: "https://rancher.example.com", BootstrapNode: "rs1",
+			Certificate: &Certificate{
+				Cert:  Secret{File: filepath.Join(dir, "tls/server-cert.pem")},
+				Key:   Secret{File: filepath.Join(dir, "tls/server-key.pem")},
+				Chain: Secret{File: filepath.Join(dir, "tls/ca.crt")},
+			},
+			Timeouts: Timeouts{Bootstrap: 20 * time.Minute, ClusterFormation: 10 * time.Minute, SSH: 15 * time.Second},
+		},
+		Database: Database{Host: "10.0.0.20", Port: 3306, Name: "cattle", User: "cattle",
+			Password: Secret{Env: "HAPLAN_DB_PASSWORD"},
+			Admin:    DBAdmin{User: "root", Password: Secret{File: filepath.Join(dir, "secrets/db-admin-password")}}},
+		LoadBalancer: LoadBalancer{Address: "10.0.0.10", HAProxy: &HAProxy{ConfigPath: "/etc/haproxy/haproxy.cfg",
+			ReloadCommand: "service haproxy reload || service haproxy start", SSH: def}},
+		Nodes: []Node{
+			{Name: "rs1", Address: "10.0.0.11", ClusterIP: "10.0.0.11", SSH: def},
+			{Name: "rs2", Address: "10.0.0.12", ClusterIP: "10.0.0.12", SSH: def},
+			{Name: "rs3", Address: "10.0.0.13", ClusterIP: "10.0.0.13", SSH: port2222},
+		},
+		Hosts: []Host{
+			{Name: "h1", Address: "10.0.1.1", SSH: def},
+			{Name: "10.0.1.2", Address: "10.0.1.2", SSH: def},
+			{Name: "10.0.1.3", Address: "10.0.1.3", SSH: def},
+			{Name: "h4", Address: "10.0.1.4", SSH: def},
+		},
+		Dir: dir,
+	}
+	if diff := cmp.Diff(want, c, ignoreLoadMeta()); diff != "" {
+		t.Errorf("example mismatch (-want +got):\n%s", diff)
+	}
+	if len(c.Digest) != 64 {
+		t.Errorf("Digest = %q, want 64 hex digits", c.Digest)
+	}
+	src := c.Sources()
+	if _, ok := src[filepath.Join(dir, "cluster.yaml")]; !ok {
+		t.Errorf("Sources() lacks the manifest: %v", keys(src))
+	}
+	if _, ok := src[filepath.Join(dir, "hosts.txt")]; !ok {
+		t.Errorf("Sources() lacks the hosts file: %v", keys(src))
+	}
+
+	// The HCL twin loads to the same cluster.
+	h := mustLoad(t, testLoader(), filepath.Join(dir, "cluster.hcl"))
+	if diff := cmp.Diff(c, h, ignoreLoadMeta()); diff != "" {
+		t.Errorf("YAML and HCL differ (-yaml +hcl):\n%s", diff)
+	}
+}
+
+func keys(m map[string][]byte) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestLoadMinimalDefaults(t *testing.T) {
+	c := mustLoad(t, testLoader(), "testdata/good/minimal.yaml")
+	dir, err := filepath.Abs("testdata/good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := SSH{User: "root", Port: 22, IdentityFile: "/home/test/.ssh/id_ed25519",
+		KnownHostsFile: "/home/test/.ssh/known_hosts", HostKeyPolicy: "strict"}
+	want := &Cluster{
+		Name: "lab",
+		Rancher: Rancher{Image: "rancher/server:v1.0.1", HostRegistrationURL: "https://10.0.0.10", BootstrapNode: "rs1",
+			Timeouts: Timeouts{Bootstrap: 20 * time.Minute, ClusterFormation: 10 * time.Minute, SSH: 15 * time.Second}},
+		Database: Database{Host: "db.example.com", Port: 3306, Name: "cattle", User: "cattle",
+			Password: Secret{Env: "HAPLAN_DB_PASSWORD"}, Admin: DBAdmin{User: "root", Password: Secret{Env: "HAPLAN_DB_PASSWORD"}}},
+		LoadBalancer: LoadBalancer{Address: "10.0.0.10"},
+		Nodes:        []Node{{Name: "rs1", Address: "10.0.0.11", ClusterIP: "10.0.0.11", SSH: def}},
+		Dir:          dir,
+	}
+	if diff := cmp.Diff(want, c, ignoreLoadMeta()); diff != "" {
+		t.Errorf("minimal mismatch (-want +got):\n%s", diff)
+	}
+	if got, ok := c.Node("rs1"); !ok || got.Address != "10.0.0.11" {
+		t.Errorf("Node(rs1) = %+v, %v", got, ok)
+	}
+	if _, ok := c.Node("rs9"); ok {
+		t.Errorf("Node(rs9) found a node")
+	}
+}
+
+func TestDigestCoversHostsFile(t *testing.T) {
+	dir := exampleDir(t)
+	path := filepath.Join(dir, "cluster.yaml")
+	before := mustLoad(t, testLoader(), path).Digest
+	if err := os.WriteFile(filepath.Join(dir, "hosts.txt"), []byte("10.0.1.7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	after := mustLoad(t, testLoader(), path).Digest
+	if before == after {
+		t.Errorf("digest did not change when hosts.txt changed")
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		src  string
+		want string // substring of the first diagnostic's compact form
+	}{
+		{"unknown extension", "cluster.json", "{}", `error: cluster.json: unknown manifest format ".json"`},
+		{"empty yaml", "c.yaml", "", "c.yaml:1:1: error: name is required"},
+		{"top-level list", "c.yaml", "- a\n- b\n", "c.yaml:1:1: error: the manifest must be a mapping, not a list"},
+		{"two documents", "c.yaml", "name: a\n---\nname: b\n", "c.yaml:3:1: error: more than one YAML document"},
+		{"alias", "c.yaml", "name: &n lab\nhostsFile: *n\n", "c.yaml:2:12: error: YAML aliases are not supported"},
+		{"duplicate key", "c.yaml", "name: a\nname: b\n", `c.yaml:2:1: error: YAML syntax error: mapping key "name" already defined`},
+		{"hcl variable", "c.hcl", "name = var.x\n", "c.hcl:1:8: error: HCL: Variables not allowed"},
+		{"hcl case-insensitive suggestion", "c.hcl", "Name = \"x\"\n", `c.hcl:1:1: error: unknown field "Name" (did you mean "name"?)`},
+		{"nested wrong kind", "c.yaml", "name: lab\nnodes: {rs1: 10.0.0.1}\n", "c.yaml:2:8: error: nodes must be a list, not a mapping"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ds := testLoader().LoadBytes(tt.file, []byte(tt.src), t.TempDir())
+			if !ds.HasErrors() {
+				t.Fatalf("no errors")
+			}
+			if got := ds[0].Compact(); !strings.HasPrefix(got, tt.want) {
+				t.Errorf("first diagnostic = %q, want prefix %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	c, ds := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if c == nil || !ds.HasErrors() {
+		t.Fatalf("Load of a missing file = %v, %v; want a cluster and an error", c, ds)
+	}
+	if !strings.Contains(ds[0].Summary, "no such file") {
+		t.Errorf("summary = %q", ds[0].Summary)
+	}
+}

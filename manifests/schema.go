@@ -1,0 +1,130 @@
+package manifests
+
+import (
+	"encoding/json"
+)
+
+// Schema returns a JSON Schema (draft 2020-12) for cluster.yaml, for
+// editors (yaml-language-server) and CI linters. schema/cluster.schema.json
+// is a committed copy; a test keeps the two and the loader's keys in step.
+// The schema cannot express every rule (unique names, secrets that must
+// exist), so the loader remains the authority.
+func Schema() []byte {
+	b, err := json.MarshalIndent(schemaDoc(), "", "  ")
+	if err != nil {
+		panic("manifests: schema does not encode: " + err.Error()) // static data: cannot happen
+	}
+	return append(b, '\n')
+}
+
+type jsonObj = map[string]any
+
+func schemaStr(desc string) jsonObj { return jsonObj{"type": "string", "description": desc} }
+
+func schemaRef(def, desc string) jsonObj {
+	return jsonObj{"$ref": "#/$defs/" + def, "description": desc}
+}
+
+func schemaDuration(desc string) jsonObj {
+	return jsonObj{"type": "string", "description": desc, "pattern": `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`}
+}
+
+func schemaPort(desc string) jsonObj {
+	return jsonObj{"type": "integer", "minimum": 1, "maximum": 65535, "description": desc}
+}
+
+func schemaObject(desc string, required []string, props jsonObj) jsonObj {
+	o := jsonObj{"type": "object", "additionalProperties": false, "properties": props}
+	if desc != "" {
+		o["description"] = desc
+	}
+	if len(required) > 0 {
+		o["required"] = required
+	}
+	return o
+}
+
+func schemaDoc() jsonObj {
+	root := schemaObject("A haplan manifest: a Rancher Server v1.0.1 HA cluster.",
+		[]string{"name", "database", "loadBalancer", "nodes"}, jsonObj{
+			"name": jsonObj{"type": "string", "description": "Cluster name, a DNS label.",
+				"pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},
+			"rancher": schemaObject("The rancher/server container.", nil, jsonObj{
+				"image":               jsonObj{"type": "string", "description": "Image with an explicit tag. Default " + DefaultImage + ".", "pattern": `(:[^/:]+|@.+)$`},
+				"hostRegistrationUrl": jsonObj{"type": "string", "description": "http(s) URL without a path. Default https://<loadBalancer.address>.", "pattern": "^https?://[^/]+/?$"},
+				"certificate": schemaObject("Your own TLS certificate; omit for a self-signed CA made by the cluster.",
+					[]string{"cert", "key", "chain"}, jsonObj{
+						"cert":  schemaRef("secret", "Server certificate (PEM)."),
+						"key":   schemaRef("secret", "Private key (PEM); a secret."),
+						"chain": schemaRef("secret", "CA chain (ca.crt); required with your own certificate."),
+					}),
+				"bootstrapNode": schemaStr("The node started first. Default: the first node."),
+				"timeouts": schemaObject("", nil, jsonObj{
+					"bootstrap":        schemaDuration("First start, which creates the schema. Default 20m."),
+					"clusterFormation": schemaDuration("Waiting for every node to join. Default 10m."),
+					"ssh":              schemaDuration("SSH connect timeout per attempt. Default 15s."),
+				}),
+			}),
+			"ssh": schemaRef("ssh", "SSH defaults for every machine."),
+			"database": schemaObject("The external MySQL database.", []string{"host", "password", "admin"}, jsonObj{
+				"host":     schemaStr("Address of the MySQL server."),
+				"port":     schemaPort("Default 3306."),
+				"name":     schemaStr("Database name. Default cattle."),
+				"user":     schemaStr("Database user. Default cattle."),
+				"password": schemaRef("secret", "Password of the database user."),
+				"admin": schemaObject("Account that creates the database, the user and the grants.", []string{"user", "password"}, jsonObj{
+					"user":     schemaStr("Admin user name."),
+					"password": schemaRef("secret", "Admin password."),
+				}),
+				"grantHosts": jsonObj{"type": "array", "items": jsonObj{"type": "string", "minLength": 1},
+					"description": "MySQL host patterns granted access. Default: each node's address."},
+			}),
+			"loadBalancer": schemaObject("Where clients and hosts reach the cluster.", []string{"address"}, jsonObj{
+				"address": schemaStr("IP address or host name of the load balancer."),
+				"haproxy": schemaObject("HAProxy that haplan configures; omit for an external LB that haplan only verifies.", nil, jsonObj{
+					"configPath":    schemaStr("Default " + DefaultHAProxyConfigPath + "."),
+					"reloadCommand": schemaStr("Default: " + DefaultHAProxyReloadCommand + "."),
+					"ssh":           schemaRef("ssh", "Overrides of the ssh defaults for the LB host."),
+				}),
+			}),
+			"nodes": jsonObj{"type": "array", "description": "Rancher servers: 1, 3 or 5 (ZooKeeper quorum).",
+				"items": jsonObj{"$ref": "#/$defs/node"},
+				"anyOf": []jsonObj{{"minItems": 1, "maxItems": 1}, {"minItems": 3, "maxItems": 3}, {"minItems": 5, "maxItems": 5}}},
+			"hosts":     jsonObj{"type": "array", "description": "Hosts that will join and need the cluster CA.", "items": jsonObj{"$ref": "#/$defs/host"}},
+			"hostsFile": schemaStr(`File of further hosts: one "address" or "name address" per line, '#' comments.`),
+		})
+	machineName := jsonObj{"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$"}
+	root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+	root["$id"] = "https://github.com/haplan/haplan/schema/cluster.schema.json"
+	root["title"] = "haplan cluster manifest"
+	root["$defs"] = jsonObj{
+		"secret": jsonObj{"type": "object", "additionalProperties": false,
+			"description": "A reference to a secret: exactly one of env and file. Never the value.",
+			"properties": jsonObj{
+				"env":  schemaStr("Environment variable holding the value."),
+				"file": schemaStr("File holding the value; relative to the manifest."),
+			},
+			"oneOf": []jsonObj{{"required": []string{"env"}}, {"required": []string{"file"}}}},
+		"ssh": schemaObject("", nil, jsonObj{
+			"user":           schemaStr("Login user; a non-root user needs passwordless sudo. Default root."),
+			"port":           schemaPort("Default 22."),
+			"identityFile":   schemaStr("Private key. Default ~/.ssh/id_ed25519."),
+			"knownHostsFile": schemaStr("Default ~/.ssh/known_hosts."),
+			"hostKeyPolicy":  jsonObj{"type": "string", "enum": []string{HostKeyStrict, HostKeyAcceptNew}, "description": "Default strict."},
+			"hostKey":        schemaStr("Pinned host public key, authorized_keys format."),
+			"bastion":        schemaStr(`Jump host, "user@host:port" (user and port optional).`),
+		}),
+		"node": schemaObject("A Rancher server.", []string{"name", "address"}, jsonObj{
+			"name":      machineName,
+			"address":   schemaStr("IP address or host name haplan connects to."),
+			"clusterIP": schemaStr("Address the other nodes use. Default: address."),
+			"ssh":       schemaRef("ssh", "Overrides of the ssh defaults."),
+		}),
+		"host": schemaObject("A host that joins the cluster.", []string{"address"}, jsonObj{
+			"name":    machineName,
+			"address": schemaStr("IP address or host name."),
+			"ssh":     schemaRef("ssh", "Overrides of the ssh defaults."),
+		}),
+	}
+	return root
+}

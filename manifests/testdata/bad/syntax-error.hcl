@@ -1,0 +1,4 @@
+name = "lab"
+database {
+  host = "10.0.0.20
+}

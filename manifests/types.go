@@ -1,0 +1,167 @@
+// Package manifests loads and validates a haplan manifest (cluster.yaml or
+// cluster.hcl) into a Cluster with every default applied.
+//
+// Both formats are parsed into one format-neutral tree that keeps source
+// positions; a single decoder turns it into the Go types below, refusing
+// unknown keys (with a "did you mean") and wrong types. Validation works on
+// the decoded Cluster and reports value paths such as "nodes[2].address";
+// one place (Loader) turns those paths back into file:line:col ranges, so
+// YAML and HCL get the same checks and the same quality of positions.
+//
+// Secrets are references ({env: NAME} or {file: PATH}), checked at load
+// time but only read through Secret.Resolve, and their values travel as
+// Sensitive, which never prints.
+package manifests
+
+import (
+	"time"
+)
+
+// Defaults applied by the loader.
+const (
+	DefaultImage                   = "rancher/server:v1.0.1"
+	DefaultSSHUser                 = "root"
+	DefaultSSHPort                 = 22
+	DefaultIdentityFile            = "~/.ssh/id_ed25519"
+	DefaultKnownHostsFile          = "~/.ssh/known_hosts"
+	DefaultHostKeyPolicy           = HostKeyStrict
+	DefaultDatabasePort            = 3306
+	DefaultDatabaseName            = "cattle"
+	DefaultDatabaseUser            = "cattle"
+	DefaultHAProxyConfigPath       = "/etc/haproxy/haproxy.cfg"
+	DefaultHAProxyReloadCommand    = "service haproxy reload || service haproxy start"
+	DefaultBootstrapTimeout        = 20 * time.Minute
+	DefaultClusterFormationTimeout = 10 * time.Minute
+	DefaultSSHTimeout              = 15 * time.Second
+)
+
+// Host key policies.
+const (
+	// HostKeyStrict refuses hosts whose key is not in known_hosts.
+	HostKeyStrict = "strict"
+	// HostKeyAcceptNew records unknown hosts' keys and refuses changed ones.
+	HostKeyAcceptNew = "accept-new"
+)
+
+// Cluster is a loaded, defaulted and validated manifest.
+type Cluster struct {
+	Name         string
+	Rancher      Rancher
+	Database     Database
+	LoadBalancer LoadBalancer
+	Nodes        []Node
+	// Hosts are the inline hosts followed by the hostsFile entries.
+	Hosts []Host
+
+	// Path is the manifest file as given to Load; Dir is the directory
+	// relative paths in it are resolved against.
+	Path, Dir string
+	// Digest is the sha256 (hex) of the manifest bytes followed by the
+	// hostsFile bytes, if any.
+	Digest string
+
+	sources map[string][]byte
+}
+
+// Rancher is the rancher/server container's configuration.
+type Rancher struct {
+	Image               string
+	HostRegistrationURL string
+	BootstrapNode       string
+	// Certificate is nil when the cluster makes its own self-signed CA.
+	Certificate *Certificate
+	Timeouts    Timeouts
+}
+
+// Certificate is a user-supplied TLS certificate; Key is the secret part.
+type Certificate struct {
+	Cert, Key, Chain Secret
+}
+
+// Timeouts bound the slow phases.
+type Timeouts struct {
+	Bootstrap, ClusterFormation, SSH time.Duration
+}
+
+// SSH is how haplan reaches one machine: the manifest's defaults with the
+// machine's own overrides merged in. Paths are absolute.
+type SSH struct {
+	User           string
+	Port           int
+	IdentityFile   string
+	KnownHostsFile string
+	HostKeyPolicy  string
+	// HostKey pins the host's public key (authorized_keys format).
+	HostKey string
+	// Bastion is an optional jump host, "user@host:port" (user and port
+	// optional).
+	Bastion string
+}
+
+// Database is the external MySQL database the cluster shares.
+type Database struct {
+	Host     string
+	Port     int
+	Name     string
+	User     string
+	Password Secret
+	Admin    DBAdmin
+	// GrantHosts are the MySQL host patterns granted access; empty means
+	// each node's address.
+	GrantHosts []string
+}
+
+// DBAdmin is the account that creates the database, user and grants.
+type DBAdmin struct {
+	User     string
+	Password Secret
+}
+
+// LoadBalancer is where clients and hosts reach the cluster.
+type LoadBalancer struct {
+	Address string
+	// HAProxy is nil for an external load balancer haplan only verifies.
+	HAProxy *HAProxy
+}
+
+// HAProxy is a load balancer haplan configures.
+type HAProxy struct {
+	ConfigPath, ReloadCommand string
+	SSH                       SSH
+}
+
+// Node is one Rancher server.
+type Node struct {
+	Name, Address string
+	// ClusterIP is the address other nodes use; defaults to Address.
+	ClusterIP string
+	SSH       SSH
+}
+
+// Host is a machine that will join the cluster and needs its CA.
+type Host struct {
+	// Name defaults to Address.
+	Name, Address string
+	SSH           SSH
+}
+
+// Node returns the node with the given name.
+func (c *Cluster) Node(name string) (Node, bool) {
+	for _, n := range c.Nodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// Sources returns the bytes of every file the loader read (the manifest
+// and its hostsFile), keyed by the Filename used in diagnostics' ranges:
+// pass it to diag.Render. The map is a copy.
+func (c *Cluster) Sources() map[string][]byte {
+	out := make(map[string][]byte, len(c.sources))
+	for k, v := range c.sources {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,404 @@
+package manifests
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/haplan/haplan/diag"
+)
+
+// validator checks a decoded Cluster and reports problems by value path;
+// the loader turns paths into source ranges.
+type validator struct {
+	dir       string // manifest directory: files below it are shown relative to it
+	lookupEnv func(string) (string, bool)
+	// written reports whether the manifest set the value at path.
+	written func(path string) bool
+	// where names the source position of a path, "file:line:col".
+	where func(path string) string
+	diags diag.Diagnostics
+}
+
+func (v *validator) errorf(path, detail, format string, args ...any) {
+	v.add(diag.Diagnostic{Severity: diag.Error, Summary: fmt.Sprintf(format, args...), Detail: detail, Path: path})
+}
+
+func (v *validator) warnf(path, detail, format string, args ...any) {
+	v.add(diag.Diagnostic{Severity: diag.Warning, Summary: fmt.Sprintf(format, args...), Detail: detail, Path: path})
+}
+
+// add skips exact repeats (a default shared by many machines).
+func (v *validator) add(d diag.Diagnostic) {
+	for _, old := range v.diags {
+		if old == d {
+			return
+		}
+	}
+	v.diags = append(v.diags, d)
+}
+
+// Names end up in step addresses (image.pull[rs1]) and file names.
+func nameRE() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`) }
+
+func dnsLabelRE() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`) }
+
+// validHostname accepts RFC 1123 host names (letters, digits, hyphens,
+// dot-separated labels).
+func validHostname(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	label := regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+	for _, l := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if !label.MatchString(l) {
+			return false
+		}
+	}
+	// All-numeric dotted names are mistyped IPs, not host names.
+	return net.ParseIP(s) == nil && strings.Trim(s, "0123456789.") != ""
+}
+
+func validAddress(s string) bool { return net.ParseIP(s) != nil || validHostname(s) }
+
+func (v *validator) address(path, s string, required bool) {
+	switch {
+	case s == "" && required:
+		v.errorf(path, "", "%s is required", path)
+	case s != "" && !validAddress(s):
+		v.errorf(path, "Use an IP address or a host name.", "%s: %q is not an IP address or host name", path, s)
+	}
+}
+
+func (v *validator) port(path string, p int) {
+	if p < 1 || p > 65535 {
+		v.errorf(path, "", "%s: port %d is out of range 1-65535", path, p)
+	}
+}
+
+// validate runs every check. hostPaths[i] is the value path of c.Hosts[i]
+// ("hosts[2]" or "hostsFile[0]").
+func (v *validator) validate(c *Cluster, hostPaths []string) {
+	switch {
+	case c.Name == "":
+		v.errorf("name", "", "name is required")
+	case !dnsLabelRE().MatchString(c.Name):
+		v.errorf("name", "Use lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit.",
+			"name %q is not a DNS label", c.Name)
+	}
+	v.rancher(c)
+	v.database(c)
+	v.loadBalancer(c)
+	v.nodes(c)
+	v.hosts(c, hostPaths)
+}
+
+func (v *validator) rancher(c *Cluster) {
+	r := c.Rancher
+	if !imageHasTag(r.Image) {
+		v.errorf("rancher.image", fmt.Sprintf("Without a tag the generated script pulls :latest; write e.g. %q.", DefaultImage),
+			"rancher.image %q has no tag", r.Image)
+	}
+	v.registrationURL(c)
+	if r.BootstrapNode != "" {
+		if _, ok := c.Node(r.BootstrapNode); !ok {
+			var names []string
+			for _, n := range c.Nodes {
+				names = append(names, n.Name)
+			}
+			detail := "Nodes: " + strings.Join(names, ", ") + "."
+			if s := suggest(r.BootstrapNode, names); s != "" {
+				detail = fmt.Sprintf("Did you mean %q?", s)
+			}
+			v.errorf("rancher.bootstrapNode", detail, "rancher.bootstrapNode %q is not a node", r.BootstrapNode)
+		}
+	}
+	if ct := r.Certificate; ct != nil {
+		parts := []struct {
+			key string
+			s   Secret
+		}{{"cert", ct.Cert}, {"key", ct.Key}, {"chain", ct.Chain}}
+		for _, p := range parts {
+			path := "rancher.certificate." + p.key
+			if p.s.IsZero() {
+				detail := ""
+				if p.key == "chain" {
+					detail = `Without the CA chain (ca.crt) the nodes loop on "Can not launch agent right now"; give the chain, or omit the whole certificate block for a self-signed CA.`
+				}
+				v.errorf(path, detail, "%s is required with your own certificate", path)
+				continue
+			}
+			v.secret(path, p.s)
+		}
+	}
+}
+
+// imageHasTag reports whether a docker image reference names a tag or a
+// digest ("registry:5000/rancher/server" has neither).
+func imageHasTag(img string) bool {
+	if strings.Contains(img, "@") {
+		return true
+	}
+	last := img[strings.LastIndex(img, "/")+1:]
+	i := strings.LastIndex(last, ":")
+	return i > 0 && i < len(last)-1
+}
+
+func (v *validator) registrationURL(c *Cluster) {
+	const path = "rancher.hostRegistrationUrl"
+	raw := c.Rancher.HostRegistrationURL
+	if raw == "" {
+		return // defaulted from loadBalancer.address, which is required
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https"):
+		v.errorf(path, `Write e.g. "https://rancher.example.com".`, "%s %q is not an http(s) URL", path, raw)
+	case u.Host == "" || u.Hostname() == "":
+		v.errorf(path, `Write e.g. "https://rancher.example.com".`, "%s %q has no host", path, raw)
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		v.errorf(path, "Rancher appends its own paths; give only scheme, host and port.", "%s %q must not have a path, query or user", path, raw)
+	case !validAddress(u.Hostname()):
+		v.errorf(path, "", "%s: %q is not an IP address or host name", path, u.Hostname())
+	default:
+		if p := u.Port(); p != "" {
+			n, err := strconv.Atoi(p)
+			if err != nil || n < 1 || n > 65535 {
+				v.errorf(path, "", "%s: port %q is out of range 1-65535", path, p)
+			}
+		}
+	}
+}
+
+// secret checks a reference: exactly one of env and file, set or readable
+// now. Only the reference is ever named.
+func (v *validator) secret(path string, s Secret) {
+	switch {
+	case s.IsZero():
+		v.errorf(path, "Write {env: NAME} or {file: PATH}.", "%s is required", path)
+	case s.Env != "" && s.File != "":
+		v.errorf(path, "Keep one of them.", "%s sets both env and file", path)
+	case s.Env != "":
+		val, ok := v.lookupEnv(s.Env)
+		if !ok {
+			v.errorf(path+".env", "Export it before running haplan.", "%s: environment variable %s is not set", path, s.Env)
+		} else if val == "" {
+			v.warnf(path+".env", "", "%s: environment variable %s is empty", path, s.Env)
+		}
+	default:
+		shown := v.shown(s.File)
+		fi, err := os.Stat(s.File)
+		if err == nil && fi.IsDir() {
+			v.errorf(path+".file", "", "%s: %s is a directory", path, shown)
+			return
+		}
+		if err == nil && !fi.Mode().IsRegular() {
+			// Opening a FIFO would block the load.
+			v.errorf(path+".file", "", "%s: %s is not a regular file", path, shown)
+			return
+		}
+		f, err := os.Open(s.File)
+		if err != nil {
+			v.errorf(path+".file", "", "%s: cannot read %s: %s", path, shown, errReason(err))
+			return
+		}
+		_ = f.Close()
+		if fi.Size() == 0 {
+			v.warnf(path+".file", "", "%s: %s is empty", path, shown)
+		}
+	}
+}
+
+// shown is how a resolved path appears in messages: relative to the
+// manifest's directory when it lies below it, as the user wrote it.
+func (v *validator) shown(p string) string {
+	if rel, err := filepath.Rel(v.dir, p); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return p
+}
+
+// errReason is the OS's reason without the path it already named.
+func errReason(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// sshConfig checks one machine's effective SSH settings. A bad value that
+// came from the manifest's ssh defaults is reported once, there, not once
+// per machine.
+func (v *validator) sshConfig(path string, s SSH) {
+	at := func(field string) string {
+		own := path + "." + field
+		if v.written == nil || v.written(own) || !v.written("ssh."+field) {
+			return own
+		}
+		return "ssh." + field
+	}
+	if s.User == "" {
+		p := at("user")
+		v.errorf(p, "", "%s must not be empty", p)
+	}
+	if p := at("port"); s.Port < 1 || s.Port > 65535 {
+		v.errorf(p, "", "%s: port %d is out of range 1-65535", p, s.Port)
+	}
+	if p := at("hostKeyPolicy"); s.HostKeyPolicy != HostKeyStrict && s.HostKeyPolicy != HostKeyAcceptNew {
+		v.errorf(p, "Use strict (the default) or accept-new.", "%s %q is not strict or accept-new", p, s.HostKeyPolicy)
+	}
+	if s.HostKey != "" {
+		if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(s.HostKey)); err != nil {
+			p := at("hostKey")
+			v.errorf(p, `Paste a line such as "ssh-ed25519 AAAA..." from ssh-keyscan.`, "%s is not a public key", p)
+		}
+	}
+	if s.Bastion != "" {
+		hostPort := s.Bastion
+		if i := strings.LastIndex(hostPort, "@"); i >= 0 {
+			hostPort = hostPort[i+1:]
+		}
+		host, port := hostPort, ""
+		if h, p, err := net.SplitHostPort(hostPort); err == nil {
+			host, port = h, p
+		}
+		n, err := strconv.Atoi(port)
+		if !validAddress(host) || (port != "" && (err != nil || n < 1 || n > 65535)) {
+			p := at("bastion")
+			v.errorf(p, `Write "user@host:port"; user and port are optional.`, "%s %q is not a valid jump host", p, s.Bastion)
+		}
+	}
+}
+
+func (v *validator) database(c *Cluster) {
+	d := c.Database
+	v.address("database.host", d.Host, true)
+	v.port("database.port", d.Port)
+	if d.Name == "" {
+		v.errorf("database.name", "", "database.name must not be empty")
+	}
+	if d.User == "" {
+		v.errorf("database.user", "", "database.user must not be empty")
+	}
+	v.secret("database.password", d.Password)
+	if d.Admin.User == "" {
+		v.errorf("database.admin.user", "The admin account creates the database, the user and the grants.", "database.admin.user is required")
+	}
+	v.secret("database.admin.password", d.Admin.Password)
+	for i, g := range d.GrantHosts {
+		if g == "" {
+			v.errorf(index("database.grantHosts", i), "", "database.grantHosts entries must not be empty")
+		}
+	}
+	for i, n := range c.Nodes {
+		if d.Host != "" && d.Host == n.Address {
+			v.warnf("database.host", "", "database.host %s is also node %s (nodes[%d]): the database should outlive any one server", d.Host, n.Name, i)
+		}
+	}
+}
+
+func (v *validator) loadBalancer(c *Cluster) {
+	lb := c.LoadBalancer
+	v.address("loadBalancer.address", lb.Address, true)
+	if hp := lb.HAProxy; hp != nil {
+		if !strings.HasPrefix(hp.ConfigPath, "/") {
+			v.errorf("loadBalancer.haproxy.configPath", "", "loadBalancer.haproxy.configPath %q must be an absolute path", hp.ConfigPath)
+		}
+		if strings.TrimSpace(hp.ReloadCommand) == "" {
+			v.errorf("loadBalancer.haproxy.reloadCommand", "", "loadBalancer.haproxy.reloadCommand must not be empty")
+		}
+		v.sshConfig("loadBalancer.haproxy.ssh", hp.SSH)
+	}
+}
+
+func (v *validator) nodes(c *Cluster) {
+	if n := len(c.Nodes); n != 1 && n != 3 && n != 5 {
+		v.errorf("nodes", "Every Rancher HA node runs ZooKeeper, and 2 or 4 nodes tolerate no more failures than 1 or 3.",
+			"HA needs 1, 3 or 5 nodes (ZooKeeper quorum); got %d", n)
+	}
+	names := map[string]int{}
+	addrs := map[string]int{}
+	cips := map[string]int{}
+	for i, n := range c.Nodes {
+		p := index("nodes", i)
+		switch {
+		case n.Name == "":
+			v.errorf(p+".name", "", "%s.name is required", p)
+		case !nameRE().MatchString(n.Name):
+			v.errorf(p+".name", "Use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit.", "node name %q is not usable as an identifier", n.Name)
+		default:
+			if j, dup := names[n.Name]; dup {
+				v.errorf(p+".name", fmt.Sprintf("nodes[%d] has the same name.", j), "duplicate node name %q", n.Name)
+			} else {
+				names[n.Name] = i
+			}
+		}
+		v.address(p+".address", n.Address, true)
+		if j, dup := addrs[n.Address]; dup && n.Address != "" {
+			v.errorf(p+".address", fmt.Sprintf("nodes[%d] has the same address.", j), "duplicate node address %s", n.Address)
+		} else {
+			addrs[n.Address] = i
+		}
+		if n.ClusterIP != n.Address {
+			v.address(p+".clusterIP", n.ClusterIP, false)
+		}
+		if j, dup := cips[n.ClusterIP]; dup && n.ClusterIP != "" && n.ClusterIP != n.Address {
+			v.errorf(p+".clusterIP", fmt.Sprintf("nodes[%d] has the same clusterIP.", j), "duplicate node clusterIP %s", n.ClusterIP)
+		} else {
+			cips[n.ClusterIP] = i
+		}
+		if n.Address != "" && n.Address == c.LoadBalancer.Address {
+			v.warnf(p+".address", "Rancher HA expects the load balancer in front of the nodes, on a machine of its own.",
+				"node %s has the load balancer's address %s", n.Name, n.Address)
+		}
+		v.sshConfig(p+".ssh", n.SSH)
+	}
+}
+
+// firstAt says where the first of two duplicates is.
+func (v *validator) firstAt(path string) string {
+	if v.where == nil {
+		return "First defined as " + path + "."
+	}
+	return "First defined as " + path + " at " + v.where(path) + "."
+}
+
+func (v *validator) hosts(c *Cluster, paths []string) {
+	names := map[string]string{}
+	addrs := map[string]string{}
+	nodeAddrs := map[string]string{}
+	for _, n := range c.Nodes {
+		nodeAddrs[n.Address] = n.Name
+	}
+	for i, h := range c.Hosts {
+		p := paths[i]
+		v.address(p+".address", h.Address, true)
+		if h.Name != "" && !nameRE().MatchString(h.Name) {
+			v.errorf(p+".name", "Use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit.", "host name %q is not usable as an identifier", h.Name)
+		}
+		first, nameDup := names[h.Name]
+		if nameDup && h.Name != "" {
+			v.errorf(p+".name", v.firstAt(first), "duplicate host %q", h.Name)
+		} else {
+			names[h.Name] = p + ".name"
+		}
+		if first, dup := addrs[h.Address]; dup && h.Address != "" && !nameDup {
+			v.errorf(p+".address", v.firstAt(first), "duplicate host address %s", h.Address)
+		} else {
+			addrs[h.Address] = p + ".address"
+		}
+		if n, ok := nodeAddrs[h.Address]; ok && h.Address != "" {
+			v.warnf(p+".address", "", "host %s has the address of node %s", h.Name, n)
+		}
+		v.sshConfig(p+".ssh", h.SSH)
+	}
+}

@@ -1,0 +1,122 @@
+package manifests
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// baseManifest is valid; each case edits it.
+const baseManifest = `name: lab
+database:
+  host: 10.0.0.20
+  password: {env: HAPLAN_DB_PASSWORD}
+  admin:
+    user: root
+    password: {file: admin-pw}
+loadBalancer:
+  address: 10.0.0.10
+nodes:
+  - name: rs1
+    address: 10.0.0.11
+  - name: rs2
+    address: 10.0.0.12
+  - name: rs3
+    address: 10.0.0.13
+`
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(string) string
+		want []string // compact diagnostics, in order
+	}{
+		{"valid", func(s string) string { return s }, nil},
+		{"five nodes", func(s string) string {
+			return s + "  - name: rs4\n    address: 10.0.0.14\n  - name: rs5\n    address: 10.0.0.15\n"
+		}, nil},
+		{"four nodes", func(s string) string { return s + "  - name: rs4\n    address: 10.0.0.14\n" },
+			[]string{"c.yaml:10:1: error: HA needs 1, 3 or 5 nodes (ZooKeeper quorum); got 4 (every Rancher HA node runs ZooKeeper, and 2 or 4 nodes tolerate no more failures than 1 or 3)"}},
+		{"name not a DNS label", func(s string) string { return strings.Replace(s, "name: lab", "name: -lab", 1) },
+			[]string{`c.yaml:1:7: error: name "-lab" is not a DNS label (use lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)`}},
+		{"image digest is a tag", func(s string) string { return "rancher:\n  image: reg:5000/rancher/server@sha256:abc\n" + s }, nil},
+		{"image registry port is no tag", func(s string) string { return "rancher:\n  image: reg:5000/rancher/server\n" + s },
+			[]string{`c.yaml:2:10: error: rancher.image "reg:5000/rancher/server" has no tag (without a tag the generated script pulls :latest; write e.g. "rancher/server:v1.0.1")`}},
+		{"url without host", func(s string) string { return "rancher:\n  hostRegistrationUrl: https://\n" + s },
+			[]string{`c.yaml:2:24: error: rancher.hostRegistrationUrl "https://" has no host (write e.g. "https://rancher.example.com")`}},
+		{"url with port and slash", func(s string) string { return "rancher:\n  hostRegistrationUrl: https://lb.example.com:8443/\n" + s }, nil},
+		{"node ssh override", func(s string) string {
+			return s + "    ssh: {hostKeyPolicy: accept-new, bastion: ops@jump.example.com:2200}\n"
+		}, nil},
+		{"bad bastion", func(s string) string { return s + "    ssh: {bastion: 'ops@:99999'}\n" },
+			[]string{`c.yaml:17:20: error: nodes[2].ssh.bastion "ops@:99999" is not a valid jump host (write "user@host:port"; user and port are optional)`}},
+		{"bad host key", func(s string) string { return s + "    ssh: {hostKey: not-a-key}\n" },
+			[]string{`c.yaml:17:20: error: nodes[2].ssh.hostKey is not a public key (paste a line such as "ssh-ed25519 AAAA..." from ssh-keyscan)`}},
+		{"duplicate host across inline and file", func(s string) string {
+			return s + "hosts:\n  - address: 10.0.1.1\nhostsFile: hosts.txt\n"
+		}, []string{`hosts.txt:2:1: error: duplicate host "10.0.1.1" (first defined as hosts[0].name at c.yaml:18:5)`}},
+		{"host with node address", func(s string) string { return s + "hosts:\n  - address: 10.0.0.11\n" },
+			[]string{`c.yaml:18:14: warning: host 10.0.0.11 has the address of node rs1`}},
+		{"database on a node", func(s string) string { return strings.Replace(s, "host: 10.0.0.20", "host: 10.0.0.12", 1) },
+			[]string{`c.yaml:3:9: warning: database.host 10.0.0.12 is also node rs2 (nodes[1]): the database should outlive any one server`}},
+		{"admin user missing", func(s string) string { return strings.Replace(s, "    user: root\n", "", 1) },
+			[]string{`c.yaml:5:3: error: database.admin.user is required (the admin account creates the database, the user and the grants)`}},
+		{"ipv6 load balancer", func(s string) string { return strings.Replace(s, "address: 10.0.0.10", "address: 'fd00::10'", 1) }, nil},
+		{"grant hosts", func(s string) string {
+			return strings.Replace(s, "  host: 10.0.0.20\n", "  host: 10.0.0.20\n  grantHosts: ['10.0.0.%']\n", 1)
+		}, nil},
+		{"empty secret file warns", func(s string) string { return strings.Replace(s, "file: admin-pw", "file: empty", 1) },
+			[]string{`c.yaml:7:22: warning: database.admin.password: empty is empty`}},
+		{"secret file is a directory", func(s string) string { return strings.Replace(s, "file: admin-pw", "file: .", 1) },
+			[]string{`c.yaml:7:22: error: database.admin.password: . is a directory`}},
+		{"duplicate clusterIP", func(s string) string {
+			return strings.Replace(strings.Replace(s, "address: 10.0.0.12\n", "address: 10.0.0.12\n    clusterIP: 192.168.0.1\n", 1),
+				"address: 10.0.0.13\n", "address: 10.0.0.13\n    clusterIP: 192.168.0.1\n", 1)
+		}, []string{`c.yaml:18:16: error: duplicate node clusterIP 192.168.0.1 (nodes[1] has the same clusterIP)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{"admin-pw": "pw\n", "empty": "", "hosts.txt": "# h\n10.0.1.1\n"})
+			_, ds := testLoader().LoadBytes("c.yaml", []byte(tt.edit(baseManifest)), dir)
+			var got []string
+			for _, d := range ds {
+				got = append(got, d.Compact())
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("diagnostics mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	keys := objectKeys("cluster")
+	tests := []struct {
+		name, in, want string
+	}{
+		{"one typo", "nodse", "nodes"},
+		{"case", "hostsfile", "hostsFile"},
+		{"snake case", "load_balancer", "loadBalancer"},
+		{"nothing close", "zookeeper", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := suggest(tt.in, keys); got != tt.want {
+				t.Errorf("suggest(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}

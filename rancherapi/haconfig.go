@@ -1,0 +1,345 @@
+package rancherapi
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// HAConfig is the single haConfig resource (id and type "haConfig").
+type HAConfig struct {
+	ID          string
+	Type        string
+	Enabled     bool
+	ClusterSize int    // 0 until a script has been generated
+	DBHost      string // "localhost" means the embedded database
+	DBSize      int64  // filled only for the embedded database; -1 on error
+	Actions     map[string]string
+	Links       map[string]string
+}
+
+type wireHAConfig struct {
+	ID          string            `json:"id"`
+	Type        string            `json:"type"`
+	Enabled     *bool             `json:"enabled"`
+	ClusterSize int               `json:"clusterSize"`
+	DBHost      string            `json:"dbHost"`
+	DBSize      int64             `json:"dbSize"`
+	Actions     map[string]string `json:"actions"`
+	Links       map[string]string `json:"links"`
+}
+
+type wireCollection struct {
+	Type       string            `json:"type"`
+	Data       []json.RawMessage `json:"data"`
+	Pagination *struct {
+		Next string `json:"next"`
+	} `json:"pagination"`
+}
+
+// decodeCollection checks a cattle collection's shape.
+func decodeCollection(r *response) (*wireCollection, error) {
+	var col wireCollection
+	if err := r.decodeJSON(&col); err != nil {
+		return nil, err
+	}
+	if col.Type != "collection" || col.Data == nil {
+		return nil, r.protocolError(fmt.Sprintf("want a collection, got type %q", col.Type), nil)
+	}
+	return &col, nil
+}
+
+// decodeHAConfig checks and converts one haConfig object.
+func decodeHAConfig(r *response, raw json.RawMessage) (*HAConfig, error) {
+	var w wireHAConfig
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return nil, r.protocolError("haConfig is not an object", err)
+	}
+	if w.Type != "haConfig" || w.Enabled == nil {
+		return nil, r.protocolError(fmt.Sprintf("want a haConfig with an enabled field, got type %q", w.Type), nil)
+	}
+	return &HAConfig{
+		ID: w.ID, Type: w.Type, Enabled: *w.Enabled, ClusterSize: w.ClusterSize,
+		DBHost: w.DBHost, DBSize: w.DBSize, Actions: w.Actions, Links: w.Links,
+	}, nil
+}
+
+// decodeHAConfigs takes data[0] of the haconfigs collection.
+func decodeHAConfigs(r *response) (*HAConfig, error) {
+	col, err := decodeCollection(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(col.Data) == 0 {
+		return nil, r.protocolError("haconfigs collection is empty (is this an admin API key on a Rancher 1.0 server?)", nil)
+	}
+	return decodeHAConfig(r, col.Data[0])
+}
+
+// HAConfig reads GET /v1/haconfigs, data[0].
+func (c *Client) HAConfig(ctx context.Context) (*HAConfig, error) {
+	r, err := c.do(ctx, http.MethodGet, c.endpoint("/v1/haconfigs"), nil)
+	if err != nil {
+		return nil, err
+	}
+	return decodeHAConfigs(r)
+}
+
+// HAConfigInput is the createscript input. Zero ports and a zero
+// ClusterSize select the documented defaults; every port is sent explicitly.
+type HAConfigInput struct {
+	ClusterSize         int
+	HostRegistrationURL string
+	Cert, CertChain     string
+	Key                 string // sensitive: never logged or printed
+	HTTPPort            int    // 80
+	HTTPSPort           int    // 443
+	PPHTTPPort          int    // 81
+	PPHTTPSPort         int    // 444
+	RedisPort           int    // 6379
+	SwarmPort           int    // 2376
+	ZookeeperClientPort int    // 2181
+	ZookeeperQuorumPort int    // 2888
+	ZookeeperLeaderPort int    // 3888
+}
+
+// String prints the input without the private key, so that %v is safe.
+func (in HAConfigInput) String() string {
+	w := in.wire()
+	if w.Key != "" {
+		w.Key = "(redacted)"
+	}
+	b, _ := json.Marshal(w)
+	return "HAConfigInput" + string(b)
+}
+
+// GoString keeps %#v from printing the key too.
+func (in HAConfigInput) GoString() string { return in.String() }
+
+type wireHAConfigInput struct {
+	ClusterSize         int    `json:"clusterSize"`
+	HostRegistrationURL string `json:"hostRegistrationUrl"`
+	Cert                string `json:"cert,omitempty"`
+	CertChain           string `json:"certChain,omitempty"`
+	Key                 string `json:"key,omitempty"`
+	HTTPPort            int    `json:"httpPort"`
+	HTTPSPort           int    `json:"httpsPort"`
+	PPHTTPPort          int    `json:"ppHttpPort"`
+	PPHTTPSPort         int    `json:"ppHttpsPort"`
+	RedisPort           int    `json:"redisPort"`
+	SwarmPort           int    `json:"swarmPort"`
+	ZookeeperClientPort int    `json:"zookeeperClientPort"`
+	ZookeeperQuorumPort int    `json:"zookeeperQuorumPort"`
+	ZookeeperLeaderPort int    `json:"zookeeperLeaderPort"`
+}
+
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func (in HAConfigInput) wire() wireHAConfigInput {
+	return wireHAConfigInput{
+		ClusterSize:         orDefault(in.ClusterSize, 3),
+		HostRegistrationURL: in.HostRegistrationURL,
+		Cert:                in.Cert,
+		CertChain:           in.CertChain,
+		Key:                 in.Key,
+		HTTPPort:            orDefault(in.HTTPPort, 80),
+		HTTPSPort:           orDefault(in.HTTPSPort, 443),
+		PPHTTPPort:          orDefault(in.PPHTTPPort, 81),
+		PPHTTPSPort:         orDefault(in.PPHTTPSPort, 444),
+		RedisPort:           orDefault(in.RedisPort, 6379),
+		SwarmPort:           orDefault(in.SwarmPort, 2376),
+		ZookeeperClientPort: orDefault(in.ZookeeperClientPort, 2181),
+		ZookeeperQuorumPort: orDefault(in.ZookeeperQuorumPort, 2888),
+		ZookeeperLeaderPort: orDefault(in.ZookeeperLeaderPort, 3888),
+	}
+}
+
+// CreateScript POSTs the input to data[0].actions.createscript and returns
+// the rancher-ha.sh it answers with. Each call makes the server generate a
+// new encryption key: call it once and give every node the same script.
+func (c *Client) CreateScript(ctx context.Context, in HAConfigInput) ([]byte, error) {
+	hc, err := c.HAConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	link, ok := hc.Actions["createscript"]
+	if !ok || link == "" {
+		return nil, &ProtocolError{Method: http.MethodGet, URL: c.endpoint("/v1/haconfigs"),
+			Reason: "haConfig offers no createscript action (not an admin account?)"}
+	}
+	u, err := c.follow(link)
+	if err != nil {
+		return nil, &ProtocolError{Method: http.MethodGet, URL: c.endpoint("/v1/haconfigs"), Reason: "bad createscript link", Err: err}
+	}
+	r, err := c.do(ctx, http.MethodPost, u, in.wire())
+	if err != nil {
+		return nil, err
+	}
+	if mt, _, err := mime.ParseMediaType(r.ctype); err != nil || mt != "application/octet-stream" {
+		pe := r.protocolError(fmt.Sprintf("createscript answered content type %q, want application/octet-stream", r.ctype), nil)
+		if strings.HasPrefix(strings.TrimSpace(string(r.body)), "#!") {
+			// A script holds the cluster's encryption key: keep it out.
+			pe.Body = "(script content withheld)"
+		}
+		return nil, pe
+	}
+	if len(r.body) == 0 {
+		return nil, r.protocolError("createscript answered an empty script", nil)
+	}
+	return r.body, nil
+}
+
+// SetEnabled PUTs {"enabled": enabled} to data[0].links.self and checks that
+// the returned haConfig has that state.
+func (c *Client) SetEnabled(ctx context.Context, enabled bool) (*HAConfig, error) {
+	hc, err := c.HAConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	link, ok := hc.Links["self"]
+	if !ok || link == "" {
+		return nil, &ProtocolError{Method: http.MethodGet, URL: c.endpoint("/v1/haconfigs"), Reason: "haConfig has no self link"}
+	}
+	u, err := c.follow(link)
+	if err != nil {
+		return nil, &ProtocolError{Method: http.MethodGet, URL: c.endpoint("/v1/haconfigs"), Reason: "bad self link", Err: err}
+	}
+	r, err := c.do(ctx, http.MethodPut, u, map[string]bool{"enabled": enabled})
+	if err != nil {
+		return nil, err
+	}
+	var raw json.RawMessage
+	if err := r.decodeJSON(&raw); err != nil {
+		return nil, err
+	}
+	got, err := decodeHAConfig(r, raw)
+	if err != nil {
+		return nil, err
+	}
+	if got.Enabled != enabled {
+		return nil, r.protocolError(fmt.Sprintf("asked for enabled=%t, server answered enabled=%t", enabled, got.Enabled), nil)
+	}
+	return got, nil
+}
+
+// maxPages bounds pagination so a looping "next" link cannot hang us.
+const maxPages = 100
+
+// list reads every page of a collection.
+func (c *Client) list(ctx context.Context, u string) ([]json.RawMessage, error) {
+	var all []json.RawMessage
+	for range maxPages {
+		r, err := c.do(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		col, err := decodeCollection(r)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, col.Data...)
+		if col.Pagination == nil || col.Pagination.Next == "" {
+			return all, nil
+		}
+		if u, err = c.follow(col.Pagination.Next); err != nil {
+			return nil, r.protocolError("bad pagination link", err)
+		}
+	}
+	return nil, &ProtocolError{Method: http.MethodGet, URL: redactURL(u), Reason: fmt.Sprintf("more than %d pages", maxPages)}
+}
+
+type wireResource struct {
+	ID    string            `json:"id"`
+	Type  string            `json:"type"`
+	UUID  string            `json:"uuid"`
+	State string            `json:"state"`
+	Links map[string]string `json:"links"`
+}
+
+func gone(state string) bool { return state == "removed" || state == "purging" || state == "purged" }
+
+// HAHosts counts the hosts of the "System HA" project (uuid "system-ha-..."):
+// active ones and all that are not removed. With no such project yet it
+// returns 0, 0.
+func (c *Client) HAHosts(ctx context.Context) (active, total int, err error) {
+	projectsURL := c.endpoint("/v1/projects")
+	projects, err := c.list(ctx, projectsURL)
+	if err != nil {
+		return 0, 0, err
+	}
+	var project *wireResource
+	for _, raw := range projects {
+		var p wireResource
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return 0, 0, &ProtocolError{Method: http.MethodGet, URL: projectsURL, Reason: "project is not an object", Err: err, Body: excerpt(raw)}
+		}
+		if strings.HasPrefix(p.UUID, "system-ha-") && !gone(p.State) {
+			project = &p
+			break
+		}
+	}
+	if project == nil {
+		return 0, 0, nil
+	}
+	link := project.Links["hosts"]
+	if link == "" {
+		return 0, 0, &ProtocolError{Method: http.MethodGet, URL: projectsURL, Reason: fmt.Sprintf("project %s has no hosts link", project.ID)}
+	}
+	u, err := c.follow(link)
+	if err != nil {
+		return 0, 0, &ProtocolError{Method: http.MethodGet, URL: projectsURL, Reason: "bad hosts link", Err: err}
+	}
+	hosts, err := c.list(ctx, u)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, raw := range hosts {
+		var h wireResource
+		if err := json.Unmarshal(raw, &h); err != nil {
+			return 0, 0, &ProtocolError{Method: http.MethodGet, URL: redactURL(u), Reason: "host is not an object", Err: err, Body: excerpt(raw)}
+		}
+		if gone(h.State) {
+			continue
+		}
+		total++
+		if h.State == "active" {
+			active++
+		}
+	}
+	return active, total, nil
+}
+
+// CACert fetches GET /v1/scripts/ca.crt and returns its first PEM
+// certificate: the v1.0.1 handler may write the PEM twice, or cut the second
+// copy off at Content-Length.
+func (c *Client) CACert(ctx context.Context) ([]byte, error) {
+	r, err := c.do(ctx, http.MethodGet, c.endpoint("/v1/scripts/ca.crt"), nil)
+	if err != nil {
+		return nil, err
+	}
+	return firstCert(r)
+}
+
+func firstCert(r *response) ([]byte, error) {
+	blk, _ := pem.Decode(r.body)
+	if blk == nil {
+		return nil, r.protocolError("no PEM block in ca.crt", nil)
+	}
+	if blk.Type != "CERTIFICATE" {
+		return nil, r.protocolError(fmt.Sprintf("ca.crt holds a %q PEM block, want CERTIFICATE", blk.Type), nil)
+	}
+	if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+		return nil, r.protocolError("ca.crt is not a valid certificate", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: blk.Type, Bytes: blk.Bytes}), nil
+}

@@ -1,0 +1,100 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrReadOnly is returned (wrapped) when a mutating command is run through a
+// Runner returned by ReadOnly. Never retried.
+var ErrReadOnly = errors.New("mutating command refused in read-only (plan) mode")
+
+// ProcessError reports a remote command that exited non-zero. Command and
+// Stderr have been passed through the pool's Redact function.
+type ProcessError struct {
+	Host     string
+	Command  string
+	ExitCode int
+	Stderr   string
+}
+
+func (e *ProcessError) Error() string {
+	msg := fmt.Sprintf("%s: command %q exited with status %d", e.Host, e.Command, e.ExitCode)
+	if s := strings.TrimSpace(e.Stderr); s != "" {
+		msg += ": " + lastLines(s, 5)
+	}
+	return msg
+}
+
+// lastLines keeps the tail of stderr for the one-line message; the full text
+// stays in ProcessError.Stderr.
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = append([]string{"..."}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, " | ")
+}
+
+// HostKeyError reports a host key that is unknown (Unknown is true) or that
+// does not match the known or pinned keys. Never retried.
+type HostKeyError struct {
+	Host    string
+	Address string // host:port as looked up in known_hosts
+	// Want are the SHA256 fingerprints of the keys known for the host.
+	Want []string
+	// Got is the SHA256 fingerprint of the key the server presented.
+	Got            string
+	Unknown        bool
+	KnownHostsFile string
+	// Pinned is true when the expected key came from Config.HostKey.
+	Pinned bool
+}
+
+func (e *HostKeyError) Error() string {
+	if e.Unknown {
+		return fmt.Sprintf("%s: host key for %s is unknown (%s, offered %s): verify it, then add it with "+
+			"`ssh-keyscan -p PORT HOST >> %s`, pin it in the manifest, or use host key policy accept-new",
+			e.Host, e.Address, e.source(), e.Got, e.KnownHostsFile)
+	}
+	return fmt.Sprintf("%s: HOST KEY MISMATCH for %s: server offered %s, %s has %s; "+
+		"the host may have been reinstalled or someone may be intercepting the connection; not retrying",
+		e.Host, e.Address, e.Got, e.source(), strings.Join(e.Want, ", "))
+}
+
+func (e *HostKeyError) source() string {
+	if e.Pinned {
+		return "the pinned host key"
+	}
+	return e.KnownHostsFile
+}
+
+// AuthError reports that the server rejected every credential offered. Not
+// retried by the pool.
+type AuthError struct {
+	Host string
+	User string
+	Err  error
+}
+
+func (e *AuthError) Error() string {
+	return fmt.Sprintf("%s: authentication as %q failed: %v", e.Host, e.User, e.Err)
+}
+
+func (e *AuthError) Unwrap() error { return e.Err }
+
+// ConnectError reports a dial or handshake failure that persisted through
+// Attempts tries.
+type ConnectError struct {
+	Host     string
+	Address  string
+	Attempts int
+	Err      error
+}
+
+func (e *ConnectError) Error() string {
+	return fmt.Sprintf("%s: connect to %s failed after %d attempt(s): %v", e.Host, e.Address, e.Attempts, e.Err)
+}
+
+func (e *ConnectError) Unwrap() error { return e.Err }

@@ -1,0 +1,174 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// Quote quotes s for a POSIX shell: the result is always one word.
+func Quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// ReadOnly returns a Runner that refuses commands marked Mutates with an
+// error wrapping ErrReadOnly that names the host and command. Plan-mode
+// probes run through it.
+func ReadOnly(r Runner) Runner { return readOnly{r} }
+
+type readOnly struct{ r Runner }
+
+func (g readOnly) Host() string { return g.r.Host() }
+
+func (g readOnly) Run(ctx context.Context, c Cmd) (Result, error) {
+	if c.Mutates {
+		line := c.Line
+		if rd, ok := g.r.(interface{ Redact(string) string }); ok {
+			line = rd.Redact(line)
+		}
+		return Result{ExitCode: -1}, fmt.Errorf("%s: %q: %w", g.r.Host(), line, ErrReadOnly)
+	}
+	return g.r.Run(ctx, c)
+}
+
+// exitNotExist is the status our helper scripts use for "no such file": it
+// keeps "absent" apart from "cat failed".
+const exitNotExist = 44
+
+// ReadFile reads a remote file. A missing file returns (nil, false, nil).
+func ReadFile(ctx context.Context, r Runner, p string) ([]byte, bool, error) {
+	q := Quote(p)
+	res, err := r.Run(ctx, Cmd{Line: fmt.Sprintf("[ -e %s ] || exit %d; exec cat -- %s", q, exitNotExist, q)})
+	var pe *ProcessError
+	if errors.As(err, &pe) && pe.ExitCode == exitNotExist {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s: %w", p, err)
+	}
+	return res.Stdout, true, nil
+}
+
+// FileInfo is what StatFile observed. SHA256 is set for regular files only.
+type FileInfo struct {
+	Exists bool
+	Mode   fs.FileMode
+	Size   int64
+	SHA256 string
+}
+
+// StatFile reports a remote file's mode, size and digest in one round trip.
+// Symbolic links are followed. It needs GNU or BusyBox stat and sha256sum.
+func StatFile(ctx context.Context, r Runner, p string) (FileInfo, error) {
+	q := Quote(p)
+	line := fmt.Sprintf("[ -e %[1]s ] || exit %[2]d; stat -L -c '%%a %%s %%F' -- %[1]s || exit; "+
+		"if [ -f %[1]s ]; then sha256sum -- %[1]s | cut -d' ' -f1; fi", q, exitNotExist)
+	res, err := r.Run(ctx, Cmd{Line: line})
+	var pe *ProcessError
+	if errors.As(err, &pe) && pe.ExitCode == exitNotExist {
+		return FileInfo{}, nil
+	}
+	if err != nil {
+		return FileInfo{}, fmt.Errorf("stat %s: %w", p, err)
+	}
+	fi, err := parseStat(string(res.Stdout))
+	if err != nil {
+		return FileInfo{}, fmt.Errorf("%s: stat %s: %w", r.Host(), p, err)
+	}
+	return fi, nil
+}
+
+func parseStat(out string) (FileInfo, error) {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	fields := strings.SplitN(lines[0], " ", 3)
+	if len(fields) != 3 {
+		return FileInfo{}, fmt.Errorf("unexpected stat output %q", lines[0])
+	}
+	perm, err := strconv.ParseUint(fields[0], 8, 32)
+	if err != nil {
+		return FileInfo{}, fmt.Errorf("unexpected stat mode %q: %w", fields[0], err)
+	}
+	size, err := strconv.ParseInt(fields[1], 10, 64)
+	if err != nil {
+		return FileInfo{}, fmt.Errorf("unexpected stat size %q: %w", fields[1], err)
+	}
+	mode := fs.FileMode(perm & 0o777)
+	if perm&0o4000 != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if perm&0o2000 != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if perm&0o1000 != 0 {
+		mode |= fs.ModeSticky
+	}
+	regular := strings.HasPrefix(fields[2], "regular")
+	switch {
+	case fields[2] == "directory":
+		mode |= fs.ModeDir
+	case !regular:
+		mode |= fs.ModeIrregular
+	}
+	fi := FileInfo{Exists: true, Mode: mode, Size: size}
+	if regular {
+		if len(lines) != 2 || len(strings.TrimSpace(lines[1])) != 64 {
+			return FileInfo{}, fmt.Errorf("unexpected sha256sum output %q", out)
+		}
+		fi.SHA256 = strings.TrimSpace(lines[1])
+	}
+	return fi, nil
+}
+
+// WriteFile replaces a remote file atomically: the data goes over stdin
+// (never the command line) into a temporary file in the same directory,
+// which is chmod-ed, synced and renamed over p. Parent directories are
+// created. A failed write leaves no temporary file behind.
+func WriteFile(ctx context.Context, r Runner, p string, data []byte, mode fs.FileMode) error {
+	dir, base := path.Split(p)
+	if base == "" {
+		return fmt.Errorf("%s: write %q: not a file path", r.Host(), p)
+	}
+	if dir == "" {
+		dir = "."
+	}
+	qd := Quote(dir)
+	line := strings.Join([]string{
+		"set -e",
+		"umask 077",
+		"mkdir -p -- " + qd,
+		// mv would move the file into a directory instead of replacing it.
+		"if [ -d " + Quote(p) + " ]; then printf 'haplan: %s is a directory\\n' " + Quote(p) + " >&2; exit 1; fi",
+		"t=$(mktemp " + Quote(path.Join(dir, "."+base+".haplan.XXXXXX")) + ")",
+		`trap 'rm -f -- "$t"' EXIT`,
+		`cat > "$t"`,
+		fmt.Sprintf(`chmod %04o "$t"`, uint32(mode.Perm()|unixSpecial(mode))),
+		`sync -- "$t" 2>/dev/null || sync`,
+		`mv -f -- "$t" ` + Quote(p),
+		"trap - EXIT",
+	}, "\n")
+	if data == nil {
+		data = []byte{}
+	}
+	if _, err := r.Run(ctx, Cmd{Line: line, Stdin: data, Mutates: true}); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}
+
+func unixSpecial(m fs.FileMode) fs.FileMode {
+	var s fs.FileMode
+	if m&fs.ModeSetuid != 0 {
+		s |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		s |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		s |= 0o1000
+	}
+	return s
+}
