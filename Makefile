@@ -29,8 +29,9 @@ unit:
 	$(GO) test -race -count=1 ./...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 15s ./manifests/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode' -fuzztime 10s ./rancherapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 10s -fuzzminimizetime 3s ./manifests/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadHCL$$' -fuzztime 10s -fuzzminimizetime 3s ./manifests/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s -fuzzminimizetime 3s ./rancherapi/
 
 # End-to-end and lab tests: real sshd, dockerd, MariaDB, HAProxy and registry.
 e2e: lab build

@@ -24,15 +24,28 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/haplan/haplan/lab"
 )
 
 // testDB creates a throwaway database on the server named by
-// STANDIN_TEST_MYSQL_DSN (its user needs CREATE/DROP on standintest_%).
+// STANDIN_TEST_MYSQL_DSN (its user needs CREATE/DROP on standintest_%), or
+// else on the lab's MariaDB with its admin account.
 func testDB(t *testing.T) DBConfig {
 	t.Helper()
 	dsn := os.Getenv("STANDIN_TEST_MYSQL_DSN")
 	if dsn == "" {
-		t.Fatal("STANDIN_TEST_MYSQL_DSN is not set (e.g. cattle:pw@tcp(127.0.0.1:3307)/)")
+		dir, err := lab.DefaultDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := lab.Load(dir)
+		if err != nil {
+			t.Fatalf("STANDIN_TEST_MYSQL_DSN is not set and the lab is not up (make lab): %v", err)
+		}
+		if dsn, err = l.AdminDSN(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
