@@ -167,8 +167,8 @@ func (c *Client) Run(ctx context.Context, cmd Cmd) (Result, error) {
 		c.kill(ctx, pid, done)
 		sess.Close()
 		c.log.DebugContext(ctx, "ssh run cancelled", "host", c.cfg.Host, "cmd", shown)
-		return Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: -1},
-			fmt.Errorf("%s: %q: %w", c.cfg.Host, shown, ctx.Err())
+		// The output buffers may still be written to: leave them.
+		return Result{ExitCode: -1}, fmt.Errorf("%s: %q: %w", c.cfg.Host, shown, ctx.Err())
 	}
 	pid.flush()
 	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}

@@ -36,6 +36,13 @@
 //   - ErrReadOnly: a mutating command was attempted through ReadOnly. A
 //     programming error in a probe; never retried.
 //
-// Context cancellation of Run signals the remote process (SIGKILL) and closes
-// its session; the returned error wraps ctx.Err().
+// Context cancellation of Run sends the session a SIGKILL "signal" request,
+// and, because OpenSSH refuses those in some setups (root logins) and keeps
+// a process running after its channel closes, also kills the command's
+// process group from a second session: every command line is prefixed with
+// `echo HAPLAN_PID=$$ >&2;` and that first stderr line is taken off again.
+// Run then returns promptly with an error wrapping ctx.Err().
+//
+// Remote hosts are assumed to be Linux with a POSIX login shell and GNU or
+// BusyBox coreutils (stat -c, sha256sum, mktemp).
 package transport

@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 )
 
@@ -54,9 +55,13 @@ type HostKeyError struct {
 
 func (e *HostKeyError) Error() string {
 	if e.Unknown {
-		return fmt.Sprintf("%s: host key for %s is unknown (%s, offered %s): verify it, then add it with "+
-			"`ssh-keyscan -p PORT HOST >> %s`, pin it in the manifest, or use host key policy accept-new",
-			e.Host, e.Address, e.source(), e.Got, e.KnownHostsFile)
+		host, port, err := net.SplitHostPort(e.Address)
+		if err != nil {
+			host, port = e.Address, "22"
+		}
+		return fmt.Sprintf("%s: host key for %s is unknown (not in %s; server offered %s): verify the fingerprint, then add it with "+
+			"`ssh-keyscan -p %s %s >> %s`, pin it in the manifest, or use host key policy accept-new",
+			e.Host, e.Address, e.KnownHostsFile, e.Got, port, host, e.KnownHostsFile)
 	}
 	return fmt.Sprintf("%s: HOST KEY MISMATCH for %s: server offered %s, %s has %s; "+
 		"the host may have been reinstalled or someone may be intercepting the connection; not retrying",
