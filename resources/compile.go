@@ -32,6 +32,17 @@ func (b *base) change(a plans.Action, reason string, details ...plans.Detail) pl
 	}
 }
 
+// changed keeps the details whose value differs.
+func changed(ds ...plans.Detail) []plans.Detail {
+	var out []plans.Detail
+	for _, d := range ds {
+		if d.Old != d.New {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 func addr(kind, name string) engine.Addr {
 	if name == "" {
 		return engine.Addr(kind)

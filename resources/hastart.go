@@ -79,7 +79,7 @@ func (s *haStart) Diff(cur engine.State) plans.Change {
 	st := cur.(haStartState)
 	img := s.env.c.Rancher.Image
 	ip := s.node.ClusterIP
-	details := []plans.Detail{{Name: "image", Old: st.Image, New: img}, {Name: "cluster IP", Old: st.ClusterIP, New: ip}}
+	details := changed(plans.Detail{Name: "image", Old: st.Image, New: img}, plans.Detail{Name: "cluster IP", Old: st.ClusterIP, New: ip})
 	switch {
 	case st.Container == "absent":
 		return s.change(plans.Create, fmt.Sprintf("rancher-ha is not running on %s", s.node.Name), details...)
