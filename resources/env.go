@@ -266,7 +266,9 @@ func (e *Env) adminDB(ctx context.Context) (*sql.DB, error) {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := e.db.PingContext(pctx); err != nil {
-		return nil, &DBError{Addr: e.dbAddr(), User: e.c.Database.Admin.User, Err: errors.New(e.red.String(err.Error()))}
+		// The driver's errors name users and addresses, never passwords;
+		// every output is redacted on top. Keep the type for errors.As.
+		return nil, &DBError{Addr: e.dbAddr(), User: e.c.Database.Admin.User, Err: err}
 	}
 	return e.db, nil
 }

@@ -128,6 +128,10 @@ func (a *app) connect(ctx context.Context, m *loadedManifest, pf planFlags, logg
 	return env, g, nil
 }
 
+// errPreflight is returned when a preflight check blocks the run. Not
+// retried: fix what the findings name and run again.
+var errPreflight = errors.New("preflight failed")
+
 // preflight runs the prerequisite checks before anything is probed or
 // changed. Errors block (the caller exits 1 before the first change);
 // warnings are shown on stderr and the run goes on.
@@ -141,8 +145,8 @@ func (a *app) preflight(ctx context.Context, env clusterEnv, o *output) error {
 	if err := preflight.Render(o.errw, &blocked); err != nil {
 		return err
 	}
-	if err := r.Err(); err != nil {
-		return fmt.Errorf("preflight: %w (haplan check lists every check)", err)
+	if n := len(r.Errors()); n > 0 {
+		return fmt.Errorf("%w: %d blocking problem(s), listed above; nothing was changed (haplan check lists every check)", errPreflight, n)
 	}
 	return nil
 }
