@@ -18,6 +18,11 @@ type Options struct {
 	SSHRetries int
 	// HTTPTimeout bounds each request to the Rancher API.
 	HTTPTimeout time.Duration
+	// SSHConfigFiles are the OpenSSH client configurations consulted for
+	// what the manifest leaves unsaid (see Env's SSH settings). Nil means
+	// ~/.ssh/config then /etc/ssh/ssh_config; an empty, non-nil list means
+	// none.
+	SSHConfigFiles []string
 }
 
 // LockHolder describes who holds the cluster's apply lock.

@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,14 +41,16 @@ const (
 
 // Env is the connections and shared facts of one haplan run.
 type Env struct {
-	c     *manifests.Cluster
-	opts  Options
-	log   *slog.Logger
-	red   *redact.Redactor
-	pool  *transport.Pool
-	dbPW  manifests.Sensitive
-	admPW manifests.Sensitive
-	cert  *certMaterial
+	c    *manifests.Cluster
+	opts Options
+	log  *slog.Logger
+	red  *redact.Redactor
+	pool *transport.Pool
+	// sshcfg is the operator's ssh_config; nil when there is none.
+	sshcfg *transport.SSHConfig
+	dbPW   manifests.Sensitive
+	admPW  manifests.Sensitive
+	cert   *certMaterial
 
 	dbOnce sync.Once
 	db     *sql.DB
@@ -105,6 +109,9 @@ func NewEnv(c *manifests.Cluster, opts Options) (*Env, error) {
 		vals = append(vals, s.Reveal())
 	}
 	e.red = redact.New(vals...)
+	if e.sshcfg, err = readSSHConfig(opts.SSHConfigFiles); err != nil {
+		return nil, err
+	}
 	e.pool = transport.NewPool(transport.PoolOptions{
 		Logger:  e.log,
 		Redact:  e.red.String,
@@ -156,48 +163,142 @@ func (e *Env) lbTarget() target {
 	return target{lbHostName, e.c.LoadBalancer.Address, e.c.LoadBalancer.HAProxy.SSH}
 }
 
+// readSSHConfig reads the operator's OpenSSH client configuration; files
+// nil means the ones ssh itself reads.
+func readSSHConfig(files []string) (*transport.SSHConfig, error) {
+	home, _ := os.UserHomeDir() // without a home there is no ~/.ssh/config to read
+	if files == nil {
+		files = transport.DefaultSSHConfigFiles(home)
+	}
+	return transport.ReadSSHConfig(home, files...)
+}
+
+// sshConfig is how haplan reaches t. The precedence, from strongest:
+//
+//  1. what the manifest writes (the machine's ssh block, then the
+//     manifest's ssh defaults): user, port, identityFile, bastion;
+//  2. the operator's ssh_config for the machine's address (Host patterns
+//     are matched against it): User, Port, IdentityFile, ProxyJump;
+//  3. the built-in defaults: root, port 22, and without any identity file
+//     the ssh-agent's keys, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa.
+//
+// HostName from ssh_config always applies: the manifest's address is then
+// an alias and haplan dials (and checks known_hosts for) the HostName, as
+// ssh does. Known hosts, host-key policy and pinned keys come only from the
+// manifest.
 func (e *Env) sshConfig(t target) (transport.Config, error) {
+	hs, err := e.sshcfg.Lookup(t.address)
+	if err != nil {
+		return transport.Config{}, fmt.Errorf("%s: %w", t.name, err)
+	}
+	user, identity, err := sshIdentity(t.ssh, hs, 0)
+	if err != nil {
+		return transport.Config{}, fmt.Errorf("%s: %w", t.name, err)
+	}
 	cfg := transport.Config{
 		Host:           t.name,
-		Address:        t.address,
+		Address:        cmp.Or(hs.HostName, t.address),
 		Port:           t.ssh.Port,
-		User:           t.ssh.User,
-		IdentityFile:   t.ssh.IdentityFile,
+		User:           user,
+		IdentityFile:   identity,
 		KnownHostsFile: t.ssh.KnownHostsFile,
 		HostKeyPolicy:  t.ssh.HostKeyPolicy,
 		HostKey:        t.ssh.HostKey,
 		ConnectTimeout: e.c.Rancher.Timeouts.SSH,
-		Sudo:           t.ssh.User != "" && t.ssh.User != "root",
+		Sudo:           user != "root",
 	}
-	if t.ssh.Bastion != "" {
-		b, err := parseBastion(t.ssh.Bastion, t.ssh)
+	if !t.ssh.Explicit.Has(manifests.SSHPort) && hs.Port != 0 {
+		cfg.Port = hs.Port
+	}
+	jump, from := t.ssh.Bastion, "ssh.bastion"
+	if jump == "" {
+		jump, from = hs.ProxyJump, "ProxyJump in ssh config"
+	}
+	if jump != "" {
+		b, err := e.jumpChain(jump, t.ssh, cfg.ConnectTimeout)
 		if err != nil {
-			return cfg, fmt.Errorf("%s: ssh.bastion: %w", t.name, err)
+			return cfg, fmt.Errorf("%s: %s: %w", t.name, from, err)
 		}
-		b.ConnectTimeout = cfg.ConnectTimeout
-		cfg.Bastion = &b
+		cfg.Bastion = b
 	}
 	return cfg, nil
 }
 
-// parseBastion reads "user@host:port" (user and port optional).
-func parseBastion(s string, def manifests.SSH) (transport.Config, error) {
-	b := transport.Config{User: def.User, Port: 22, IdentityFile: def.IdentityFile,
-		KnownHostsFile: def.KnownHostsFile, HostKeyPolicy: def.HostKeyPolicy}
+// sshIdentity picks the login user and identity file: the manifest's when it
+// wrote them, else ssh_config's, else root and no file (the agent and the
+// default keys). port is the one the connection will use, for %p; 0 means
+// the manifest's.
+func sshIdentity(s manifests.SSH, hs transport.HostSettings, port int) (user, identity string, err error) {
+	user = s.User
+	if !s.Explicit.Has(manifests.SSHUser) {
+		user = cmp.Or(hs.User, manifests.DefaultSSHUser)
+	}
+	if s.Explicit.Has(manifests.SSHIdentityFile) {
+		return user, s.IdentityFile, nil
+	}
+	if port == 0 {
+		port = s.Port
+		if !s.Explicit.Has(manifests.SSHPort) && hs.Port != 0 {
+			port = hs.Port
+		}
+	}
+	identity, err = hs.IdentityFile(user, port)
+	return user, identity, err
+}
+
+// jumpChain turns "[user@]host[:port]" hops, separated by commas and
+// connected to in order, into nested Configs: the last hop is the target's
+// Bastion, its Bastion the hop before. Each hop is looked up in ssh_config
+// like a machine; a user or port written in the hop wins, and the
+// machine's manifest settings stand in for the rest.
+func (e *Env) jumpChain(spec string, s manifests.SSH, timeout time.Duration) (*transport.Config, error) {
+	var prev *transport.Config
+	for _, hop := range strings.Split(spec, ",") {
+		user, host, port, err := parseBastion(strings.TrimSpace(hop))
+		if err != nil {
+			return nil, err
+		}
+		hs, err := e.sshcfg.Lookup(host)
+		if err != nil {
+			return nil, err
+		}
+		port = cmp.Or(port, hs.Port, manifests.DefaultSSHPort)
+		defUser, identity, err := sshIdentity(s, hs, port)
+		if err != nil {
+			return nil, err
+		}
+		b := &transport.Config{
+			Host:           "bastion " + host,
+			Address:        cmp.Or(hs.HostName, host),
+			Port:           port,
+			User:           cmp.Or(user, defUser),
+			IdentityFile:   identity,
+			KnownHostsFile: s.KnownHostsFile,
+			HostKeyPolicy:  s.HostKeyPolicy,
+			ConnectTimeout: timeout,
+			Bastion:        prev,
+		}
+		prev = b
+	}
+	return prev, nil
+}
+
+// parseBastion reads "user@host:port" (user and port optional; 0 when
+// absent).
+func parseBastion(s string) (user, host string, port int, err error) {
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {
-		b.User, s = s[:i], s[i+1:]
+		user, s = s[:i], s[i+1:]
 	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		host = s
-	} else if b.Port, err = strconv.Atoi(port); err != nil {
-		return b, fmt.Errorf("bad port in %q", s)
+	h, p, serr := net.SplitHostPort(s)
+	if serr != nil {
+		h = s
+	} else if port, err = strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
+		return "", "", 0, fmt.Errorf("bad port in %q", s)
 	}
-	if host == "" {
-		return b, errors.New("no host")
+	if h == "" {
+		return "", "", 0, errors.New("no host")
 	}
-	b.Host, b.Address = "bastion "+host, host
-	return b, nil
+	return user, h, port, nil
 }
 
 // runner returns a connected runner for t; read-only unless mutate is set.

@@ -53,33 +53,62 @@ func (e *Env) Lock(ctx context.Context, h LockHolder) (Unlocker, error) {
 		held.Holder, _ = e.lockHolder(ctx)
 		return nil, held
 	}
+	var connID int64
+	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&connID); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("lock %q: %w", e.lockName(), err)
+	}
 	rec, err := json.Marshal(h)
 	if err != nil {
 		closeAll()
 		return nil, err
 	}
-	hold, stop := context.WithCancel(context.Background())
+	// The record goes into the statement text (not a bound value) so the
+	// process list shows it; it holds no secret. Short sleeps in a loop:
+	// if this haplan dies, the server notices the closed connection at the
+	// end of the current sleep and releases the lock with it.
+	q := fmt.Sprintf("SELECT SLEEP(%d) /* %s%s */", int(holdSlice/time.Second), holderMarker, strings.ReplaceAll(string(rec), "*/", ""))
+	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		// The record goes into the statement text (not a bound value) so
-		// the process list shows it; it holds no secret.
-		q := fmt.Sprintf("SELECT SLEEP(31536000) /* %s%s */", holderMarker, strings.ReplaceAll(string(rec), "*/", ""))
-		_, _ = conn.ExecContext(hold, q)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := conn.ExecContext(context.Background(), q); err != nil {
+				e.log.Warn("lock connection lost", "lock", e.lockName(), "err", err)
+				return
+			}
+		}
 	}()
 	return func(ctx context.Context) error {
-		// Cancelling the sleeping query makes the driver drop the
-		// connection, and the server releases the lock with it.
-		stop()
+		close(stop)
+		// Interrupt the current sleep instead of waiting it out.
+		if db, err := e.adminDB(ctx); err == nil {
+			_, _ = db.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", connID))
+		}
 		select {
 		case <-done:
 		case <-ctx.Done():
+			closeAll()
 			return ctx.Err()
 		}
+		var released sql.NullInt64
+		err := conn.QueryRowContext(ctx, "SELECT RELEASE_LOCK(?)", e.lockName()).Scan(&released)
 		closeAll()
+		if err != nil {
+			return fmt.Errorf("release lock %q: %w", e.lockName(), err)
+		}
 		return nil
 	}, nil
 }
+
+// holdSlice is how long each holder query sleeps: the longest a dead
+// haplan's lock outlives it.
+const holdSlice = 2 * time.Second
 
 // lockHolder reads the holder record from the process list.
 func (e *Env) lockHolder(ctx context.Context) (*LockHolder, error) {
@@ -87,13 +116,20 @@ func (e *Env) lockHolder(ctx context.Context) (*LockHolder, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Between two sleeps the holder's statement text is briefly empty.
 	var info sql.NullString
-	err = db.QueryRowContext(ctx,
-		"SELECT INFO FROM information_schema.PROCESSLIST WHERE ID = IS_USED_LOCK(?)", e.lockName()).Scan(&info)
-	if err != nil {
-		return nil, err
+	i := -1
+	for try := 0; try < 5 && i < 0; try++ {
+		if try > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		err = db.QueryRowContext(ctx,
+			"SELECT INFO FROM information_schema.PROCESSLIST WHERE ID = IS_USED_LOCK(?)", e.lockName()).Scan(&info)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+		i = strings.Index(info.String, holderMarker)
 	}
-	i := strings.Index(info.String, holderMarker)
 	if i < 0 {
 		return nil, errors.New("holder did not record itself")
 	}

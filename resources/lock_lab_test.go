@@ -1,0 +1,116 @@
+//go:build lab
+
+package resources
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/haplan/haplan/lab"
+	"github.com/haplan/haplan/manifests"
+)
+
+func labEnv(t *testing.T) *Env {
+	t.Helper()
+	dir, err := lab.DefaultDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := lab.Load(dir)
+	if err != nil {
+		t.Fatalf("the lab is not up (make lab): %v", err)
+	}
+	c, ds := manifests.Load(l.Manifest)
+	if ds.HasErrors() {
+		t.Fatal(ds.Err())
+	}
+	c.Name = "locktest" // its own lock, whatever else runs on the lab
+	e, err := NewEnv(c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func TestLockOnLab(t *testing.T) {
+	ctx := context.Background()
+	a, b := labEnv(t), labEnv(t)
+	me := LockHolder{User: "alice", Machine: "ops1", PID: os.Getpid(), Since: time.Now().UTC().Truncate(time.Second), Command: "haplan apply"}
+	unlock, err := a.Lock(ctx, me)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Lock(ctx, LockHolder{User: "bob"})
+	var held *LockHeldError
+	if !errors.As(err, &held) {
+		t.Fatalf("second lock: %v, want *LockHeldError", err)
+	}
+	if held.Holder == nil || *held.Holder != me {
+		t.Fatalf("holder %+v, want %+v", held.Holder, me)
+	}
+	if err := unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	unlockB, err := b.Lock(ctx, LockHolder{User: "bob"})
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	if err := unlockB(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLockReleasedWhenHolderDies: a haplan killed with SIGKILL cannot
+// release its lock; the server must, once the connection is gone.
+func TestLockReleasedWhenHolderDies(t *testing.T) {
+	if os.Getenv("HAPLAN_LOCK_HOLDER") == "1" {
+		e := labEnv(t)
+		if _, err := e.Lock(context.Background(), LockHolder{User: "doomed", PID: os.Getpid()}); err != nil {
+			t.Fatal(err)
+		}
+		os.Stdout.WriteString("LOCKED\n")
+		time.Sleep(time.Hour)
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLockReleasedWhenHolderDies$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "HAPLAN_LOCK_HOLDER=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 7)
+	if _, err := out.Read(buf); err != nil || string(buf) != "LOCKED\n" {
+		cmd.Process.Kill()
+		t.Fatalf("holder did not take the lock: %q %v", buf, err)
+	}
+	e := labEnv(t)
+	ctx := context.Background()
+	var held *LockHeldError
+	if _, err := e.Lock(ctx, LockHolder{User: "next"}); !errors.As(err, &held) || held.Holder == nil || held.Holder.User != "doomed" {
+		t.Fatalf("while the holder lives: %v, want held by doomed", err)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		unlock, err := e.Lock(ctx, LockHolder{User: "next"})
+		if err == nil {
+			unlock(ctx)
+			return
+		}
+		if !errors.As(err, &held) || time.Now().After(deadline) {
+			t.Fatalf("lock of a killed holder never released: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
