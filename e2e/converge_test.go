@@ -62,6 +62,9 @@ func TestConvergeThreeNodes(t *testing.T) {
 		{"lb config edited", func(t *testing.T) { sh(t, ctx, l, "lb", "echo '# hand edit' >> /etc/haproxy/haproxy.cfg") }, []string{"lb.config"}},
 		{"grant dropped", func(t *testing.T) { sql(t, ctx, l, "DROP USER 'cattle'@'"+nodeIP(t, l, "rs3")+"';") }, []string{"db.grant[rs3]"}},
 		{"script lost on a node", func(t *testing.T) { sh(t, ctx, l, "rs3", "rm -f /var/lib/rancher/etc/haplan/rancher-ha.sh") }, []string{"script.generate"}},
+		{"stray bootstrap server", func(t *testing.T) {
+			sh(t, ctx, l, "rs1", "docker run -d --name haplan-bootstrap rancher/server:v1.0.1 >/dev/null")
+		}, []string{"bootstrap.stop"}},
 		{"image untagged", func(t *testing.T) { sh(t, ctx, l, "rs1", "docker rmi -f rancher/server:v1.0.1 >/dev/null") }, []string{"image.pull[rs1]"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
