@@ -41,7 +41,7 @@ test: lint unit fuzz e2e
 
 demo: lab build
 	@echo "== haplan plan (lab/out/cluster.yaml)"
-	./bin/haplan plan -f lab/out/cluster.yaml || test $$? -eq 2
+	./bin/haplan plan -f lab/out/cluster.yaml
 	@echo "== haplan apply"
 	./bin/haplan apply -f lab/out/cluster.yaml --auto-approve
 	@echo "== haplan plan again (must be empty)"
@@ -49,3 +49,13 @@ demo: lab build
 
 clean:
 	rm -rf bin
+
+# Performance, side by side with Ansible and raw OpenSSH on the lab's fleet
+# (1000 sshd + the CA's node). Not part of make test. See BENCHMARKS.md.
+BENCH_SIZES ?= 10,100,1000
+.PHONY: bench
+bench: lab build
+	$(GO) run ./cmd/haplab fleet up --hosts 1001 --per 251
+	./bench/prereqs.sh
+	$(GO) build -o bin/haplan-bench ./bench/cmd/haplan-bench
+	./bin/haplan-bench -sizes $(BENCH_SIZES)

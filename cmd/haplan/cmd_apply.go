@@ -171,6 +171,7 @@ func (a *app) apply(ctx context.Context, args []string) int {
 	}
 	if !p.HasChanges() {
 		fmt.Fprintln(human, "\nNothing to apply.")
+		printEndpoints(human, env, p)
 		return exitOK
 	}
 	if saved == nil && !autoApprove {
@@ -207,13 +208,21 @@ func (a *app) apply(ctx context.Context, args []string) int {
 		fmt.Fprintf(o.errw, "\nThe debug log of this run is %s\n", logPath)
 		return exitError
 	}
-	if eps := env.Endpoints(); len(eps) > 0 {
-		fmt.Fprintln(human, "\nThe cluster answers at:")
-		for _, e := range eps {
-			fmt.Fprintln(human, "  "+e)
-		}
-	}
+	printEndpoints(human, env, p)
 	return exitOK
+}
+
+// printEndpoints says where the converged cluster answers. A partial
+// (targeted) apply says nothing: it does not claim the cluster is up.
+func printEndpoints(w io.Writer, env clusterEnv, p *plans.Plan) {
+	eps := env.Endpoints()
+	if p.Partial || len(eps) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nThe cluster answers at:")
+	for _, e := range eps {
+		fmt.Fprintln(w, "  "+e)
+	}
 }
 
 // approve asks for "yes" on a terminal. Without a terminal it refuses:

@@ -70,7 +70,7 @@ func isTerminal(v any) bool {
 
 func (a *app) run(ctx context.Context, args []string) int {
 	if len(args) == 0 {
-		fmt.Fprint(a.stderr, mainUsage)
+		fmt.Fprint(a.stderr, mainUsage())
 		return exitError
 	}
 	cmd, rest := args[0], args[1:]
@@ -87,7 +87,14 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return a.check(ctx, rest)
 	case "force-unlock":
 		return a.forceUnlock(ctx, rest)
+	case "schema":
+		return a.schema(ctx, rest)
+	case "completion":
+		return a.completion(ctx, rest)
 	case "version", "--version", "-version":
+		if code, done := a.noArgs("version", rest); done {
+			return code
+		}
 		fmt.Fprintf(a.stdout, "haplan %s\n", haplanVersion())
 		return exitOK
 	case "help", "-h", "-help", "--help":
@@ -97,10 +104,10 @@ func (a *app) run(ctx context.Context, args []string) int {
 				return exitOK
 			}
 		}
-		fmt.Fprint(a.stdout, mainUsage)
+		fmt.Fprint(a.stdout, mainUsage())
 		return exitOK
 	}
-	fmt.Fprintf(a.stderr, "haplan: unknown command %q\n\n%s", cmd, mainUsage)
+	fmt.Fprintf(a.stderr, "haplan: unknown command %q\n\n%s", cmd, mainUsage())
 	return exitError
 }
 
@@ -204,24 +211,6 @@ func (a *app) loadManifest(path string) (*loadedManifest, error) {
 	return m, nil
 }
 
-const mainUsage = `Usage: haplan <command> [options]
-
-haplan installs a Rancher Server v1.0.1 HA cluster from a manifest
-(cluster.yaml): it plans by probing the live state, and applies the plan in
-parallel over SSH. Re-running is safe: a converged cluster plans no changes.
-
-Commands:
-  validate       check the manifest and print its errors and warnings
-  plan           show what apply would change
-  apply          change the machines to match the manifest
-  check          run the preflight checks (also run by plan and apply)
-  graph          print the step graph (DOT or Mermaid)
-  force-unlock   release a lock left behind by a crashed apply
-  version        print the version
-
-Run 'haplan <command> --help' for the options and examples of a command.
-` + exitCodesUsage
-
 const exitCodesUsage = `
 Exit codes:
   0  success (plan --detailed-exitcode: no changes)
@@ -306,20 +295,70 @@ Examples:
   haplan apply --auto-approve
   haplan plan --out tonight.plan && haplan apply tonight.plan
 ` + exitCodesUsage,
-		"graph": `Usage: haplan graph [-f cluster.yaml] [--format dot|mermaid]
+		"graph": `Usage: haplan graph [-f cluster.yaml] [--format dot|mermaid] [--target GLOB]
 
 Prints the step graph: DOT (default) for Graphviz, or Mermaid, which renders
-in a pull request.
+in a pull request. Nothing is probed; only the SSH connections are prepared.
+
+Options:
+  -f FILE           the manifest (default ./cluster.yaml)
+  --format FORMAT   dot (default) or mermaid
+  --target GLOB     only matching steps and what they depend on; repeatable
 
 Examples:
   haplan graph | dot -Tsvg > steps.svg
   haplan graph --format mermaid
+  haplan graph --target 'ha.start[*]'
+` + exitCodesUsage,
+		"schema": `Usage: haplan schema
+
+Prints the JSON Schema (draft 2020-12) of the manifest, for editors and CI
+linters. It describes the fields of cluster.yaml and, block for block, of
+cluster.hcl; rules it cannot express (unique names, secrets that must exist)
+are left to 'haplan validate'. The same schema is committed as
+schema/cluster.schema.json.
+
+Examples:
+  haplan schema > cluster.schema.json
+  # first line of cluster.yaml, for editors with yaml-language-server:
+  # yaml-language-server: $schema=./cluster.schema.json
+` + exitCodesUsage,
+		"completion": `Usage: haplan completion bash|zsh|fish
+
+Prints a completion script for the shell: commands, their flags, the values
+of --format and file names where a file is expected.
+
+Examples:
+  haplan completion bash > /etc/bash_completion.d/haplan
+  source <(haplan completion bash)                       # or in ~/.bashrc
+  haplan completion zsh > "${fpath[1]}/_haplan"
+  haplan completion fish > ~/.config/fish/completions/haplan.fish
+` + exitCodesUsage,
+		"version": `Usage: haplan version
+
+Prints the version haplan was built from ("(devel)" for a build from a
+work tree).
+
+Examples:
+  haplan version
+` + exitCodesUsage,
+		"help": `Usage: haplan help [command]
+
+Prints the usage of haplan, or of one command.
+
+Examples:
+  haplan help
+  haplan help plan
 ` + exitCodesUsage,
 		"force-unlock": `Usage: haplan force-unlock [-f cluster.yaml]
 
 Releases the cluster's apply lock. Use it only when the run named by the
 lock is gone (crashed, killed, machine lost): two applies at once can break
-the cluster.
+the cluster. The lock is a MySQL named lock on the cluster's database
+server; the message of a refused apply names its holder.
+
+Options:
+  -f FILE   the manifest (default ./cluster.yaml)
 
 Examples:
   haplan force-unlock -f prod/cluster.yaml
