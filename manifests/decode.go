@@ -284,6 +284,13 @@ func (o sshOverride) apply(s SSH) SSH {
 	}
 	if o.port != nil {
 		s.Port = *o.port
+		s.Explicit |= SSHPort
+	}
+	if o.user != nil {
+		s.Explicit |= SSHUser
+	}
+	if o.identityFile != nil {
+		s.Explicit |= SSHIdentityFile
 	}
 	return s
 }

@@ -64,7 +64,8 @@ func TestLoadExample(t *testing.T) {
 	dir := exampleDir(t)
 	c := mustLoad(t, testLoader(), filepath.Join(dir, "cluster.yaml"))
 	def := SSH{User: "root", Port: 22, IdentityFile: "/home/test/.ssh/id_ed25519",
-		KnownHostsFile: "/home/test/.ssh/known_hosts", HostKeyPolicy: "strict"}
+		KnownHostsFile: "/home/test/.ssh/known_hosts", HostKeyPolicy: "strict",
+		Explicit: SSHUser | SSHPort | SSHIdentityFile}
 	port2222 := def
 	port2222.Port = 2222
 	want := &Cluster{

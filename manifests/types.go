@@ -96,7 +96,24 @@ type SSH struct {
 	// Bastion is an optional jump host, "user@host:port" (user and port
 	// optional).
 	Bastion string
+	// Explicit is the set of fields the manifest wrote, in its ssh
+	// defaults or the machine's own ssh block; the others hold built-in
+	// defaults, which the operator's ~/.ssh/config may replace.
+	Explicit SSHFields
 }
+
+// SSHFields is a set of SSH settings.
+type SSHFields uint8
+
+// The SSH settings that ~/.ssh/config can also give.
+const (
+	SSHUser SSHFields = 1 << iota
+	SSHPort
+	SSHIdentityFile
+)
+
+// Has reports whether every field of f2 is in f.
+func (f SSHFields) Has(f2 SSHFields) bool { return f&f2 == f2 }
 
 // Database is the external MySQL database the cluster shares.
 type Database struct {
