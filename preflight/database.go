@@ -119,9 +119,13 @@ func (p *pass) appFailure(ctx context.Context, admin *sql.DB, addr, node string,
 					Message: fmt.Sprintf("database user %q does not exist yet for %v; it will be created", d.User, hosts)}
 			}
 			if qerr == nil {
-				return Finding{Severity: Error, Check: "mysql.app", Host: node,
-					Message: what + " rejected: access denied, and the user exists",
-					Hint:    "database.password does not match the existing user's password: fix the secret, or change the password in MySQL"}
+				// haplan owns this account: a different password in the
+				// manifest is a change db.grant plans, not a blocker. It is
+				// still worth a warning: servers already running hold the
+				// old password inside their rancher-ha.sh.
+				return Finding{Severity: Warning, Check: "mysql.app", Host: node,
+					Message: what + " rejected, and the user exists: db.grant will set the manifest's password",
+					Hint:    "if the cluster already runs, its nodes were started with the old password (encrypted in rancher-ha.sh) and cannot reconnect after a restart; rotate the password only together with a rebuild, or fix the secret to the current password"}
 			}
 		}
 		return Finding{Severity: Error, Check: "mysql.app", Host: node,

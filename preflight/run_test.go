@@ -235,13 +235,13 @@ func TestRunClassification(t *testing.T) {
 			want: map[key]string{{"rs1", "mysql.app", Info}: `database user "cattle" does not exist yet for [10.0.0.11]; it will be created`},
 		},
 		{
-			name: "app user exists with another password blocks, naming the app credentials",
+			// haplan owns the account: a new password is db.grant's change.
+			name: "app user exists with another password warns that db.grant will set it",
 			mutate: func(e *fakeEnv) {
 				e.app.pingErr = denied
 				e.admin.rows[qUser] = []driver.Value{int64(1)}
 			},
-			want:   map[key]string{{"rs1", "mysql.app", Error}: `application credentials (database.user "cattle", database.password) from rs1 to 10.0.0.20:3306 rejected: access denied, and the user exists`},
-			blocks: true,
+			want: map[key]string{{"rs1", "mysql.app", Warning}: `application credentials (database.user "cattle", database.password) from rs1 to 10.0.0.20:3306 rejected, and the user exists: db.grant will set the manifest's password`},
 		},
 		{
 			name: "database not created yet is Info",
