@@ -251,7 +251,7 @@ func TestLabWrongAppPassword(t *testing.T) {
 		t.Fatalf("mysql.app = %+v", fs)
 	}
 	if exists && (fs[0].Severity != Warning || !strings.Contains(fs[0].Message, "application credentials")) {
-		t.Errorf("user exists, mysql.app = %+v; want an error naming the application credentials", fs[0])
+		t.Errorf("user exists, mysql.app = %+v; want a warning naming the application credentials", fs[0])
 	}
 	if !exists && (fs[0].Severity != Info || !strings.Contains(fs[0].Message, "will be created")) {
 		t.Errorf("user missing, mysql.app = %+v; want Info \"will be created\"", fs[0])
