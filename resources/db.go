@@ -186,14 +186,18 @@ func (s *dbGrant) Apply(ctx context.Context, c plans.Change) error {
 	}
 	d := s.env.c.Database
 	acct := quoteString(d.User) + "@" + quoteString(s.grantHost)
+	ident, secret, err := identifiedBy(ctx, db, s.env.dbPW.Reveal())
+	if err != nil {
+		return err
+	}
 	// Statements are interpolated client-side (InterpolateParams), so the
-	// password travels as a bound value, never in an error or a log.
+	// secret travels as a bound value and never shows in an error or a log.
 	stmts := []struct {
 		q    string
 		args []any
 	}{
-		{"CREATE USER IF NOT EXISTS " + acct + " IDENTIFIED BY ?", []any{s.env.dbPW.Reveal()}},
-		{"ALTER USER " + acct + " IDENTIFIED BY ?", []any{s.env.dbPW.Reveal()}},
+		{"CREATE USER IF NOT EXISTS " + acct + " " + ident, []any{secret}},
+		{"ALTER USER " + acct + " " + ident, []any{secret}},
 		{"GRANT ALL ON " + quoteIdent(d.Name) + ".* TO " + acct, nil},
 	}
 	for _, st := range stmts {
@@ -203,6 +207,47 @@ func (s *dbGrant) Apply(ctx context.Context, c plans.Change) error {
 		}
 	}
 	return nil
+}
+
+// identifiedBy returns the IDENTIFIED clause for the server and the value
+// to bind to it. Where the server takes a mysql_native_password hash
+// (MariaDB, MySQL before 8.4), haplan sends the hash, so the password itself
+// never appears in the server's process list or statement logs.
+func identifiedBy(ctx context.Context, db *sql.DB, pw string) (clause, value string, err error) {
+	var version string
+	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return "", "", fmt.Errorf("read the server version: %w", err)
+	}
+	switch serverFlavor(version) {
+	case flavorMariaDB:
+		return "IDENTIFIED BY PASSWORD ?", nativePasswordHash(pw), nil
+	case flavorMySQLNative:
+		return "IDENTIFIED WITH mysql_native_password AS ?", nativePasswordHash(pw), nil
+	}
+	return "IDENTIFIED BY ?", pw, nil
+}
+
+type flavor int
+
+const (
+	flavorMySQLOther  flavor = iota // MySQL 8.4+: no native-password hashes
+	flavorMariaDB                   // IDENTIFIED BY PASSWORD '*hash'
+	flavorMySQLNative               // MySQL 5.7-8.3: IDENTIFIED WITH mysql_native_password AS '*hash'
+)
+
+// serverFlavor classifies a VERSION() string.
+func serverFlavor(version string) flavor {
+	if strings.Contains(strings.ToLower(version), "mariadb") {
+		return flavorMariaDB
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(version, "%d.%d", &major, &minor); err != nil {
+		return flavorMySQLOther
+	}
+	if major == 5 || (major == 8 && minor < 4) {
+		return flavorMySQLNative
+	}
+	return flavorMySQLOther
 }
 
 // nativePasswordHash is MySQL's mysql_native_password hash:

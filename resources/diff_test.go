@@ -220,3 +220,22 @@ func TestSQLHelpers(t *testing.T) {
 		t.Errorf("quoteIdent = %s", got)
 	}
 }
+
+func TestServerFlavor(t *testing.T) {
+	for _, tt := range []struct {
+		version string
+		want    flavor
+	}{
+		{"10.11.18-MariaDB-0+deb12u1", flavorMariaDB},
+		{"5.5.5-10.6.12-MariaDB", flavorMariaDB},
+		{"5.7.44-log", flavorMySQLNative},
+		{"8.0.36", flavorMySQLNative},
+		{"8.4.0", flavorMySQLOther},
+		{"9.1.0", flavorMySQLOther},
+		{"garbage", flavorMySQLOther},
+	} {
+		if got := serverFlavor(tt.version); got != tt.want {
+			t.Errorf("serverFlavor(%q) = %v, want %v", tt.version, got, tt.want)
+		}
+	}
+}
