@@ -32,9 +32,16 @@ type LockHolder struct {
 	PID     int       `json:"pid"`
 	Since   time.Time `json:"since"`
 	Command string    `json:"command"`
+	// Session is set instead of the record when the holder's record cannot
+	// be read (a holder that is hung, suspended or cut off runs no
+	// statement): the database session that holds the lock.
+	Session string `json:"-"`
 }
 
 func (h LockHolder) String() string {
+	if h.Session != "" {
+		return h.Session
+	}
 	return fmt.Sprintf("%s@%s pid %d since %s (%s)", h.User, h.Machine, h.PID, h.Since.Format(time.RFC3339), h.Command)
 }
 

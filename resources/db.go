@@ -42,12 +42,12 @@ func (s *dbDatabase) Probe(ctx context.Context) (engine.State, error) {
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
-		return nil, fmt.Errorf("look up database %q: %w", s.env.c.Database.Name, err)
+		return nil, s.env.dbError(fmt.Sprintf("look up database %q", s.env.c.Database.Name), err)
 	default:
 		st.Exists = true
 	}
 	if err := db.QueryRowContext(ctx, `SELECT @@max_connections`).Scan(&st.MaxConnections); err != nil {
-		return nil, fmt.Errorf("read max_connections: %w", err)
+		return nil, s.env.dbError("read max_connections", err)
 	}
 	return st, nil
 }
@@ -78,7 +78,7 @@ func (s *dbDatabase) Apply(ctx context.Context, _ plans.Change) error {
 	}
 	q := fmt.Sprintf("CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8 COLLATE utf8_general_ci", quoteIdent(s.env.c.Database.Name))
 	if _, err := db.ExecContext(ctx, q); err != nil {
-		return fmt.Errorf("create database %q: %w", s.env.c.Database.Name, err)
+		return s.env.dbError(fmt.Sprintf("create database %q", s.env.c.Database.Name), err)
 	}
 	return nil
 }
@@ -115,7 +115,7 @@ func (s *dbGrant) Probe(ctx context.Context) (engine.State, error) {
 	case errors.Is(err, sql.ErrNoRows):
 		return st, nil
 	case err != nil:
-		return nil, fmt.Errorf("look up user %q@%q: %w", d.User, s.grantHost, err)
+		return nil, s.env.dbError(fmt.Sprintf("look up user %q@%q", d.User, s.grantHost), err)
 	}
 	st.UserExists = true
 	st.Plugin = plugin.String
@@ -125,19 +125,22 @@ func (s *dbGrant) Probe(ctx context.Context) (engine.State, error) {
 	}
 	rows, err := db.QueryContext(ctx, fmt.Sprintf("SHOW GRANTS FOR %s@%s", quoteString(d.User), quoteString(s.grantHost)))
 	if err != nil {
-		return nil, fmt.Errorf("show grants for %q@%q: %w", d.User, s.grantHost, err)
+		return nil, s.env.dbError(fmt.Sprintf("show grants for %q@%q", d.User, s.grantHost), err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var g string
 		if err := rows.Scan(&g); err != nil {
-			return nil, err
+			return nil, s.env.dbError(fmt.Sprintf("show grants for %q@%q", d.User, s.grantHost), err)
 		}
 		if grantsAllOn(g, d.Name) {
 			st.HasGrant = true
 		}
 	}
-	return st, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, s.env.dbError(fmt.Sprintf("show grants for %q@%q", d.User, s.grantHost), err)
+	}
+	return st, nil
 }
 
 // grantsAllOn reports whether a SHOW GRANTS line gives ALL on db.*.
@@ -188,7 +191,7 @@ func (s *dbGrant) Apply(ctx context.Context, c plans.Change) error {
 	acct := quoteString(d.User) + "@" + quoteString(s.grantHost)
 	ident, secret, err := identifiedBy(ctx, db, s.env.dbPW.Reveal())
 	if err != nil {
-		return err
+		return s.env.dbError("prepare the grant", err)
 	}
 	// Statements are interpolated client-side (InterpolateParams), so the
 	// secret travels as a bound value and never shows in an error or a log.
@@ -203,7 +206,7 @@ func (s *dbGrant) Apply(ctx context.Context, c plans.Change) error {
 	for _, st := range stmts {
 		if _, err := db.ExecContext(ctx, st.q, st.args...); err != nil {
 			verb := strings.SplitN(st.q, " ", 3)
-			return fmt.Errorf("%s %s for %s: %s", verb[0], verb[1], acct, s.env.red.String(err.Error()))
+			return s.env.dbError(fmt.Sprintf("%s %s for %s", verb[0], verb[1], acct), err)
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -369,23 +370,40 @@ func (e *Env) adminDB(ctx context.Context) (*sql.DB, error) {
 	if err := e.db.PingContext(pctx); err != nil {
 		// The driver's errors name users and addresses, never passwords;
 		// every output is redacted on top. Keep the type for errors.As.
-		return nil, &DBError{Addr: e.dbAddr(), User: e.c.Database.Admin.User, Err: err}
+		return nil, &DBError{Addr: e.dbAddr(), User: e.c.Database.Admin.User, Err: err, red: e.red}
 	}
 	return e.db, nil
+}
+
+// dbError reports a statement of the admin connection that failed.
+func (e *Env) dbError(op string, err error) error {
+	return &DBError{Addr: e.dbAddr(), User: e.c.Database.Admin.User, Op: op, Err: err, red: e.red}
 }
 
 func (e *Env) dbAddr() string {
 	return net.JoinHostPort(e.c.Database.Host, strconv.Itoa(e.c.Database.Port))
 }
 
-// DBError is a failure to reach the database with the admin account.
+// DBError is a failure of the admin account on the database server: to
+// reach it, or (Op set) of a statement. The driver's own messages name
+// neither the server nor, for a connection the server dropped, what
+// happened; they are redacted, as statements are interpolated client-side.
 type DBError struct {
 	Addr, User string
+	Op         string // e.g. "CREATE USER for 'cattle'@'10.0.0.11'"; empty when connecting failed
 	Err        error
+	red        *redact.Redactor
 }
 
 func (e *DBError) Error() string {
-	return fmt.Sprintf("database %s as %q (database.admin): %v", e.Addr, e.User, e.Err)
+	msg := e.red.String(e.Err.Error())
+	if errors.Is(e.Err, mysql.ErrInvalidConn) || errors.Is(e.Err, driver.ErrBadConn) {
+		msg += " (the connection to the database server was lost)"
+	}
+	if e.Op == "" {
+		return fmt.Sprintf("database %s as %q (database.admin): %s", e.Addr, e.User, msg)
+	}
+	return fmt.Sprintf("database %s: %s: %s", e.Addr, e.Op, msg)
 }
 func (e *DBError) Unwrap() error { return e.Err }
 

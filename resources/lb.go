@@ -2,6 +2,7 @@ package resources
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -102,7 +103,13 @@ func (s *lbConfig) Apply(ctx context.Context, _ plans.Change) error {
 	}
 	check := fmt.Sprintf("haproxy -c -q -f %s || { rc=$?; rm -f %s; exit $rc; }", transport.Quote(tmp), transport.Quote(tmp))
 	if _, err := run(ctx, r, check, true); err != nil {
-		return fmt.Errorf("new haproxy configuration rejected, the running one is untouched: %w", err)
+		// Only haproxy's own verdict is a rejection; a lost connection
+		// or a cancel says nothing about the configuration.
+		var pe *transport.ProcessError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("new haproxy configuration rejected, the running one is untouched: %w", err)
+		}
+		return fmt.Errorf("check the new haproxy configuration: %w", err)
 	}
 	if _, err := run(ctx, r, fmt.Sprintf("mv -f %s %s", transport.Quote(tmp), transport.Quote(hp.ConfigPath)), true); err != nil {
 		return err

@@ -110,7 +110,9 @@ func (e *Env) Lock(ctx context.Context, h LockHolder) (Unlocker, error) {
 // haplan's lock outlives it.
 const holdSlice = 2 * time.Second
 
-// lockHolder reads the holder record from the process list.
+// lockHolder reads the holder record from the process list. The record is
+// the text of the statement the holder runs, so a holder that runs none
+// (hung, suspended, cut off) is described by its database session instead.
 func (e *Env) lockHolder(ctx context.Context) (*LockHolder, error) {
 	db, err := e.adminDB(ctx)
 	if err != nil {
@@ -131,7 +133,7 @@ func (e *Env) lockHolder(ctx context.Context) (*LockHolder, error) {
 		i = strings.Index(info.String, holderMarker)
 	}
 	if i < 0 {
-		return nil, errors.New("holder did not record itself")
+		return e.lockSession(ctx, db)
 	}
 	rec := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(info.String[i+len(holderMarker):]), "*/"))
 	var h LockHolder
@@ -139,6 +141,27 @@ func (e *Env) lockHolder(ctx context.Context) (*LockHolder, error) {
 		return nil, err
 	}
 	return &h, nil
+}
+
+// lockSession describes the database session that holds the lock.
+func (e *Env) lockSession(ctx context.Context, db *sql.DB) (*LockHolder, error) {
+	var (
+		id                  int64
+		user, host, command string
+		secs                int64
+	)
+	err := db.QueryRowContext(ctx,
+		"SELECT ID, USER, HOST, COMMAND, TIME FROM information_schema.PROCESSLIST WHERE ID = IS_USED_LOCK(?)", e.lockName()).
+		Scan(&id, &user, &host, &command, &secs)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errors.New("the lock was released while its holder was looked up")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &LockHolder{Session: fmt.Sprintf(
+		"database session %d of %s from %s (%s for %s), which records no holder: a haplan that is hung, suspended or cut off keeps the lock until that session ends",
+		id, user, host, strings.ToLower(command), time.Duration(secs)*time.Second)}, nil
 }
 
 // ForceUnlock ends the connection that holds the cluster's lock, for a lock

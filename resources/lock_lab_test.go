@@ -5,8 +5,10 @@ package resources
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,5 +114,50 @@ func TestLockReleasedWhenHolderDies(t *testing.T) {
 			t.Fatalf("lock of a killed holder never released: %v", err)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// TestLockHolderThatRecordsNothing: a holder that runs no statement (a
+// hung or suspended haplan) is still named, by its database session, and
+// force-unlock ends that session.
+func TestLockHolderThatRecordsNothing(t *testing.T) {
+	ctx := context.Background()
+	a, b := labEnv(t), labEnv(t)
+	db, err := a.adminDB(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var got int
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", a.lockName()).Scan(&got); err != nil || got != 1 {
+		t.Fatalf("GET_LOCK = %d, %v", got, err)
+	}
+	var id int64
+	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Lock(ctx, LockHolder{User: "bob"})
+	var held *LockHeldError
+	if !errors.As(err, &held) || held.Holder == nil {
+		t.Fatalf("lock held by a silent session: %v, want *LockHeldError with a holder", err)
+	}
+	want := fmt.Sprintf("database session %d of root from ", id)
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not name %q", err, want)
+	}
+	h, err := b.ForceUnlock(ctx)
+	if err != nil || h == nil || !strings.Contains(h.String(), want) {
+		t.Fatalf("ForceUnlock = %v, %v; want the session named", h, err)
+	}
+	unlock, err := b.Lock(ctx, LockHolder{User: "bob"})
+	if err != nil {
+		t.Fatalf("lock after force-unlock: %v", err)
+	}
+	if err := unlock(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -45,6 +47,8 @@ type Client struct {
 	sem       chan struct{}
 	dead      chan struct{}
 	closeOnce sync.Once
+	lostMu    sync.Mutex
+	lost      string // why the connection ended, for the commands it cut
 }
 
 var _ Runner = (*Client)(nil)
@@ -59,7 +63,15 @@ func newClient(c Config, sc *ssh.Client, opts PoolOptions) *Client {
 		dead:   make(chan struct{}),
 	}
 	go func() {
-		_ = sc.Wait()
+		err := sc.Wait()
+		switch {
+		case err == nil, errors.Is(err, io.EOF):
+			cl.setLost("the host closed it")
+		case errors.Is(err, net.ErrClosed):
+			cl.setLost("haplan closed it")
+		default:
+			cl.setLost(err.Error())
+		}
 		close(cl.dead)
 	}()
 	go cl.keepAlive(opts.KeepAlive)
@@ -88,18 +100,45 @@ func (c *Client) keepAlive(every time.Duration) {
 			timer.Stop()
 			if err != nil {
 				c.log.Debug("ssh keepalive failed", "host", c.cfg.Host, "err", err)
-				c.Close()
+				c.closeLost("keepalive failed: " + err.Error())
 				return
 			}
 		case <-timer.C:
 			c.log.Debug("ssh keepalive timed out", "host", c.cfg.Host)
-			c.Close()
+			c.closeLost(fmt.Sprintf("no answer to a keepalive within %s", every))
 			return
 		case <-c.dead:
 			timer.Stop()
 			return
 		}
 	}
+}
+
+// setLost records why the connection ended; the first reason wins.
+func (c *Client) setLost(why string) {
+	c.lostMu.Lock()
+	defer c.lostMu.Unlock()
+	if c.lost == "" {
+		c.lost = why
+	}
+}
+
+func (c *Client) closeLost(why string) {
+	c.setLost(why)
+	c.Close()
+}
+
+// lostReason waits briefly for a connection that a command saw end to be
+// reported dead, and says why it ended; "" while it is alive.
+func (c *Client) lostReason() string {
+	select {
+	case <-c.dead:
+	case <-time.After(time.Second):
+		return ""
+	}
+	c.lostMu.Lock()
+	defer c.lostMu.Unlock()
+	return c.lost
 }
 
 func (c *Client) alive() bool {
@@ -182,6 +221,12 @@ func (c *Client) Run(ctx context.Context, cmd Cmd) (Result, error) {
 		return res, &ProcessError{Host: c.cfg.Host, Command: shown, ExitCode: res.ExitCode, Stderr: c.redact(string(res.Stderr))}
 	}
 	res.ExitCode = -1
+	var missing *ssh.ExitMissingError
+	if errors.As(err, &missing) || errors.Is(err, io.EOF) {
+		if why := c.lostReason(); why != "" {
+			return res, &ConnectionLostError{Host: c.cfg.Host, Command: shown, Reason: why, Err: err}
+		}
+	}
 	return res, fmt.Errorf("%s: %q: %w", c.cfg.Host, shown, err)
 }
 

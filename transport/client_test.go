@@ -324,3 +324,36 @@ func TestPoolClosed(t *testing.T) {
 		t.Fatalf("Client after Close = %v, want errPoolClosed", err)
 	}
 }
+
+// A command cut off by the end of its connection says so, and that it may
+// have completed, instead of x/crypto's "exited without exit status".
+func TestRunConnectionLost(t *testing.T) {
+	c, srv := testClient(t)
+	started := filepath.Join(t.TempDir(), "started")
+	line := "touch " + Quote(started) + "; sleep 10"
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Run(context.Background(), Cmd{Line: line, Mutates: true})
+		done <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the command never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv.dropAll()
+	err := <-done
+	var lost *ConnectionLostError
+	if !errors.As(err, &lost) {
+		t.Fatalf("Run cut by a dropped connection = %v, want *ConnectionLostError", err)
+	}
+	for _, want := range []string{"h1: connection lost while running", "sleep 10", "may or may not have completed"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}

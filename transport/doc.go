@@ -33,6 +33,10 @@
 //     cause is transient (a key still being installed) may retry itself.
 //   - *ProcessError: the remote command ran and exited non-zero. Never
 //     retried by this package: commands may not be idempotent.
+//   - *ConnectionLostError: the connection ended while a command ran (host
+//     down, network cut, keepalive unanswered). Never retried by this
+//     package: the command may or may not have completed; the pool dials
+//     again on the next use, and the caller's next probe sees the truth.
 //   - ErrReadOnly: a mutating command was attempted through ReadOnly. A
 //     programming error in a probe; never retried.
 //

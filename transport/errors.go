@@ -103,3 +103,20 @@ func (e *ConnectError) Error() string {
 }
 
 func (e *ConnectError) Unwrap() error { return e.Err }
+
+// ConnectionLostError reports a command cut off because its host's
+// connection ended (the host went down, the network was cut, sshd
+// stopped). The command may or may not have completed on the host. The
+// pool dials again on the next use.
+type ConnectionLostError struct {
+	Host    string
+	Command string // redacted
+	Reason  string // why the connection ended
+	Err     error
+}
+
+func (e *ConnectionLostError) Error() string {
+	return fmt.Sprintf("%s: connection lost while running %q (%s); it may or may not have completed there", e.Host, e.Command, e.Reason)
+}
+
+func (e *ConnectionLostError) Unwrap() error { return e.Err }

@@ -126,7 +126,9 @@ func parseStat(out string) (FileInfo, error) {
 // WriteFile replaces a remote file atomically: the data goes over stdin
 // (never the command line) into a temporary file in the same directory,
 // which is chmod-ed, synced and renamed over p. Parent directories are
-// created. A failed write leaves no temporary file behind.
+// created. A failed write leaves no temporary file behind; a cancelled one
+// (its process killed, so no trap runs) may, and the next write of p
+// removes it. Writes of one path must not run concurrently.
 func WriteFile(ctx context.Context, r Runner, p string, data []byte, mode fs.FileMode) error {
 	dir, base := path.Split(p)
 	if base == "" {
@@ -142,6 +144,8 @@ func WriteFile(ctx context.Context, r Runner, p string, data []byte, mode fs.Fil
 		"mkdir -p -- " + qd,
 		// mv would move the file into a directory instead of replacing it.
 		"if [ -d " + Quote(p) + " ]; then printf 'haplan: %s is a directory\\n' " + Quote(p) + " >&2; exit 1; fi",
+		// Left by a cancelled write of p: mktemp's six random characters.
+		"rm -f -- " + Quote(path.Join(dir, "."+base+".haplan.")) + "??????",
 		"t=$(mktemp " + Quote(path.Join(dir, "."+base+".haplan.XXXXXX")) + ")",
 		`trap 'rm -f -- "$t"' EXIT`,
 		`cat > "$t"`,

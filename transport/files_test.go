@@ -163,6 +163,24 @@ func TestWriteFileFailureLeavesNoTemp(t *testing.T) {
 	}
 }
 
+func TestWriteFileRemovesTempOfCancelledWrite(t *testing.T) {
+	c, _ := testClient(t)
+	dir := t.TempDir()
+	target := filepath.Join(dir, "ca.crt")
+	// What a write killed between its temp file and the rename leaves,
+	// next to files that are not its own.
+	writeTestFile(t, filepath.Join(dir, ".ca.crt.haplan.Dm2TVw"), "half", 0o400)
+	writeTestFile(t, filepath.Join(dir, ".other.crt.haplan.Xy12Ab"), "other's", 0o400)
+	writeTestFile(t, filepath.Join(dir, ".ca.crt.haplan.notmine"), "not mktemp's", 0o600)
+	if err := WriteFile(context.Background(), c, target, []byte("new"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{dir, filepath.Join(dir, ".ca.crt.haplan.notmine"), filepath.Join(dir, ".other.crt.haplan.Xy12Ab"), target}
+	if diff := cmp.Diff(want, listTree(t, dir)); diff != "" {
+		t.Errorf("tree after the write (-want +got):\n%s", diff)
+	}
+}
+
 func listTree(t *testing.T, root string) []string {
 	t.Helper()
 	var out []string

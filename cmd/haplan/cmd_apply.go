@@ -158,7 +158,7 @@ func (a *app) apply(ctx context.Context, args []string) int {
 			var b strings.Builder
 			fmt.Fprintf(&b, "%s: %v: the world changed since the plan was made:", planFile, errStalePlan)
 			for _, d := range drift {
-				b.WriteString("\n  " + d.String())
+				b.WriteString("\n  " + d.String() + driftDetail(saved, fresh, d.Addr))
 			}
 			b.WriteString("\nRun haplan plan again, review it, and apply the new plan.")
 			return fail(fmt.Errorf("%s", b.String()))
@@ -267,6 +267,27 @@ func watchInterrupts(ctx context.Context, sigs <-chan os.Signal, stop chan struc
 		close(stop)
 		fmt.Fprintln(w, "\nInterrupted: starting no new steps; running steps will finish. Interrupt again to cancel them.")
 	}
+}
+
+// driftDetail says what a drifted step looked like when the plan was made
+// and what it looks like now, from the two plans' changes: "(planned: ~
+// mode 0644, want 0400; now: + ca.crt is missing)".
+func driftDetail(saved, fresh *plans.Plan, addr string) string {
+	describe := func(p *plans.Plan) string {
+		c, ok := p.Change(addr)
+		switch {
+		case !ok:
+			return "absent"
+		case !c.Pending():
+			return "no change (" + c.Reason + ")"
+		}
+		return c.Action.Symbol() + " " + c.Reason
+	}
+	was, now := describe(saved), describe(fresh)
+	if was == now {
+		return ""
+	}
+	return fmt.Sprintf(" (planned: %s; now: %s)", was, now)
 }
 
 // restrictTo returns the subgraph of the steps a saved plan covers (all of

@@ -345,7 +345,7 @@ func TestApplyStalePlanRefused(t *testing.T) {
 	f.wantCode(f.run("plan", "-f", f.manifest, "--out", planFile), exitOK)
 	f.w.set("image.pull[rs2]", true) // someone pulled the image meanwhile
 	f.wantCode(f.run("apply", "-f", f.manifest, planFile), exitError)
-	if !strings.Contains(f.stderr.String(), "image.pull[rs2]: state changed since the plan was made") {
+	if !strings.Contains(f.stderr.String(), "image.pull[rs2]: state changed since the plan was made (planned: + missing; now: no change (as declared))") {
 		t.Errorf("drift not named:\n%s", f.stderr)
 	}
 	if got := f.w.appliedSteps(); len(got) != 0 {
