@@ -21,6 +21,9 @@ const usage = `usage: haplab <command> [flags]
   partition HOST | heal HOST   disconnect from / reconnect to the lab network
   rekey HOST                   new sshd host key; known_hosts is NOT updated
   exec HOST -- CMD...          run a command on a host (docker exec)
+  fleet up [--hosts 1000] [--per 250]   light SSH hosts f1..fN for benchmarks
+                               (10.213.4.1 and up; lab/out/fleet/{fleet.json,known_hosts})
+  fleet down | fleet mem       remove the fleet / print its memory and sshd count
 
 Every command takes --dir DIR (default: lab/out of this repository).
 `
@@ -74,6 +77,8 @@ func dispatch(ctx context.Context, cmd string, args []string, dir string, nodes,
 		return summary(ctx, stdout, l)
 	case "down":
 		return lab.Down(ctx, lab.DownOptions{Dir: dir, Images: images, Log: logf})
+	case "fleet":
+		return fleet(ctx, args, dir, stdout, logf)
 	}
 	hostCmds := []string{"kill", "start", "partition", "heal", "rekey", "exec"}
 	if cmd != "status" && !slices.Contains(hostCmds, cmd) {
@@ -118,6 +123,48 @@ func dispatch(ctx context.Context, cmd string, args []string, dir string, nodes,
 		return err
 	}
 	return fmt.Errorf("unknown command %q: %w", cmd, errUsage)
+}
+
+// fleet is `haplab fleet up|down|mem`; its flags follow the subcommand.
+func fleet(ctx context.Context, args []string, dir string, stdout io.Writer, logf func(string, ...any)) error {
+	if len(args) == 0 {
+		return fmt.Errorf("fleet needs up, down or mem: %w", errUsage)
+	}
+	fs := flag.NewFlagSet("haplab fleet "+args[0], flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	hosts := fs.Int("hosts", 1000, "fleet hosts")
+	per := fs.Int("per", lab.DefaultFleetPerContainer, "sshd per container")
+	fs.StringVar(&dir, "dir", dir, "lab output directory")
+	if err := fs.Parse(args[1:]); err != nil {
+		return fmt.Errorf("fleet %s: %v: %w", args[0], err, errUsage)
+	}
+	switch args[0] {
+	case "up":
+		f, err := lab.FleetUp(ctx, lab.FleetOptions{Hosts: *hosts, PerContainer: *per, Dir: dir, Log: logf})
+		if err != nil {
+			return err
+		}
+		return fleetMem(ctx, stdout, f)
+	case "down":
+		return lab.FleetDown(ctx, dir, logf)
+	case "mem":
+		f, err := lab.LoadFleet(dir)
+		if err != nil {
+			return err
+		}
+		return fleetMem(ctx, stdout, f)
+	}
+	return fmt.Errorf("unknown fleet command %q: %w", args[0], errUsage)
+}
+
+func fleetMem(ctx context.Context, w io.Writer, f *lab.Fleet) error {
+	b, n, err := f.Memory(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "fleet: %d hosts in %d containers, %d sshd processes, memory %.1f MiB (%.0f KiB per host)\n",
+		len(f.Hosts), len(f.Containers), n, float64(b)/(1<<20), float64(b)/1024/float64(max(len(f.Hosts), 1)))
+	return nil
 }
 
 func load(dir string) (*lab.Lab, error) {

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// median (lower) of the wall times of tool/scenario/n; ok is false without samples.
+func median(ss []sample, tool, scn string, n int) (sample, bool) {
+	var xs []sample
+	for _, s := range ss {
+		if s.Tool == tool && s.Scenario == scn && s.N == n {
+			xs = append(xs, s)
+		}
+	}
+	if len(xs) == 0 {
+		return sample{}, false
+	}
+	slices.SortFunc(xs, func(a, b sample) int {
+		switch {
+		case a.Wall < b.Wall:
+			return -1
+		case a.Wall > b.Wall:
+			return 1
+		}
+		return 0
+	})
+	return xs[(len(xs)-1)/2], true // the lower median: the best of two
+}
+
+func (c *config) date() time.Time {
+	if !c.runDate.IsZero() {
+		return c.runDate
+	}
+	return time.Now().UTC()
+}
+
+// rerender writes BENCHMARKS.md again from a results file (new notes or
+// table layout without re-running); the JSON is not rewritten.
+func (c *config) rerender(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var r struct {
+		Samples     []sample          `json:"samples"`
+		Notes       map[string]string `json:"notes"`
+		Parallelism int               `json:"parallelism"`
+		Date        time.Time         `json:"date"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return err
+	}
+	c.parallelism = r.Parallelism
+	c.sizes = nil
+	for _, s := range r.Samples {
+		if !slices.Contains(c.sizes, s.N) {
+			c.sizes = append(c.sizes, s.N)
+		}
+	}
+	c.resultsFile = path
+	c.runDate = r.Date
+	return c.report(r.Samples, r.Notes)
+}
+
+func (c *config) report(ss []sample, notes map[string]string) error {
+	ctx := context.Background()
+	ver := func(name string, args ...string) string {
+		out, err := command(ctx, nil, name, args...)
+		if err != nil {
+			if ce, ok := err.(*cmdError); ok && ce.stderr != "" {
+				return strings.TrimSpace(firstLines(ce.stderr, 1))
+			}
+			return "unknown"
+		}
+		s := strings.TrimSpace(firstLines(string(out), 1))
+		return s
+	}
+	sshv := "unknown"
+	if _, err := command(ctx, nil, "ssh", "-V"); err == nil {
+		sshv = "?"
+	}
+	if out, err := command(ctx, nil, "sh", "-c", "ssh -V 2>&1"); err == nil {
+		sshv = strings.TrimSpace(string(out))
+	}
+	sshdv := ver("sh", "-c", "docker exec "+c.fleet.Containers[0].Name+" sh -c 'sshd -V 2>&1 | head -1' || true")
+	mem := "unknown"
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		mem = strings.Join(strings.Fields(firstLines(string(b), 1))[1:], " ")
+	}
+	commit := ver("git", "-C", c.root, "rev-parse", "--short", "HEAD")
+	if out, _ := command(ctx, nil, "git", "-C", c.root, "status", "--porcelain"); len(out) > 0 {
+		commit += " + uncommitted changes"
+	}
+	fleetMem, sshdN, _ := c.fleet.Memory(ctx)
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (bench/cmd/haplan-bench); raw numbers in `bench/results/*.json`.\n\n")
+	fmt.Fprintf(&b, "| | |\n|---|---|\n")
+	fmt.Fprintf(&b, "| date | %s |\n| machine | %d cores (nproc), %s memory, %s/%s |\n", c.date().Format(time.RFC3339), runtime.NumCPU(), mem, runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(&b, "| haplan | %s, %s |\n| ansible | %s |\n| openssh client | %s |\n| openssh server (fleet) | %s |\n",
+		commit, runtime.Version(), ver("ansible-playbook", "--version"), sshv, sshdv)
+	fmt.Fprintf(&b, "| fleet | %d real sshd (one per address, own host key, own /var/lib/rancher) in %d containers; idle: %.0f MiB cgroup memory, %.0f KiB per host |\n",
+		sshdN, len(c.fleet.Containers), float64(fleetMem)/(1<<20), float64(fleetMem)/1024/float64(max(sshdN, 1)))
+	fmt.Fprintf(&b, "| parallelism | %d for all three (haplan --parallelism, Ansible forks, xargs -P) |\n\n", c.parallelism)
+	fmt.Fprintf(&b, "Medians of wall time (s). *plan* = no-op plan / `--check` / stat+sha256 over ssh, every host already has the CA. "+
+		"*apply* = CA distribution to hosts without it (reset between runs), checked afterwards on every host (digest and mode 0400).\n\n")
+	fmt.Fprintf(&b, "| scenario | N | haplan | ansible | raw ssh | ansible / haplan | raw ssh / haplan | haplan client CPU s | fleet (sshd) CPU s | fleet RSS peak MiB |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, scn := range []string{"plan", "apply"} {
+		for _, n := range c.sizes {
+			h, hok := median(ss, "haplan", scn, n)
+			a, aok := median(ss, "ansible", scn, n)
+			r, rok := median(ss, "ssh", scn, n)
+			cell := func(s sample, ok bool) string {
+				if !ok {
+					return "—"
+				}
+				return fmt.Sprintf("%.2f", s.Wall)
+			}
+			ratio := func(s sample, ok bool) string {
+				if !ok || !hok {
+					return "—"
+				}
+				return fmt.Sprintf("%.1f×", s.Wall/h.Wall)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %.2f | %.2f | %.0f |\n", scn, n, cell(h, hok), cell(a, aok), cell(r, rok),
+				ratio(a, aok), ratio(r, rok), h.ClientCPU, h.ServerCPU, h.FleetMemPeakMiB)
+		}
+	}
+	fmt.Fprintf(&b, "\nPer tool (medians): wall s / client CPU s / fleet CPU s / client max RSS MiB\n\n| scenario | N | haplan | haplan (parallelism 10) | ansible | raw ssh |\n|---|---|---|---|---|---|\n")
+	for _, scn := range []string{"plan", "apply"} {
+		for _, n := range c.sizes {
+			fmt.Fprintf(&b, "| %s | %d |", scn, n)
+			for _, t := range []string{"haplan", "haplan (parallelism 10)", "ansible", "ssh"} {
+				if s, ok := median(ss, t, scn, n); ok {
+					fmt.Fprintf(&b, " %.2f / %.2f / %.2f / %.0f |", s.Wall, s.ClientCPU, s.ServerCPU, s.ClientMaxRSSMiB)
+				} else {
+					b.WriteString(" — |")
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	b.WriteString("\n## Notes\n\n")
+	b.WriteString("- The haplan side is `haplan-bench haplan plan|apply` (a child process): haplan's manifest loader, resources, engine and transport, " +
+		"for the `cert.distribute[*]` steps with their dependency on `ha.verify` dropped, without preflight checks and without the MySQL apply lock. " +
+		"The real CLI cannot run this job on hosts alone yet:\n  " + notes["graph"] + "\n")
+	keys := make([]string, 0, len(notes))
+	for k := range notes {
+		if k != "graph" {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		b.WriteString("- " + notes[k] + "\n")
+	}
+	b.WriteString("- Profiles of haplan at the largest size: `bench/results/profile-*.txt` (pprof -top, flat and cumulative).\n")
+	b.WriteString("- Client CPU is the tool and its children (ssh, python); fleet CPU is the fleet containers' cgroups (sshd, shells, python on the targets).\n")
+
+	// The analysis is written by people, in bench/analysis.md.
+	if an, err := os.ReadFile(filepath.Join(c.root, "bench", "analysis.md")); err == nil {
+		b.WriteString("\n")
+		b.Write(an)
+	}
+	if err := os.WriteFile(filepath.Join(c.root, "BENCHMARKS.md"), []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	if c.resultsFile != "" {
+		fmt.Print("\n" + b.String())
+		return nil
+	}
+	js, err := json.MarshalIndent(map[string]any{"date": time.Now().UTC(), "samples": ss, "notes": notes, "parallelism": c.parallelism}, "", "  ")
+	if err != nil {
+		return err
+	}
+	name := filepath.Join(c.root, "bench", "results", "bench-"+time.Now().UTC().Format("20060102T150405Z")+".json")
+	if err := os.WriteFile(name, append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Print("\n" + b.String())
+	fmt.Printf("\nwrote BENCHMARKS.md and %s\n", name)
+	return nil
+}
