@@ -205,18 +205,30 @@ func (c *Client) WaitReady(ctx context.Context, every time.Duration, progress fu
 	start := time.Now()
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var last error // the last answer that was not caused by ctx ending
+	giveUp := func() error {
+		return fmt.Errorf("rancher server %s not ready after %s: %w (last error: %w)",
+			c.base.Redacted(), time.Since(start).Round(time.Second), ctx.Err(), last)
+	}
 	for {
 		err := c.Ping(ctx)
 		if err == nil {
 			return nil
 		}
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
 		if progress != nil {
 			progress(time.Since(start), err)
 		}
+		// Checked before the select: with both ready, select picks at
+		// random and would ping once more with a dead context.
+		if ctx.Err() != nil {
+			return giveUp()
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("rancher server %s not ready after %s: %w (last error: %w)",
-				c.base.Redacted(), time.Since(start).Round(time.Second), ctx.Err(), err)
+			return giveUp()
 		case <-t.C:
 		}
 	}
