@@ -60,6 +60,7 @@ type Env struct {
 	mu       sync.Mutex
 	ca       []byte // cluster CA once seen; only successes are cached
 	extraDBs []*sql.DB
+	lockLost chan struct{}
 	script   *scriptFacts
 }
 

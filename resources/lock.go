@@ -70,6 +70,10 @@ func (e *Env) Lock(ctx context.Context, h LockHolder) (Unlocker, error) {
 	q := fmt.Sprintf("SELECT SLEEP(%d) /* %s%s */", int(holdSlice/time.Second), holderMarker, strings.ReplaceAll(string(rec), "*/", ""))
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	lost := make(chan struct{})
+	e.mu.Lock()
+	e.lockLost = lost
+	e.mu.Unlock()
 	go func() {
 		defer close(done)
 		for {
@@ -79,7 +83,13 @@ func (e *Env) Lock(ctx context.Context, h LockHolder) (Unlocker, error) {
 			default:
 			}
 			if _, err := conn.ExecContext(context.Background(), q); err != nil {
+				select {
+				case <-stop: // released: KILL QUERY ended the sleep
+					return
+				default:
+				}
 				e.log.Warn("lock connection lost", "lock", e.lockName(), "err", err)
+				close(lost)
 				return
 			}
 		}
@@ -104,6 +114,16 @@ func (e *Env) Lock(ctx context.Context, h LockHolder) (Unlocker, error) {
 		}
 		return nil
 	}, nil
+}
+
+// LockLost is closed when the connection holding the cluster's lock drops
+// while it is held (database restarted, network cut): from then on another
+// haplan could take the lock, so the caller should start nothing new. Nil
+// (never closed) before Lock.
+func (e *Env) LockLost() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lockLost
 }
 
 // holdSlice is how long each holder query sleeps: the longest a dead

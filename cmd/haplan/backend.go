@@ -45,6 +45,9 @@ type clusterEnv interface {
 	// Lock takes the cluster's apply lock; *lockHeldError when another
 	// haplan holds it. The returned function releases it.
 	Lock(ctx context.Context, holder lockHolder) (func(context.Context) error, error)
+	// LockLost is closed when the held lock is lost (its database
+	// connection dropped); nil before Lock.
+	LockLost() <-chan struct{}
 	// ForceUnlock releases a lock left behind by a crashed run and says
 	// who held it ("" when unknown or when it was not held).
 	ForceUnlock(ctx context.Context) (holder string, err error)

@@ -67,9 +67,10 @@ type resourcesEnv struct {
 	steps []engine.Step
 }
 
-func (r *resourcesEnv) Steps() []engine.Step { return r.steps }
-func (r *resourcesEnv) Endpoints() []string  { return r.env.Endpoints() }
-func (r *resourcesEnv) Close() error         { return r.env.Close() }
+func (r *resourcesEnv) Steps() []engine.Step      { return r.steps }
+func (r *resourcesEnv) Endpoints() []string       { return r.env.Endpoints() }
+func (r *resourcesEnv) Close() error              { return r.env.Close() }
+func (r *resourcesEnv) LockLost() <-chan struct{} { return r.env.LockLost() }
 
 func (r *resourcesEnv) Preflight(ctx context.Context) *preflight.Report {
 	return preflight.Run(ctx, r.env, preflight.Options{Redact: r.env.Redactor().String})

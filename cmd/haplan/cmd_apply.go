@@ -12,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -62,6 +63,8 @@ func (a *app) apply(ctx context.Context, args []string) int {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := make(chan struct{})
+	var stopOnce sync.Once
+	stopScheduling := func() { stopOnce.Do(func() { close(stop) }) }
 	var applying atomic.Bool
 	sigs := a.interrupts
 	if sigs == nil {
@@ -77,7 +80,7 @@ func (a *app) apply(ctx context.Context, args []string) int {
 	}
 	o := a.newOutput(m.Secrets)
 	defer o.flush()
-	go watchInterrupts(ctx, sigs, stop, cancel, &applying, o.errw)
+	go watchInterrupts(ctx, sigs, stopScheduling, cancel, &applying, o.errw)
 
 	var saved *plans.Plan
 	if planFile != "" {
@@ -132,6 +135,17 @@ func (a *app) apply(ctx context.Context, args []string) int {
 		}
 		return fail(fmt.Errorf("take the cluster lock: %w", err))
 	}
+	// Losing the lock mid-apply (the database restarted, the network cut)
+	// means another haplan could start: finish what runs, start nothing.
+	go func() {
+		select {
+		case <-env.LockLost():
+			stopScheduling()
+			logger.Error("lost the cluster lock")
+			fmt.Fprintln(o.errw, "\nLost the cluster lock (its database connection dropped): starting no new steps; running steps will finish.")
+		case <-ctx.Done():
+		}
+	}()
 	defer func() {
 		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer ucancel()
@@ -250,7 +264,7 @@ func (a *app) approve(o *output, w io.Writer) (code int, ok bool) {
 // watchInterrupts implements the two-stage interrupt: before the apply
 // starts, an interrupt cancels; during it, the first stops scheduling and
 // the second cancels the running steps.
-func watchInterrupts(ctx context.Context, sigs <-chan os.Signal, stop chan struct{}, cancel context.CancelFunc, applying *atomic.Bool, w io.Writer) {
+func watchInterrupts(ctx context.Context, sigs <-chan os.Signal, stop func(), cancel context.CancelFunc, applying *atomic.Bool, w io.Writer) {
 	stopped := false
 	for {
 		select {
@@ -264,7 +278,7 @@ func watchInterrupts(ctx context.Context, sigs <-chan os.Signal, stop chan struc
 			return
 		}
 		stopped = true
-		close(stop)
+		stop()
 		fmt.Fprintln(w, "\nInterrupted: starting no new steps; running steps will finish. Interrupt again to cancel them.")
 	}
 }

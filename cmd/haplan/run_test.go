@@ -89,6 +89,7 @@ func (s *fakeStep) Apply(ctx context.Context, _ plans.Change) error {
 type fakeEnv struct {
 	steps     []engine.Step
 	preflight *preflight.Report
+	lost      chan struct{} // closed by a test: the lock's connection dropped
 	lockErr   error
 	unlocked  bool
 	mu        sync.Mutex
@@ -109,6 +110,7 @@ func (e *fakeEnv) Lock(context.Context, lockHolder) (func(context.Context) error
 func (e *fakeEnv) ForceUnlock(context.Context) (string, error) { return "bob@ops2", nil }
 func (e *fakeEnv) Endpoints() []string                         { return []string{"https://10.0.0.10"} }
 func (e *fakeEnv) Close() error                                { return nil }
+func (e *fakeEnv) LockLost() <-chan struct{}                   { return e.lost }
 func (e *fakeEnv) Preflight(context.Context) *preflight.Report {
 	if e.preflight != nil {
 		return e.preflight
@@ -501,5 +503,27 @@ func TestPreflightBlocksApplyAndShowsWarnings(t *testing.T) {
 	f.wantCode(f.run("check", "-f", f.manifest), exitOK)
 	if !strings.Contains(f.stdout.String(), "connected") {
 		t.Errorf("check does not list passing checks:\n%s", f.stdout)
+	}
+}
+
+func TestApplyStopsSchedulingWhenTheLockIsLost(t *testing.T) {
+	f := newFixture(t)
+	f.env.lost = make(chan struct{})
+	// The lock drops while the first step runs: it finishes, nothing else starts.
+	f.step("db.database").onApply = func(context.Context) error {
+		close(f.env.lost)
+		// Finish only once the watcher has reacted (it stops scheduling,
+		// then prints; the engine checks stop when this step ends).
+		for i := 0; i < 500 && !strings.Contains(f.stderr.String(), "Lost the cluster lock"); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return nil
+	}
+	f.wantCode(f.run("apply", "-f", f.manifest, "--auto-approve"), exitError)
+	if diff := cmp.Diff([]engine.Addr{"db.database"}, f.w.appliedSteps()); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(f.stderr.String(), "Lost the cluster lock") {
+		t.Errorf("no lost-lock notice:\n%s", f.stderr)
 	}
 }
