@@ -46,22 +46,15 @@ func (a *app) graph(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.stderr, "haplan graph: unknown --format %q (dot or mermaid)\n", format)
 		return exitError
 	}
-	m, err := a.loadManifest(pf.file)
-	if err != nil {
+	s := a.openSession(ctx, pf, slog.New(slog.DiscardHandler))
+	if s == nil {
 		return exitError
 	}
-	o := a.newOutput(m.Secrets)
-	defer o.flush()
-	env, g, err := a.connect(ctx, m, pf, slog.New(slog.DiscardHandler))
-	if err != nil {
-		printError(o.errw, err)
-		return exitError
-	}
-	defer env.Close()
+	defer s.close()
 	if format == "mermaid" {
-		fmt.Fprint(o.out, g.Mermaid())
+		fmt.Fprint(s.o.out, s.g.Mermaid())
 	} else {
-		fmt.Fprint(o.out, g.DOT())
+		fmt.Fprint(s.o.out, s.g.DOT())
 	}
 	return exitOK
 }
@@ -81,19 +74,14 @@ func (a *app) check(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.stderr, "haplan check: unexpected argument %q\n", pos[0])
 		return exitError
 	}
-	m, err := a.loadManifest(pf.file)
-	if err != nil {
+	s := a.openSession(ctx, pf, slog.New(slog.DiscardHandler))
+	if s == nil {
 		return exitError
 	}
-	o := a.newOutput(m.Secrets)
-	defer o.flush()
-	env, _, err := a.connect(ctx, m, pf, slog.New(slog.DiscardHandler))
-	if err != nil {
-		printError(o.errw, err)
-		return exitError
-	}
-	defer env.Close()
-	r := env.Preflight(ctx)
+	defer s.close()
+	o := s.o
+	r := s.env.Preflight(ctx)
+	var err error
 	if asJSON {
 		enc := json.NewEncoder(o.out)
 		enc.SetIndent("", "  ")

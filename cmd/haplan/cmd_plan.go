@@ -59,19 +59,12 @@ func (a *app) plan(ctx context.Context, args []string) int {
 		return exitError
 	}
 
-	m, err := a.loadManifest(pf.file)
-	if err != nil {
+	s := a.openSession(ctx, pf, slog.New(slog.DiscardHandler))
+	if s == nil {
 		return exitError
 	}
-	o := a.newOutput(m.Secrets)
-	defer o.flush()
-
-	env, g, err := a.connect(ctx, m, pf, slog.New(slog.DiscardHandler))
-	if err != nil {
-		printError(o.errw, err)
-		return exitError
-	}
-	defer env.Close()
+	defer s.close()
+	m, o, env, g := s.m, s.o, s.env, s.g
 
 	if err := a.preflight(ctx, env, o); err != nil {
 		printError(o.errw, err)

@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -21,6 +22,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/redact"
 )
 
@@ -200,6 +202,39 @@ func printError(w io.Writer, err error) {
 // loadManifest loads path through the backend; diagnostics go to stderr.
 // They are written before secrets are known, which is safe: a manifest
 // holds references to secrets, never their values.
+// session is a manifest loaded and connected for one command: its
+// redacting output, the live environment and the (targeted) step graph.
+type session struct {
+	m   *loadedManifest
+	o   *output
+	env clusterEnv
+	g   *engine.Graph
+}
+
+// close releases the connections and flushes the output.
+func (s *session) close() {
+	_ = s.env.Close()
+	s.o.flush()
+}
+
+// openSession loads the manifest at pf.file, wraps the output in its
+// redactor and connects. On failure it has reported the problem and
+// returns nil.
+func (a *app) openSession(ctx context.Context, pf planFlags, logger *slog.Logger) *session {
+	m, err := a.loadManifest(pf.file)
+	if err != nil {
+		return nil
+	}
+	o := a.newOutput(m.Secrets)
+	env, g, err := a.connect(ctx, m, pf, logger)
+	if err != nil {
+		printError(o.errw, err)
+		o.flush()
+		return nil
+	}
+	return &session{m: m, o: o, env: env, g: g}
+}
+
 func (a *app) loadManifest(path string) (*loadedManifest, error) {
 	m, err := a.backend.Load(path, a.stderr)
 	if err != nil {
