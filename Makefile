@@ -51,7 +51,8 @@ clean:
 	rm -rf bin
 
 # Performance, side by side with Ansible and raw OpenSSH on the lab's fleet
-# (1000 sshd + the CA's node). Not part of make test. See BENCHMARKS.md.
+# (f1..f1000 as hosts of the lab's cluster), and apply's engine overhead on a
+# full install (resets the lab's cluster). Not part of make test. See BENCHMARKS.md.
 BENCH_SIZES ?= 10,100,1000
 .PHONY: bench
 bench: lab build

@@ -1,27 +1,20 @@
-// Command haplan-bench runs haplan side by side with Ansible and a raw
-// OpenSSH fan-out on the lab's fleet (haplab fleet up), prints ratios,
-// writes BENCHMARKS.md and keeps the raw numbers in bench/results.
+// Command haplan-bench runs haplan (the CLI, bin/haplan) side by side with
+// Ansible and a raw OpenSSH fan-out on the lab's fleet (haplab fleet up),
+// measures apply's engine overhead on a full install of the lab's cluster,
+// prints ratios, writes BENCHMARKS.md and keeps the raw numbers in
+// bench/results.
 //
-//	haplan-bench [-sizes 10,100,1000] [-reps 3] [-parallelism 50]
-//	haplan-bench haplan plan|apply -f MANIFEST   (the haplan side, run as a child)
+//	haplan-bench [-sizes 10,100,1000] [-reps 3] [-parallelism 50] [-overhead=false]
 package main
 
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,13 +30,6 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "haplan" {
-		if err := runHaplan(os.Args[2:], os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "haplan-bench haplan:", err)
-			os.Exit(1)
-		}
-		return
-	}
 	if err := benchMain(); err != nil {
 		fmt.Fprintln(os.Stderr, "haplan-bench:", err)
 		os.Exit(1)
@@ -57,11 +43,12 @@ type config struct {
 	ansibleMax  time.Duration // skip an Ansible run predicted to take longer
 	root        string        // repository root
 	work        string
-	self        string
+	bin         string // bin/haplan, the CLI under test
+	lab         *lab.Lab
 	fleet       *lab.Fleet
 	caPEM       []byte
 	caDigest    string
-	profile     bool
+	over        *overhead // apply's engine overhead on a full install
 	resultsFile string    // set when re-rendering
 	runDate     time.Time // of the re-rendered run
 }
@@ -77,12 +64,19 @@ type sample struct {
 	// ServerCPU is the fleet containers' CPU (sshd, shells, python) during the run.
 	ServerCPU float64 `json:"server_cpu_seconds"`
 	// FleetMemPeakMiB is the fleet's peak cgroup RSS during the run.
-	FleetMemPeakMiB float64       `json:"fleet_rss_peak_mib"`
-	ClientMaxRSSMiB float64       `json:"client_max_rss_mib"`
-	Converged       int           `json:"hosts_with_ca"`
-	Haplan          *runnerResult `json:"haplan,omitempty"`
-	Note            string        `json:"note,omitempty"`
+	FleetMemPeakMiB float64 `json:"fleet_rss_peak_mib"`
+	ClientMaxRSSMiB float64 `json:"client_max_rss_mib"`
+	Converged       int     `json:"hosts_with_ca"`
+	Note            string  `json:"note,omitempty"`
 }
+
+// The haplan CLI's breakdown runs: what a targeted plan spends before it
+// probes the hosts.
+const (
+	toolCheck = "haplan check"                   // the preflight checks alone
+	toolChain = "haplan plan --target ha.verify" // preflight + the cluster chain, no host
+	target    = "cert.distribute[*]"
+)
 
 func benchMain() error {
 	var cfg config
@@ -90,7 +84,7 @@ func benchMain() error {
 	flag.IntVar(&cfg.reps, "reps", 3, "runs per tool, size and scenario (median reported); at 100+ hosts at most 2, Ansible 1, raw ssh at 1000 1")
 	flag.IntVar(&cfg.parallelism, "parallelism", 50, "haplan --parallelism, Ansible forks and xargs -P")
 	flag.DurationVar(&cfg.ansibleMax, "ansible-max", 5*time.Minute, "skip an Ansible run predicted (linearly from the last size) to exceed this")
-	flag.BoolVar(&cfg.profile, "profile", true, "profile haplan (CPU, heap) at the largest size")
+	measureOver := flag.Bool("overhead", true, "reset the lab's cluster and time a full install (apply's engine overhead, ~60 s)")
 	rerender := flag.String("report", "", "only rewrite BENCHMARKS.md from this bench/results JSON")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
@@ -105,34 +99,32 @@ func benchMain() error {
 		return err
 	}
 	cfg.root = root
-	if cfg.self, err = os.Executable(); err != nil {
+	cfg.bin = filepath.Join(root, "bin", "haplan")
+	if cfg.lab, err = lab.Load(filepath.Join(root, "lab", "out")); err != nil {
 		return err
 	}
 	if cfg.fleet, err = lab.LoadFleet(""); err != nil {
 		return err
 	}
-	if need := slices.Max(cfg.sizes) + 1; len(cfg.fleet.Hosts) < need {
-		return fmt.Errorf("the fleet has %d hosts, the bench needs %d (one holds the CA): haplab fleet up --hosts %d", len(cfg.fleet.Hosts), need, need)
+	if need := slices.Max(cfg.sizes); len(cfg.fleet.Hosts) < need {
+		return fmt.Errorf("the fleet has %d hosts, the bench needs %d: haplab fleet up --hosts %d", len(cfg.fleet.Hosts), need, need)
 	}
 	if *rerender != "" {
 		return cfg.rerender(*rerender)
+	}
+	if _, err := os.Stat(cfg.bin); err != nil {
+		return fmt.Errorf("%w (go build -o bin/haplan ./cmd/haplan)", err)
 	}
 	if cfg.work, err = os.MkdirTemp("", "haplan-bench-"); err != nil {
 		return err
 	}
 	defer os.RemoveAll(cfg.work)
-	if err := cfg.prepare(); err != nil {
-		return err
-	}
 	ctx := context.Background()
-	var samples []sample
 	notes := map[string]string{}
-	graphNote, err := cfg.targetedGraph(ctx)
-	if err != nil {
+	if err := cfg.prepare(ctx, *measureOver, notes); err != nil {
 		return err
 	}
-	notes["graph"] = graphNote
-	fmt.Println(graphNote)
+	var samples []sample
 
 	var lastAnsible = map[string]float64{} // scenario -> seconds per host at the last size
 	for _, n := range cfg.sizes {
@@ -167,7 +159,7 @@ func benchMain() error {
 				if err := cfg.reset(ctx); err != nil {
 					return err
 				}
-				s, err := cfg.run(ctx, tool, "apply", n, manifest, inventory, "")
+				s, err := cfg.run(ctx, tool, "apply", n, manifest, inventory)
 				if err != nil {
 					return err
 				}
@@ -187,7 +179,7 @@ func benchMain() error {
 				if tool == "ansible" && (r >= ansibleReps || !ansibleOK("plan")) || tool == "ssh" && r >= sshReps {
 					continue
 				}
-				s, err := cfg.run(ctx, tool, "plan", n, manifest, inventory, "")
+				s, err := cfg.run(ctx, tool, "plan", n, manifest, inventory)
 				if err != nil {
 					return err
 				}
@@ -198,107 +190,81 @@ func benchMain() error {
 				}
 			}
 		}
-		// The default parallelism of the CLI (10), for the record.
-		s, err := cfg.runHaplanPar(ctx, "plan", n, manifest, 10)
-		if err != nil {
-			return err
-		}
-		samples = append(samples, s)
-		s.print()
-		if cfg.profile && n == slices.Max(cfg.sizes) {
-			for _, scn := range []string{"plan", "apply"} {
-				if scn == "apply" {
-					if err := cfg.reset(ctx); err != nil {
-						return err
-					}
-				}
-				prefix := filepath.Join(cfg.root, "bench", "results", fmt.Sprintf("profile-%s-%d", scn, n))
-				s, err := cfg.run(ctx, "haplan", scn, n, manifest, inventory, prefix)
-				if err != nil {
-					return err
-				}
-				s.Tool = "haplan (profiled)"
-				samples = append(samples, s)
-				s.print()
-				if err := pprofTop(prefix); err != nil {
-					return err
-				}
+		// The CLI's default parallelism (10), for the record, and what a
+		// targeted plan spends before the hosts: preflight, then the
+		// cluster chain that --target pulls in.
+		par10 := fmt.Sprintf("haplan (parallelism %d)", 10)
+		for _, x := range []struct {
+			tool string
+			args []string
+		}{
+			{par10, []string{"plan", "-f", manifest, "--target", target, "--detailed-exitcode", "--parallelism", "10"}},
+			{toolCheck, []string{"check", "-f", manifest}},
+			{toolChain, []string{"plan", "-f", manifest, "--target", "ha.verify", "--detailed-exitcode", "--parallelism", strconv.Itoa(cfg.parallelism)}},
+		} {
+			s, err := cfg.measure(ctx, x.tool, "plan", n, func() *exec.Cmd { return exec.CommandContext(ctx, cfg.bin, x.args...) })
+			if err != nil {
+				return err
 			}
+			samples = append(samples, s)
+			s.print()
 		}
 	}
 	return cfg.report(samples, notes)
 }
 
-// prepare makes the CA, the secrets the manifest refers to, and puts the CA
-// on the first fleet host (the bench manifest's only node).
-func (c *config) prepare() error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "haplan bench CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	c.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	sum := sha256.Sum256(c.caPEM)
-	c.caDigest = hex.EncodeToString(sum[:])
-	if err := os.WriteFile(filepath.Join(c.work, "ca.crt"), c.caPEM, 0o644); err != nil {
-		return err
-	}
-	for _, s := range []string{"db-password", "db-admin-password"} {
-		if err := os.WriteFile(filepath.Join(c.work, s), []byte("bench-unused\n"), 0o600); err != nil {
-			return err
+// prepare measures apply's engine overhead on a full install (which resets
+// the cluster), converges the lab's cluster, and reads its CA: the one
+// every tool distributes.
+func (c *config) prepare(ctx context.Context, measureOver bool, notes map[string]string) error {
+	if measureOver {
+		o, err := c.measureOverhead(ctx)
+		if err != nil {
+			return fmt.Errorf("engine overhead: %w", err)
 		}
+		c.over = &o
+		fmt.Printf("full install: %.1f s; waits: bootstrap /ping %.1f s, cluster formation %.1f s; overhead %.1f s = %.1f %%\n",
+			o.Wall, o.BootstrapWait, o.ClusterWait, o.Overhead, o.Percent)
 	}
-	node := c.fleet.Hosts[0]
-	_, err = command(context.Background(), c.caPEM, "docker", "exec", "-i", node.Container, "sh", "-c",
-		fmt.Sprintf("set -e; mkdir -p %[1]s/etc/ssl; cat >%[1]s/etc/ssl/ca.crt; chmod 0400 %[1]s/etc/ssl/ca.crt", node.RancherDir()))
-	return err
+	start := time.Now()
+	if _, err := command(ctx, nil, c.bin, "apply", "--auto-approve", "-f", c.lab.Manifest); err != nil {
+		return fmt.Errorf("converge the lab's cluster: %w", err)
+	}
+	notes["converge"] = fmt.Sprintf("Before the runs, `haplan apply --auto-approve -f lab/out/cluster.yaml` (the lab's cluster, converged) took %.1f s.", time.Since(start).Seconds())
+	var node string
+	for _, h := range c.lab.ByRole(lab.RoleNode) {
+		node = h.Name
+		break
+	}
+	ca, err := c.lab.Exec(ctx, node, nil, "cat", "/var/lib/rancher/etc/ssl/ca.crt")
+	if err != nil {
+		return fmt.Errorf("the cluster CA: %w", err)
+	}
+	c.caPEM = ca
+	sum := sha256.Sum256(ca)
+	c.caDigest = hex.EncodeToString(sum[:])
+	return os.WriteFile(filepath.Join(c.work, "ca.crt"), c.caPEM, 0o644)
 }
 
-// files writes the haplan manifest and the Ansible inventory for n hosts:
-// fleet hosts 2..n+1; host 1 is the node that holds the CA.
+// files writes the haplan manifest and the Ansible inventory for fleet
+// hosts 1..n. The manifest is the lab's (lab/out/cluster.yaml: its nodes,
+// database, load balancer, secrets) with the fleet hosts as its hosts; it is
+// written next to it so that its relative paths still resolve.
 func (c *config) files(n int) (manifest, inventory string, err error) {
-	node := c.fleet.Hosts[0]
-	var b strings.Builder
-	fmt.Fprintf(&b, `# haplan-bench: %d fleet hosts; the only node is fleet host %s, which holds the CA.
-# database and loadBalancer are required fields; nothing in the bench uses them
-# (%[6]s is a fleet container's own address: nothing listens there).
-name: bench
-rancher:
-  hostRegistrationUrl: https://%[3]s
-ssh:
-  user: root
-  identityFile: %[4]s
-  knownHostsFile: %[5]s
-  hostKeyPolicy: strict
-database:
-  host: %[6]s
-  password: {file: db-password}
-  admin:
-    user: root
-    password: {file: db-admin-password}
-loadBalancer:
-  address: %[6]s
-nodes:
-  - {name: ca, address: %[3]s}
-hosts:
-`, n, node.Name, node.IP, c.fleet.IdentityFile, c.fleet.KnownHostsFile, c.fleet.Containers[0].IP)
-	for _, h := range c.fleet.Hosts[1 : n+1] {
-		fmt.Fprintf(&b, "  - {name: %s, address: %s}\n", h.Name, h.IP)
+	base, err := os.ReadFile(c.lab.Manifest)
+	if err != nil {
+		return "", "", err
 	}
-	manifest = filepath.Join(c.work, fmt.Sprintf("cluster-%d.yaml", n))
-	if err := os.WriteFile(manifest, []byte(b.String()), 0o644); err != nil {
+	text, err := benchManifest(string(base), c.fleet.Hosts[:n], c.fleet.KnownHostsFile, c.fleet.IdentityFile)
+	if err != nil {
+		return "", "", err
+	}
+	manifest = filepath.Join(filepath.Dir(c.lab.Manifest), fmt.Sprintf("bench-cluster-%d.yaml", n))
+	if err := os.WriteFile(manifest, []byte(text), 0o644); err != nil {
 		return "", "", err
 	}
 	inv, err := command(context.Background(), nil, filepath.Join(c.root, "bench/ansible/inventory.sh"),
-		filepath.Join(c.fleet.Dir, "fleet.json"), strconv.Itoa(n), "2")
+		filepath.Join(c.fleet.Dir, "fleet.json"), strconv.Itoa(n), "1")
 	if err != nil {
 		return "", "", err
 	}
@@ -306,44 +272,19 @@ hosts:
 	return manifest, inventory, os.WriteFile(inventory, inv, 0o644)
 }
 
-// targetedGraph records what `haplan graph --target 'cert.distribute[*]'`
-// and `haplan plan --target ...` do with the bench manifest.
-func (c *config) targetedGraph(ctx context.Context) (string, error) {
-	manifest, _, err := c.files(3)
-	if err != nil {
-		return "", err
+// benchManifest replaces the hosts of a manifest (the last section of the
+// lab's cluster.yaml) by fleet hosts, each with the fleet's known_hosts.
+func benchManifest(base string, hosts []lab.FleetHost, knownHosts, identity string) (string, error) {
+	head, _, ok := strings.Cut(base, "\nhosts:")
+	if !ok {
+		return "", fmt.Errorf("no hosts section in the lab's manifest")
 	}
-	bin := filepath.Join(c.root, "bin", "haplan")
-	out, err := command(ctx, nil, bin, "graph", "-f", manifest, "--target", "cert.distribute[*]")
-	if err != nil {
-		return "", fmt.Errorf("haplan graph: %w", err)
+	var b strings.Builder
+	fmt.Fprintf(&b, "# haplan-bench: the lab's cluster with %d fleet hosts as its hosts.\n%s\nhosts:\n", len(hosts), head)
+	for _, h := range hosts {
+		fmt.Fprintf(&b, "  - {name: %s, address: %s, ssh: {knownHostsFile: %s, identityFile: %s}}\n", h.Name, h.IP, knownHosts, identity)
 	}
-	var steps []string
-	for _, l := range strings.Split(string(out), "\n") {
-		if i := strings.Index(l, "\""); i >= 0 && !strings.Contains(l, "->") {
-			if j := strings.Index(l[i+1:], "\""); j > 0 {
-				steps = append(steps, l[i+1:i+1+j])
-			}
-		}
-	}
-	pctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	start := time.Now()
-	pout, perr := command(pctx, nil, bin, "plan", "-f", manifest, "--target", "cert.distribute[*]")
-	first := ""
-	var ce *cmdError
-	if errors.As(perr, &ce) {
-		first = ce.stderr
-	}
-	for _, l := range strings.Split(first+string(pout), "\n") {
-		if strings.HasPrefix(l, "Error") || strings.Contains(l, "preflight") {
-			first = strings.TrimSpace(l)
-			break
-		}
-	}
-	return fmt.Sprintf("haplan graph --target 'cert.distribute[*]' on a 1-node, 3-host manifest keeps %d steps: %s. "+
-		"haplan plan --target 'cert.distribute[*]' took %.1f s and ended with %v: %s",
-		len(steps), strings.Join(steps, ", "), time.Since(start).Seconds(), exitOf(perr), first), nil
+	return b.String(), nil
 }
 
 func firstLines(s string, n int) string {
@@ -351,35 +292,22 @@ func firstLines(s string, n int) string {
 	return strings.Join(ls[:min(n, len(ls))], " / ")
 }
 
-func exitOf(err error) string {
-	var ce *cmdError
-	if errors.As(err, &ce) {
-		return "exit " + strconv.Itoa(ce.code)
-	}
-	if err != nil {
-		return err.Error()
-	}
-	return "exit 0"
-}
-
-// reset removes the CA (and its directory) from every fleet host but the node.
+// reset removes the CA (and its directory) from every fleet host.
 func (c *config) reset(ctx context.Context) error {
-	keep := c.fleet.Hosts[0].RancherDir()
-	return c.fleet.FleetExec(ctx, fmt.Sprintf(`for d in %s/*/rancher; do [ "$d" = %s ] || rm -rf "$d/etc"; done`, lab.FleetRoot, keep))
+	return c.fleet.FleetExec(ctx, fmt.Sprintf(`rm -rf %s/*/rancher/etc`, lab.FleetRoot))
 }
 
-// converged counts fleet hosts (the node excluded) whose ca.crt is the CA with mode 0400.
+// converged counts fleet hosts whose ca.crt is the CA with mode 0400.
 func (c *config) converged(ctx context.Context) (int, error) {
 	var mu sync.Mutex
 	total := 0
-	keep := c.fleet.Hosts[0].RancherDir()
 	var errs []error
 	var wg sync.WaitGroup
 	for _, ct := range c.fleet.Containers {
 		wg.Go(func() {
 			out, err := command(ctx, nil, "docker", "exec", ct.Name, "sh", "-c", fmt.Sprintf(
-				`n=0; for d in %s/*/rancher; do [ "$d" = %s ] && continue; f="$d/etc/ssl/ca.crt"; [ -f "$f" ] && [ "$(stat -c %%a "$f")" = 400 ] && [ "$(sha256sum <"$f" | cut -d' ' -f1)" = %s ] && n=$((n+1)); done; echo $n`,
-				lab.FleetRoot, keep, c.caDigest))
+				`n=0; for d in %s/*/rancher; do f="$d/etc/ssl/ca.crt"; [ -f "$f" ] && [ "$(stat -c %%a "$f")" = 400 ] && [ "$(sha256sum <"$f" | cut -d' ' -f1)" = %s ] && n=$((n+1)); done; echo $n`,
+				lab.FleetRoot, c.caDigest))
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -394,26 +322,19 @@ func (c *config) converged(ctx context.Context) (int, error) {
 	return total, errors.Join(errs...)
 }
 
-func (c *config) runHaplanPar(ctx context.Context, scn string, n int, manifest string, par int) (sample, error) {
-	s, err := c.measure(ctx, "haplan", scn, n, func() *exec.Cmd {
-		return exec.CommandContext(ctx, c.self, "haplan", scn, "-f", manifest, "-parallelism", strconv.Itoa(par))
-	})
-	s.Tool = fmt.Sprintf("haplan (parallelism %d)", par)
-	return s, err
-}
-
-// run times one tool doing one scenario on n hosts.
-func (c *config) run(ctx context.Context, tool, scn string, n int, manifest, inventory, profile string) (sample, error) {
+// run times one tool doing one scenario on n hosts. haplan is the CLI as an
+// operator runs it: preflight, the lock (apply), the targeted graph.
+func (c *config) run(ctx context.Context, tool, scn string, n int, manifest, inventory string) (sample, error) {
 	var mk func() *exec.Cmd
 	switch tool {
 	case "haplan":
-		mk = func() *exec.Cmd {
-			args := []string{"haplan", scn, "-f", manifest, "-parallelism", strconv.Itoa(c.parallelism)}
-			if profile != "" {
-				args = append(args, "-cpuprofile", profile+".cpu.pprof", "-memprofile", profile+".heap.pprof")
-			}
-			return exec.CommandContext(ctx, c.self, args...)
+		args := []string{scn, "-f", manifest, "--target", target, "--parallelism", strconv.Itoa(c.parallelism)}
+		if scn == "plan" {
+			args = append(args, "--detailed-exitcode") // exit 2 (an error here) if it is not a no-op
+		} else {
+			args = append(args, "--auto-approve")
 		}
+		mk = func() *exec.Cmd { return exec.CommandContext(ctx, c.bin, args...) }
 	case "ansible":
 		mk = func() *exec.Cmd {
 			args := []string{"-i", inventory, "-f", strconv.Itoa(c.parallelism), "-e", "ca_file=" + filepath.Join(c.work, "ca.crt"),
@@ -426,7 +347,7 @@ func (c *config) run(ctx context.Context, tool, scn string, n int, manifest, inv
 			return cmd
 		}
 	case "ssh":
-		hosts := c.fleet.Hosts[1 : n+1]
+		hosts := c.fleet.Hosts[:n]
 		var addrs []string
 		for _, h := range hosts {
 			addrs = append(addrs, h.IP)
@@ -490,16 +411,6 @@ func (c *config) measure(ctx context.Context, tool, scn string, n int, mk func()
 	}
 	if err != nil {
 		return s, fmt.Errorf("%s %s N=%d: %v\n%s", tool, scn, n, err, lastBytes(errb.String()+out.String(), 3000))
-	}
-	if tool == "haplan" {
-		var r runnerResult
-		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-			return s, fmt.Errorf("haplan result: %w: %s", err, out.String())
-		}
-		s.Haplan = &r
-		if scn == "plan" && r.Pending != 0 {
-			return s, fmt.Errorf("haplan plan at N=%d is not a no-op: %d pending", n, r.Pending)
-		}
 	}
 	if tool == "ansible" && scn == "plan" && regexp.MustCompile(`changed=[1-9]`).MatchString(out.String()) {
 		s.Note = "ansible --check reported changes"
@@ -574,12 +485,8 @@ func (c *config) fleetRSS() float64 {
 }
 
 func (s sample) print() {
-	extra := ""
-	if s.Haplan != nil {
-		extra = fmt.Sprintf(" goroutines<=%d heap %.0f MiB", s.Haplan.PeakGoroutines, s.Haplan.HeapSysMiB)
-	}
-	fmt.Printf("%-26s %-5s N=%-5d %7.2f s  client cpu %6.2f s  fleet cpu %6.2f s  fleet rss %6.0f MiB  client rss %5.0f MiB%s\n",
-		s.Tool, s.Scenario, s.N, s.Wall, s.ClientCPU, s.ServerCPU, s.FleetMemPeakMiB, s.ClientMaxRSSMiB, extra)
+	fmt.Printf("%-30s %-5s N=%-5d %7.2f s  client cpu %6.2f s  fleet cpu %6.2f s  fleet rss %6.0f MiB  client rss %5.0f MiB\n",
+		s.Tool, s.Scenario, s.N, s.Wall, s.ClientCPU, s.ServerCPU, s.FleetMemPeakMiB, s.ClientMaxRSSMiB)
 }
 
 type cmdError struct {
@@ -608,24 +515,4 @@ func command(ctx context.Context, stdin []byte, name string, args ...string) ([]
 		return out.Bytes(), &cmdError{args: append([]string{name}, args...), code: code, stderr: errb.String()}
 	}
 	return out.Bytes(), nil
-}
-
-func pprofTop(prefix string) error {
-	var b strings.Builder
-	for _, p := range []struct{ file, flag string }{{".cpu.pprof", ""}, {".heap.pprof", "-sample_index=alloc_space"}} {
-		args := []string{"tool", "pprof", "-top", "-nodecount=30"}
-		if p.flag != "" {
-			args = append(args, p.flag)
-		}
-		out, err := command(context.Background(), nil, "go", append(slices.Clone(args), prefix+p.file)...)
-		if err != nil {
-			return err
-		}
-		cum, err := command(context.Background(), nil, "go", append(args, "-cum", prefix+p.file)...)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(&b, "== %s (flat)\n%s\n== %s (cumulative)\n%s\n", p.file, out, p.file, cum)
-	}
-	return os.WriteFile(prefix+".txt", []byte(b.String()), 0o644)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -54,6 +55,7 @@ func (c *config) rerender(path string) error {
 		Notes       map[string]string `json:"notes"`
 		Parallelism int               `json:"parallelism"`
 		Date        time.Time         `json:"date"`
+		Overhead    *overhead         `json:"overhead"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		return err
@@ -67,6 +69,7 @@ func (c *config) rerender(path string) error {
 	}
 	c.resultsFile = path
 	c.runDate = r.Date
+	c.over = r.Overhead
 	return c.report(r.Samples, r.Notes)
 }
 
@@ -148,21 +151,54 @@ func (c *config) report(ss []sample, notes map[string]string) error {
 			b.WriteString("\n")
 		}
 	}
+	b.WriteString("\nWhat the CLI's targeted plan spends before the hosts (medians, wall s / client CPU s): `haplan check` is the preflight alone; " +
+		"`plan --target ha.verify` is preflight + the cluster chain that `--target 'cert.distribute[*]'` pulls in, without hosts.\n\n" +
+		"| N | haplan check | plan --target ha.verify | plan --target 'cert.distribute[*]' | of which the hosts |\n|---|---|---|---|---|\n")
+	for _, n := range c.sizes {
+		ck, ok1 := median(ss, toolCheck, "plan", n)
+		ch, ok2 := median(ss, toolChain, "plan", n)
+		h, ok3 := median(ss, "haplan", "plan", n)
+		if !ok1 || !ok2 || !ok3 {
+			continue
+		}
+		fmt.Fprintf(&b, "| %d | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f |\n", n, ck.Wall, ck.ClientCPU, ch.Wall, ch.ClientCPU,
+			h.Wall, h.ClientCPU, h.Wall-ch.Wall, h.ClientCPU-ch.ClientCPU)
+	}
+	if o := c.over; o != nil {
+		fmt.Fprintf(&b, "\nApply's engine overhead (issue 6): `haplan apply --auto-approve --json -f lab/out/cluster.yaml` on the lab's cluster after a reset "+
+			"(3 nodes, 3 hosts; containers, image, /var/lib/rancher, CA, HAProxy config, database and users removed). "+
+			"Waits = bootstrap.run from its first \"waiting for /ping\" progress event to its end + ha.verify's apply (cluster formation); "+
+			"overhead = wall − waits, as a share of the wall time (the critical path).\n\n")
+		fmt.Fprintf(&b, "| wall s | bootstrap /ping wait s | cluster formation wait s | overhead s | overhead %% | before the first step s | steps outside the waits s | no step running s | after the last step s |\n|---|---|---|---|---|---|---|---|---|\n")
+		fmt.Fprintf(&b, "| %.1f | %.1f | %.1f | %.1f | **%.1f %%** | %.1f | %.1f | %.1f | %.1f |\n", o.Wall, o.BootstrapWait, o.ClusterWait, o.Overhead, o.Percent,
+			o.BeforeFirstStep, o.StepsWork, o.Idle, o.AfterLastStep)
+		steps := make([]string, 0, len(o.Steps))
+		for a := range o.Steps {
+			steps = append(steps, a)
+		}
+		slices.SortFunc(steps, func(x, y string) int { return cmp.Compare(o.Steps[y], o.Steps[x]) })
+		b.WriteString("\nApply time per step (s): ")
+		for i, a := range steps {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s %.1f", a, o.Steps[a])
+		}
+		b.WriteString("\n")
+	}
 	b.WriteString("\n## Notes\n\n")
-	b.WriteString("- The haplan side is `haplan-bench haplan plan|apply` (a child process): haplan's manifest loader, resources, engine and transport, " +
-		"for the `cert.distribute[*]` steps with their dependency on `ha.verify` dropped, without preflight checks and without the MySQL apply lock. " +
-		"The real CLI cannot run this job on hosts alone yet:\n  " + notes["graph"] + "\n")
+	b.WriteString("- The haplan side is the CLI (`bin/haplan`) as an operator runs it, on a manifest that is the lab's converged cluster " +
+		"(lab/out/cluster.yaml: rs1..rs3, db, lb) with the N fleet hosts as its `hosts` (lab/out/bench-cluster-N.yaml): " +
+		"`haplan plan --target 'cert.distribute[*]' --detailed-exitcode` (exit 0: no-op) and " +
+		"`haplan apply --auto-approve --target 'cert.distribute[*]'`, preflight checks and the MySQL apply lock included.\n")
 	keys := make([]string, 0, len(notes))
 	for k := range notes {
-		if k != "graph" {
-			keys = append(keys, k)
-		}
+		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
 		b.WriteString("- " + notes[k] + "\n")
 	}
-	b.WriteString("- Profiles of haplan at the largest size: `bench/results/profile-*.txt` (pprof -top, flat and cumulative).\n")
 	b.WriteString("- Client CPU is the tool and its children (ssh, python); fleet CPU is the fleet containers' cgroups (sshd, shells, python on the targets).\n")
 
 	// The analysis is written by people, in bench/analysis.md.
@@ -177,7 +213,7 @@ func (c *config) report(ss []sample, notes map[string]string) error {
 		fmt.Print("\n" + b.String())
 		return nil
 	}
-	js, err := json.MarshalIndent(map[string]any{"date": time.Now().UTC(), "samples": ss, "notes": notes, "parallelism": c.parallelism}, "", "  ")
+	js, err := json.MarshalIndent(map[string]any{"date": time.Now().UTC(), "samples": ss, "notes": notes, "parallelism": c.parallelism, "overhead": c.over}, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/haplan/haplan/lab"
+	"github.com/haplan/haplan/manifests"
+)
+
+func TestBenchManifest(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"secrets/db-password", "secrets/db-admin-password", "ssh/id_ed25519", "ssh/known_hosts", "fleet/known_hosts"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hosts := []lab.Host{
+		{Name: "db", Role: lab.RoleDB, IP: "10.213.0.3"}, {Name: "lb", Role: lab.RoleLB, IP: "10.213.0.4"},
+		{Name: "rs1", Role: lab.RoleNode, IP: "10.213.1.1"}, {Name: "h1", Role: lab.RoleAgent, IP: "10.213.2.1"},
+	}
+	fleet := []lab.FleetHost{{Name: "f1", IP: "10.213.4.1"}, {Name: "f2", IP: "10.213.4.2"}}
+	kh := filepath.Join(dir, "fleet/known_hosts")
+	text, err := benchManifest(string(lab.RenderManifest(hosts)), fleet, kh, filepath.Join(dir, "ssh/id_ed25519"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "bench-cluster-2.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, ds := manifests.Load(path)
+	if ds.HasErrors() {
+		t.Fatalf("%v\n%s", ds, text)
+	}
+	if len(c.Nodes) != 1 || c.Nodes[0].Name != "rs1" || c.Name != "lab" {
+		t.Errorf("nodes %+v, name %q", c.Nodes, c.Name)
+	}
+	if len(c.Hosts) != 2 || c.Hosts[1].Name != "f2" || c.Hosts[1].SSH.KnownHostsFile != kh {
+		t.Errorf("hosts %+v", c.Hosts)
+	}
+	if c.Nodes[0].SSH.KnownHostsFile != filepath.Join(dir, "ssh/known_hosts") {
+		t.Errorf("node known_hosts %q", c.Nodes[0].SSH.KnownHostsFile)
+	}
+	if strings.Contains(text, "h1") {
+		t.Errorf("the lab's agent hosts are still there:\n%s", text)
+	}
+	if _, err := benchManifest("name: x\n", fleet, kh, ""); err == nil {
+		t.Error("a manifest without hosts was accepted")
+	}
+}
+
+func TestAnalyse(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	lines := `{"time":"` + at(5).Format(time.RFC3339Nano) + `","kind":"apply_started","address":"db.database","phase":"apply"}
+{"time":"` + at(6).Format(time.RFC3339Nano) + `","kind":"apply_finished","address":"db.database","phase":"apply"}
+{"time":"` + at(6).Format(time.RFC3339Nano) + `","kind":"apply_started","address":"bootstrap.run","phase":"apply"}
+{"time":"` + at(7).Format(time.RFC3339Nano) + `","kind":"progress","address":"bootstrap.run","phase":"apply","message":"starting haplan-bootstrap on rs1"}
+{"time":"` + at(8).Format(time.RFC3339Nano) + `","kind":"progress","address":"bootstrap.run","phase":"apply","message":"waiting for http://10.213.1.1:18080/ping (0s of 10m0s)"}
+{"time":"` + at(10).Format(time.RFC3339Nano) + `","kind":"progress","address":"bootstrap.run","phase":"apply","message":"waiting for http://10.213.1.1:18080/ping (2s of 10m0s)"}
+{"time":"` + at(30).Format(time.RFC3339Nano) + `","kind":"apply_finished","address":"bootstrap.run","phase":"apply"}
+{"time":"` + at(31).Format(time.RFC3339Nano) + `","kind":"apply_started","address":"ha.verify","phase":"apply"}
+{"time":"` + at(50).Format(time.RFC3339Nano) + `","kind":"apply_finished","address":"ha.verify","phase":"apply"}
+`
+	evs, err := parseEvents(strings.NewReader("plan text on another stream\n" + lines))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := analyse(evs, t0, at(52))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"wall", o.Wall, 52}, {"bootstrap wait", o.BootstrapWait, 22}, {"cluster wait", o.ClusterWait, 19},
+		{"overhead", o.Overhead, 11}, {"percent", o.Percent, 100 * 11.0 / 52}, {"before", o.BeforeFirstStep, 5},
+		{"idle", o.Idle, 1}, {"after", o.AfterLastStep, 2}, {"steps work", o.StepsWork, 3},
+	} {
+		if math.Abs(c.got-c.want) > 1e-9 {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if _, err := analyse(evs[:2], t0, at(10)); err == nil {
+		t.Error("an apply without bootstrap.run and ha.verify was accepted")
+	}
+	failed := append(evs[:2:2], event{Time: at(7), Kind: "apply_failed", Address: "bootstrap.run", Message: "boom"})
+	if _, err := analyse(failed, t0, at(10)); err == nil {
+		t.Error("a failed apply was accepted")
+	}
+}
