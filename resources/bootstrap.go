@@ -128,7 +128,9 @@ func (s *bootstrapRun) waitReady(ctx context.Context, r transport.Runner) error 
 		return err
 	}
 	start := time.Now()
-	tick := time.NewTicker(2 * time.Second)
+	// Poll often (the wait is on the critical path), report and look at
+	// the container less often.
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var lastErr error
 	for i := 0; ; i++ {
@@ -138,14 +140,16 @@ func (s *bootstrapRun) waitReady(ctx context.Context, r transport.Runner) error 
 		if lastErr == nil {
 			break
 		}
-		if i%5 == 4 {
+		if i%10 == 9 {
 			status, _, err := containerStatus(wctx, r, bootstrapName)
 			if err == nil && status != "running" {
 				logs, _ := run(wctx, r, "docker logs --tail 20 "+bootstrapName+" 2>&1", false)
 				return fmt.Errorf("bootstrap server on %s is %s; last log lines:\n%s", s.node.Name, status, s.env.red.String(logs))
 			}
 		}
-		engine.Progress(ctx, "waiting for %s/ping (%s of %s)", s.url(), time.Since(start).Round(time.Second), timeout)
+		if i%5 == 0 {
+			engine.Progress(ctx, "waiting for %s/ping (%s of %s)", s.url(), time.Since(start).Round(time.Second), timeout)
+		}
 		select {
 		case <-wctx.Done():
 			if ctx.Err() != nil {

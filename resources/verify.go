@@ -76,9 +76,9 @@ func (s *haVerify) Apply(ctx context.Context, _ plans.Change) error {
 	defer cancel()
 	n := len(s.env.c.Nodes)
 	start := time.Now()
-	tick := time.NewTicker(3 * time.Second)
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	for {
+	for i := 0; ; i++ {
 		active, aerr := s.activeHosts(wctx)
 		var lerr error
 		if active >= n {
@@ -92,7 +92,9 @@ func (s *haVerify) Apply(ctx context.Context, _ plans.Change) error {
 		} else if lerr != nil {
 			what += "; load balancer: " + lerr.Error()
 		}
-		engine.Progress(ctx, "waiting for the cluster: %s (%s of %s)", what, time.Since(start).Round(time.Second), timeout)
+		if i%5 == 0 {
+			engine.Progress(ctx, "waiting for the cluster: %s (%s of %s)", what, time.Since(start).Round(time.Second), timeout)
+		}
 		select {
 		case <-wctx.Done():
 			if ctx.Err() != nil {
