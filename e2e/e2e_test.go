@@ -151,17 +151,7 @@ func hostsByRole(l *lab.Lab, role lab.Role) []lab.Host {
 // lab as fresh as `make lab` leaves it.
 func resetCluster(t *testing.T, ctx context.Context, l *lab.Lab, dbName string) {
 	t.Helper()
-	for _, n := range hostsByRole(l, lab.RoleNode) {
-		sh(t, ctx, l, n.Name, "docker rm -f rancher-ha haplan-bootstrap >/dev/null 2>&1; docker rmi -f rancher/server:v1.0.1 >/dev/null 2>&1; rm -rf /var/lib/rancher; true")
+	if err := l.ResetCluster(ctx, dbName); err != nil {
+		t.Fatal(err)
 	}
-	for _, h := range hostsByRole(l, lab.RoleAgent) {
-		sh(t, ctx, l, h.Name, "rm -rf /var/lib/rancher")
-	}
-	sh(t, ctx, l, "lb", "pkill -x haproxy; rm -f /etc/haproxy/haproxy.cfg /etc/haproxy/haproxy.cfg.haplan-new; true")
-	var b strings.Builder
-	fmt.Fprintf(&b, "DROP DATABASE IF EXISTS `%s`;\n", dbName)
-	for _, n := range hostsByRole(l, lab.RoleNode) {
-		fmt.Fprintf(&b, "DROP USER IF EXISTS 'cattle'@'%s';\n", n.IP)
-	}
-	sql(t, ctx, l, b.String())
 }

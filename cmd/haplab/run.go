@@ -17,6 +17,8 @@ const usage = `usage: haplab <command> [flags]
   up [--nodes 3] [--hosts 3]   build and start the lab (idempotent), write lab/out
   down [--images]              remove the lab's containers, volumes, network and lab/out
   status                       one line per host
+  reset                        remove the haplan cluster from the lab (containers, files,
+                               database), to watch a full install again
   kill HOST | start HOST       docker stop / start (start waits for sshd)
   partition HOST | heal HOST   disconnect from / reconnect to the lab network
   rekey HOST                   new sshd host key; known_hosts is NOT updated
@@ -81,6 +83,13 @@ func dispatch(ctx context.Context, cmd string, args []string, dir string, nodes,
 		return fleet(ctx, args, dir, stdout, logf)
 	}
 	hostCmds := []string{"kill", "start", "partition", "heal", "rekey", "exec"}
+	if cmd == "reset" {
+		l, err := load(dir)
+		if err != nil {
+			return err
+		}
+		return l.ResetCluster(ctx, "cattle")
+	}
 	if cmd != "status" && !slices.Contains(hostCmds, cmd) {
 		return fmt.Errorf("unknown command %q: %w", cmd, errUsage)
 	}

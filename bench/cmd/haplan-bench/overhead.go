@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,8 +11,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	_ "github.com/go-sql-driver/mysql"
 
 	"github.com/haplan/haplan/lab"
 )
@@ -164,42 +161,4 @@ func (c *config) measureOverhead(ctx context.Context) (overhead, error) {
 // resetCluster removes what haplan installed on the lab's cluster: the
 // containers, image and /var/lib/rancher on the nodes, the CA on agent
 // hosts, HAProxy's config on the LB, the database and its users.
-func resetCluster(ctx context.Context, l *lab.Lab) error {
-	var nodes []lab.Host
-	for _, h := range l.Hosts {
-		var script string
-		switch h.Role {
-		case lab.RoleNode:
-			nodes = append(nodes, h)
-			script = "docker rm -f rancher-ha haplan-bootstrap >/dev/null 2>&1; docker rmi -f " + l.RancherImage + " >/dev/null 2>&1; rm -rf /var/lib/rancher; true"
-		case lab.RoleAgent:
-			script = "rm -rf /var/lib/rancher"
-		case lab.RoleLB:
-			script = "pkill -x haproxy; rm -f /etc/haproxy/haproxy.cfg /etc/haproxy/haproxy.cfg.haplan-new; true"
-		default:
-			continue
-		}
-		if out, err := l.Exec(ctx, h.Name, nil, "sh", "-c", script); err != nil {
-			return fmt.Errorf("%w: %s", err, out)
-		}
-	}
-	dsn, err := l.AdminDSN()
-	if err != nil {
-		return err
-	}
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	stmts := []string{"DROP DATABASE IF EXISTS `cattle`"}
-	for _, n := range nodes {
-		stmts = append(stmts, fmt.Sprintf("DROP USER IF EXISTS 'cattle'@'%s'", n.IP))
-	}
-	for _, s := range stmts {
-		if _, err := db.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("db: %s: %w", s, err)
-		}
-	}
-	return nil
-}
+func resetCluster(ctx context.Context, l *lab.Lab) error { return l.ResetCluster(ctx, "cattle") }
