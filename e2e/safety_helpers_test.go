@@ -3,13 +3,13 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	dbsql "database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/haplan/haplan/internal/syncbuf"
 	"io/fs"
 	"net"
 	"os"
@@ -167,29 +167,11 @@ func (s *safeCluster) checkNoSecrets(t *testing.T) {
 	t.Logf("searched %d bytes of output and %d files (%d debug logs) for the secrets", len(printed), files, len(logs))
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a poller.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // bgHaplan is a haplan run in the background, to be signalled or raced.
 type bgHaplan struct {
 	args      []string
 	cmd       *exec.Cmd
-	out, errb syncBuffer
+	out, errb syncbuf.Buffer
 	done      chan struct{}
 	err       error
 }

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/haplan/haplan/internal/syncbuf"
 	"io"
 	"log/slog"
 	"os"
@@ -118,24 +118,6 @@ func (e *fakeEnv) Preflight(context.Context) *preflight.Report {
 	return &preflight.Report{Findings: []preflight.Finding{{Severity: preflight.OK, Check: "ssh", Host: "rs1", Message: "ok"}}}
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a run.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // fixture is a CLI wired to fake steps: db -> image[rs1], image[rs2] -> start.
 type fixture struct {
 	t              *testing.T
@@ -143,7 +125,7 @@ type fixture struct {
 	w              *world
 	env            *fakeEnv
 	digest         string
-	stdout, stderr *syncBuffer
+	stdout, stderr *syncbuf.Buffer
 	stdin          io.Reader
 	stdinTTY       bool
 	sigs           chan os.Signal
@@ -187,7 +169,7 @@ func (f *fixture) converge() {
 
 func (f *fixture) run(args ...string) int {
 	f.t.Helper()
-	f.stdout, f.stderr = &syncBuffer{}, &syncBuffer{}
+	f.stdout, f.stderr = &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	a := &app{
 		stdin: f.stdin, stdout: f.stdout, stderr: f.stderr, stdinTTY: f.stdinTTY,
 		getenv: func(string) string { return "" },

@@ -3,7 +3,6 @@
 package standin
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/haplan/haplan/internal/syncbuf"
 	"io"
 	"log"
 	"net"
@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -152,24 +151,6 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// syncBuf is a log sink safe for concurrent use.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
@@ -197,7 +178,7 @@ func get(url string) (int, string) {
 func TestBootstrapLab(t *testing.T) {
 	db := testDB(t)
 	port := freePort(t)
-	logs := &syncBuf{}
+	logs := &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -253,7 +234,7 @@ type haNode struct {
 	name                 string
 	etc                  string
 	api, httpPort, https int
-	logs                 *syncBuf
+	logs                 *syncbuf.Buffer
 	cancel               context.CancelFunc
 	done                 chan error
 }
@@ -261,7 +242,7 @@ type haNode struct {
 func (n *haNode) start(t *testing.T, polls int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	n.cancel, n.done, n.logs = cancel, make(chan error, 1), &syncBuf{}
+	n.cancel, n.done, n.logs = cancel, make(chan error, 1), &syncbuf.Buffer{}
 	opts := HAOptions{EtcDir: n.etc, Getenv: func(string) string { return "" }, RouteFile: "/nonexistent",
 		APIAddr: fmt.Sprintf("127.0.0.1:%d", n.api), Hostname: n.name, Heartbeat: 150 * time.Millisecond,
 		HostPoll: 100 * time.Millisecond, HostPolls: polls, Log: log.New(n.logs, n.name+" ", 0)}
