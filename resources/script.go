@@ -186,8 +186,10 @@ func (s *scriptGenerate) Apply(ctx context.Context, _ plans.Change) error {
 			return err
 		}
 		var ok bool
-		if script, ok, err = transport.ReadFile(ctx, r, scriptPath); err != nil || !ok {
-			return fmt.Errorf("read rancher-ha.sh from %s: %w", src, errors.Join(err, errIf(!ok, "file vanished")))
+		if script, ok, err = transport.ReadFile(ctx, r, scriptPath); err != nil {
+			return fmt.Errorf("read rancher-ha.sh from %s: %w", src, err)
+		} else if !ok {
+			return fmt.Errorf("rancher-ha.sh vanished from %s while copying it", src)
 		}
 		if mb, ok, _ := transport.ReadFile(ctx, r, scriptMetaPath); ok {
 			_ = json.Unmarshal(mb, &meta)
@@ -246,11 +248,4 @@ func (s *scriptGenerate) generate(ctx context.Context) ([]byte, scriptMeta, erro
 		return nil, scriptMeta{}, fmt.Errorf("bootstrap server reports enabled=%v clusterSize=%d after enabling HA for size %d", cfg.Enabled, cfg.ClusterSize, want.ClusterSize)
 	}
 	return script, scriptMeta{scriptParams: want, ScriptDigest: digest(script), Generated: time.Now().UTC()}, nil
-}
-
-func errIf(cond bool, msg string) error {
-	if cond {
-		return errors.New(msg)
-	}
-	return nil
 }
