@@ -11,13 +11,8 @@ import (
 func (a *app) validate(_ context.Context, args []string) int {
 	fs := a.newFlags("validate")
 	file := fs.String("f", "cluster.yaml", "the manifest")
-	pos, code, done := parseFlags(fs, args)
-	if done {
+	if code, done := a.parseOnlyFlags(fs, args); done {
 		return code
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(a.stderr, "haplan validate: unexpected argument %q (the manifest is given with -f)\n", pos[0])
-		return exitError
 	}
 	m, err := a.loadManifest(*file)
 	if err != nil {
@@ -34,13 +29,8 @@ func (a *app) graph(ctx context.Context, args []string) int {
 	fs.StringVar(&pf.file, "f", "cluster.yaml", "the manifest")
 	fs.StringVar(&format, "format", "dot", "dot or mermaid")
 	fs.Var(&pf.targets, "target", "only matching steps and what they depend on")
-	pos, code, done := parseFlags(fs, args)
-	if done {
+	if code, done := a.parseOnlyFlags(fs, args); done {
 		return code
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(a.stderr, "haplan graph: unexpected argument %q\n", pos[0])
-		return exitError
 	}
 	if format != "dot" && format != "mermaid" {
 		fmt.Fprintf(a.stderr, "haplan graph: unknown --format %q (dot or mermaid)\n", format)
@@ -66,13 +56,8 @@ func (a *app) check(ctx context.Context, args []string) int {
 	var asJSON bool
 	fs.StringVar(&pf.file, "f", "cluster.yaml", "the manifest")
 	fs.BoolVar(&asJSON, "json", false, "print the findings as JSON")
-	pos, code, done := parseFlags(fs, args)
-	if done {
+	if code, done := a.parseOnlyFlags(fs, args); done {
 		return code
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(a.stderr, "haplan check: unexpected argument %q\n", pos[0])
-		return exitError
 	}
 	s := a.openSession(ctx, pf, slog.New(slog.DiscardHandler))
 	if s == nil {
@@ -103,13 +88,8 @@ func (a *app) forceUnlock(ctx context.Context, args []string) int {
 	fs := a.newFlags("force-unlock")
 	var pf planFlags
 	fs.StringVar(&pf.file, "f", "cluster.yaml", "the manifest")
-	pos, code, done := parseFlags(fs, args)
-	if done {
+	if code, done := a.parseOnlyFlags(fs, args); done {
 		return code
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(a.stderr, "haplan force-unlock: unexpected argument %q\n", pos[0])
-		return exitError
 	}
 	m, err := a.loadManifest(pf.file)
 	if err != nil {

@@ -37,13 +37,8 @@ func (a *app) plan(ctx context.Context, args []string) int {
 	fs.BoolVar(&json, "json", false, "same as --format json")
 	fs.BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when changes are present")
 	fs.BoolVar(&showUnchanged, "show-unchanged", false, "list unchanged steps")
-	pos, code, done := parseFlags(fs, args)
-	if done {
+	if code, done := a.parseOnlyFlags(fs, args); done {
 		return code
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(a.stderr, "haplan plan: unexpected argument %q (the manifest is given with -f)\n", pos[0])
-		return exitError
 	}
 	if json {
 		format = "json"

@@ -22,16 +22,7 @@ func (a *app) schema(_ context.Context, args []string) int {
 // noArgs handles the arguments of a command that takes none: -h prints its
 // usage, anything else is an error.
 func (a *app) noArgs(name string, args []string) (code int, done bool) {
-	fs := a.newFlags(name)
-	pos, code, done := parseFlags(fs, args)
-	if done {
-		return code, true
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(a.stderr, "haplan %s: unexpected argument %q\n", name, pos[0])
-		return exitError, true
-	}
-	return 0, false
+	return a.parseOnlyFlags(a.newFlags(name), args)
 }
 
 func (a *app) completion(_ context.Context, args []string) int {

@@ -158,6 +158,24 @@ func parseFlags(fs *flag.FlagSet, args []string) (pos []string, code int, done b
 	}
 }
 
+// parseOnlyFlags parses the flags of a command that takes no positional
+// argument: -h prints its usage, a stray argument is an error naming it.
+func (a *app) parseOnlyFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+	pos, code, done := parseFlags(fs, args)
+	if done {
+		return code, true
+	}
+	if len(pos) > 0 {
+		hint := ""
+		if fs.Lookup("f") != nil {
+			hint = " (the manifest is given with -f)"
+		}
+		fmt.Fprintf(a.stderr, "haplan %s: unexpected argument %q%s\n", fs.Name(), pos[0], hint)
+		return exitError, true
+	}
+	return 0, false
+}
+
 // stringList is a repeatable flag (--target a --target b).
 type stringList []string
 
