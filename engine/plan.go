@@ -23,10 +23,13 @@ import (
 // the hex SHA-256 of the JSON encoding of its probed state. The caller sets
 // Cluster, ManifestDigest, Created and Partial.
 //
+// Probes of one Plan share the reads they make through Shared.
+//
 // On failure Plan returns no plan and every probe or diff failure, each a
 // *StepError, joined.
 func Plan(ctx context.Context, g *Graph, opts Options) (*plans.Plan, error) {
 	opts = opts.withDefaults()
+	ctx = withProbeMemo(ctx)
 	sl := newSlots(g, opts)
 	steps := g.Steps()
 	changes := make([]plans.Change, len(steps))

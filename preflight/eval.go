@@ -1,6 +1,8 @@
 package preflight
 
 import (
+	"github.com/haplan/haplan/dockerapi"
+
 	"fmt"
 	"slices"
 	"strconv"
@@ -73,11 +75,11 @@ func evalDocker(host, version string) []Finding {
 // portFacts is what one node's ports check read.
 type portFacts struct {
 	Listeners  []listener
-	Containers []container
+	Containers []dockerapi.Container
 }
 
 func (p portFacts) running(name string) bool {
-	return slices.ContainsFunc(p.Containers, func(c container) bool { return c.Name == name })
+	return slices.ContainsFunc(p.Containers, func(c dockerapi.Container) bool { return c.Name == name })
 }
 
 // haRunning reports whether this cluster's rancher-ha container runs.

@@ -105,7 +105,8 @@ func healthyNode(name, now string) *fakeHost {
 	return &fakeHost{name: name, answers: map[string]fakeAnswer{
 		"id -u":          {out: "0\n"},
 		"docker version": {out: "1.10.3\n"},
-		"#ss":            {out: "#ss\n" + ssLab + "#docker\n"},
+		"#ss":            {out: "#ss\n" + ssLab},
+		"docker ps":      {out: ""},
 		"/proc/meminfo":  {out: "MemTotal:        8000000 kB\n"},
 		"date +%s.%N":    {out: now + "\n"},
 		"probe()":        {out: ""}, // set per test when reachability matters

@@ -1,6 +1,8 @@
 package preflight
 
 import (
+	"github.com/haplan/haplan/dockerapi"
+
 	"cmp"
 	"context"
 	"errors"
@@ -42,7 +44,7 @@ func (p *pass) node(ctx context.Context, n manifests.Node, bootstrap bool) nodeF
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		check(ctx, p, task{"docker", n.Name, "docker version"}, func(ctx context.Context) (struct{}, []Finding) {
-			out, err := run(ctx, r, "docker version --format '{{.Server.Version}}'")
+			out, err := dockerapi.New(r).Version(ctx)
 			if err != nil {
 				f := p.failed("docker", n.Name, "dockerd is not answering", err)
 				f.Hint = "install Docker and start dockerd; the SSH user must be able to use /var/run/docker.sock"
@@ -150,25 +152,35 @@ func run(ctx context.Context, r transport.Runner, line string) (string, error) {
 	return strings.TrimSpace(string(res.Stdout)), nil
 }
 
-// portsScript lists TCP listeners (ss, or /proc/net/tcp without it) and the
-// running containers, in two sections.
-const portsScript = `if command -v ss >/dev/null 2>&1; then echo '#ss'; ss -Htlnp; else echo '#proc'; cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; fi; ` +
-	`echo '#docker'; docker ps --format '{{.Names}}\t{{.Ports}}' 2>/dev/null; true`
+// portsScript lists TCP listeners: ss, or /proc/net/tcp without it.
+const portsScript = `if command -v ss >/dev/null 2>&1; then echo '#ss'; ss -Htlnp; else echo '#proc'; cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; fi`
 
+// readPorts reads the node's TCP listeners and its running containers (the
+// ports they publish, so that a port held by docker-proxy is named by its
+// container), both at once.
 func readPorts(ctx context.Context, r transport.Runner) (portFacts, error) {
+	var (
+		cs   []dockerapi.Container
+		lerr error
+		wg   sync.WaitGroup
+	)
+	wg.Go(func() { cs, lerr = dockerapi.New(r).List(ctx) })
 	res, err := r.Run(ctx, transport.Cmd{Line: portsScript})
+	wg.Wait()
 	if err != nil {
 		return portFacts{}, err
 	}
-	return parsePortsOutput(string(res.Stdout))
+	if lerr != nil {
+		return portFacts{}, lerr
+	}
+	pf, err := parsePortsOutput(string(res.Stdout))
+	pf.Containers = cs
+	return pf, err
 }
 
 func parsePortsOutput(out string) (portFacts, error) {
 	var pf portFacts
-	head, docker, ok := strings.Cut(out, "#docker\n")
-	if !ok {
-		head, docker = strings.TrimSuffix(out, "#docker"), ""
-	}
+	head := out
 	switch {
 	case strings.HasPrefix(head, "#ss\n"):
 		pf.Listeners = parseSS(strings.TrimPrefix(head, "#ss\n"))
@@ -177,7 +189,6 @@ func parsePortsOutput(out string) (portFacts, error) {
 	default:
 		return pf, fmt.Errorf("unexpected output of the port listing: %.80q", out)
 	}
-	pf.Containers = parseDockerPS(docker)
 	return pf, nil
 }
 

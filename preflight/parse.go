@@ -106,67 +106,6 @@ func parseProcNetTCP(out string) []listener {
 	return ls
 }
 
-// container is a running container as `docker ps` lists it.
-type container struct {
-	Name string
-	// Ports are the host TCP ports it publishes.
-	Ports []int
-}
-
-// parseDockerPS reads `docker ps --format '{{.Names}}\t{{.Ports}}'`, where
-// Ports looks like "0.0.0.0:18080->8080/tcp, :::18080->8080/tcp, 8080/tcp"
-// or "0.0.0.0:8000-8001->8000-8001/tcp".
-func parseDockerPS(out string) []container {
-	var cs []container
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		name, ports, _ := strings.Cut(sc.Text(), "\t")
-		name = strings.TrimSpace(name)
-		if name == "" {
-			continue
-		}
-		c := container{Name: name}
-		seen := map[int]bool{}
-		for _, p := range strings.Split(ports, ",") {
-			p = strings.TrimSpace(p)
-			host, _, ok := strings.Cut(p, "->")
-			if !ok || !strings.HasSuffix(p, "/tcp") {
-				continue // not published, or UDP
-			}
-			i := strings.LastIndexByte(host, ':')
-			lo, hi, ok := portRange(host[i+1:])
-			if !ok {
-				continue
-			}
-			for n := lo; n <= hi; n++ {
-				if !seen[n] {
-					seen[n] = true
-					c.Ports = append(c.Ports, n)
-				}
-			}
-		}
-		cs = append(cs, c)
-	}
-	return cs
-}
-
-// portRange reads "8080" or "8000-8001".
-func portRange(s string) (lo, hi int, ok bool) {
-	a, b, isRange := strings.Cut(s, "-")
-	lo, err := strconv.Atoi(a)
-	if err != nil || lo <= 0 || lo > 65535 {
-		return 0, 0, false
-	}
-	if !isRange {
-		return lo, lo, true
-	}
-	hi, err = strconv.Atoi(b)
-	if err != nil || hi < lo || hi > 65535 {
-		return 0, 0, false
-	}
-	return lo, hi, true
-}
-
 // parseMemTotal returns MemTotal from /proc/meminfo, in bytes.
 func parseMemTotal(meminfo string) (uint64, error) {
 	sc := bufio.NewScanner(strings.NewReader(meminfo))

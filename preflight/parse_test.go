@@ -69,20 +69,6 @@ func TestParseProcNetTCP(t *testing.T) {
 	}
 }
 
-func TestParseDockerPS(t *testing.T) {
-	in := "rancher-ha-parent\t0.0.0.0:18080->8080/tcp, :::18080->8080/tcp, 0.0.0.0:2181->12181/tcp\n" +
-		"rancher-ha\t\n" +
-		"web\t0.0.0.0:8000-8001->8000-8001/tcp, 9000/tcp, 0.0.0.0:500->500/udp\n"
-	want := []container{
-		{Name: "rancher-ha-parent", Ports: []int{18080, 2181}},
-		{Name: "rancher-ha"},
-		{Name: "web", Ports: []int{8000, 8001}},
-	}
-	if diff := cmp.Diff(want, parseDockerPS(in)); diff != "" {
-		t.Errorf("parseDockerPS (-want +got):\n%s", diff)
-	}
-}
-
 func TestParseMemTotal(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -172,7 +172,7 @@ func TestRunClassification(t *testing.T) {
 		{
 			name: "port 80 held by nginx blocks",
 			mutate: func(e *fakeEnv) {
-				e.hosts["rs3"].answers["#ss"] = fakeAnswer{out: "#ss\n" + ssBusy + "#docker\n"}
+				e.hosts["rs3"].answers["#ss"] = fakeAnswer{out: "#ss\n" + ssBusy}
 			},
 			want:   map[key]string{{"rs3", "ports", Error}: "port 80/tcp is held by nginx (pid 1234)"},
 			blocks: true,
@@ -207,8 +207,8 @@ func TestRunClassification(t *testing.T) {
 			mutate: func(e *fakeEnv) {
 				e.hosts["rs2"].answers["#ss"] = fakeAnswer{out: "#ss\n" + ssLab +
 					"LISTEN 0 50 *:2181 *:* users:((\"java\",pid=70,fd=9))\n" +
-					"LISTEN 0 50 127.0.0.1:2888 0.0.0.0:* users:((\"java\",pid=70,fd=10))\n" +
-					"#docker\nrancher-ha\t\n"}
+					"LISTEN 0 50 127.0.0.1:2888 0.0.0.0:* users:((\"java\",pid=70,fd=10))\n"}
+				e.hosts["rs2"].answers["docker ps"] = fakeAnswer{out: "rancher-ha\t\n"}
 				e.hosts["rs1"].answers["probe()"] = fakeAnswer{out: "10.0.0.12 22 0\n10.0.0.13 22 0\n10.0.0.12 2181 1\n"}
 				e.hosts["rs3"].answers["probe()"] = fakeAnswer{out: "10.0.0.11 22 0\n10.0.0.12 22 0\n10.0.0.12 2181 0\n"}
 			},

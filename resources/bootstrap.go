@@ -1,6 +1,8 @@
 package resources
 
 import (
+	"github.com/haplan/haplan/dockerapi"
+
 	"context"
 	"fmt"
 	"net"
@@ -39,18 +41,8 @@ func (s *bootstrapRun) url() string {
 // containerStatus returns docker's status and image of a container, or
 // "absent".
 func containerStatus(ctx context.Context, r transport.Runner, name string) (status, image string, err error) {
-	out, err := run(ctx, r, "docker inspect --format '{{.State.Status}} {{.Config.Image}}' "+transport.Quote(name)+" 2>/dev/null || echo absent", false)
-	if err != nil {
-		return "", "", err
-	}
-	f := strings.Fields(out)
-	switch len(f) {
-	case 0:
-		return "absent", "", nil
-	case 1:
-		return f[0], "", nil
-	}
-	return f[0], f[1], nil
+	c, err := dockerapi.New(r).Inspect(ctx, name)
+	return c.Status, c.Image, err
 }
 
 func (s *bootstrapRun) Probe(ctx context.Context) (engine.State, error) {
@@ -130,24 +122,27 @@ func (s *bootstrapRun) waitReady(ctx context.Context, r transport.Runner) error 
 	start := time.Now()
 	// Poll often (the wait is on the critical path), report and look at
 	// the container less often.
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
 	var lastErr error
-	for i := 0; ; i++ {
+	reported, looked := time.Time{}, start
+	for {
 		pctx, pcancel := context.WithTimeout(wctx, 5*time.Second)
 		lastErr = api.Ping(pctx)
 		pcancel()
 		if lastErr == nil {
 			break
 		}
-		if i%10 == 9 {
+		if time.Since(looked) >= containerCheckEvery {
+			looked = time.Now()
 			status, _, err := containerStatus(wctx, r, bootstrapName)
 			if err == nil && status != "running" {
 				logs, _ := run(wctx, r, "docker logs --tail 20 "+bootstrapName+" 2>&1", false)
 				return fmt.Errorf("bootstrap server on %s is %s; last log lines:\n%s", s.node.Name, status, s.env.red.String(logs))
 			}
 		}
-		if i%5 == 0 {
+		if time.Since(reported) >= reportEvery {
+			reported = time.Now()
 			engine.Progress(ctx, "waiting for %s/ping (%s of %s)", s.url(), time.Since(start).Round(time.Second), timeout)
 		}
 		select {

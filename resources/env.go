@@ -319,6 +319,17 @@ func (e *Env) runner(ctx context.Context, t target, mutate bool) (transport.Runn
 	return transport.ReadOnly(c), nil
 }
 
+// Waits on the critical path (bootstrap readiness, cluster formation) look
+// again every pollEvery: every poll that comes late is time the whole apply
+// waits for nothing, and a poll is one small HTTP request. They tell the
+// operator where they are every reportEvery, and a wait for a container
+// checks that it is still alive every containerCheckEvery.
+const (
+	pollEvery           = 250 * time.Millisecond
+	reportEvery         = 5 * time.Second
+	containerCheckEvery = 10 * time.Second
+)
+
 // run executes a command and returns trimmed stdout.
 func run(ctx context.Context, r transport.Runner, line string, mutates bool) (string, error) {
 	res, err := r.Run(ctx, transport.Cmd{Line: line, Mutates: mutates})

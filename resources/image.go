@@ -1,6 +1,8 @@
 package resources
 
 import (
+	"github.com/haplan/haplan/dockerapi"
+
 	"context"
 	"fmt"
 
@@ -29,15 +31,11 @@ func (s *imagePull) Probe(ctx context.Context) (engine.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	img := transport.Quote(s.env.c.Rancher.Image)
-	out, err := run(ctx, r, "docker image inspect --format '{{.Id}}' "+img+" 2>/dev/null || echo absent", false)
-	if err != nil {
-		return nil, err
+	id, err := dockerapi.New(r).ImageID(ctx, s.env.c.Rancher.Image)
+	if err != nil || id == "" {
+		return imagePullState{}, err
 	}
-	if out == "absent" || out == "" {
-		return imagePullState{}, nil
-	}
-	return imagePullState{Present: true, ID: out}, nil
+	return imagePullState{Present: true, ID: id}, nil
 }
 
 func (s *imagePull) Diff(cur engine.State) plans.Change {

@@ -15,6 +15,7 @@ import (
 	"github.com/haplan/haplan/plans"
 	"github.com/haplan/haplan/rancherapi"
 	"github.com/haplan/haplan/transport"
+	"golang.org/x/sync/errgroup"
 )
 
 // scriptParams are the inputs a script was generated from. Kept next to the
@@ -67,30 +68,52 @@ func (e *Env) wantParams() scriptParams {
 	return p
 }
 
-// scripts reads the script digest and params on every node. Probes share
-// one reading (cached); Apply passes cached=false to see the world as it is.
+// scripts reads the script digest and params on every node. With cached
+// set, probes share one reading (kept for the run, and shared through
+// engine.Shared while it is made); Apply passes cached=false to see the world
+// as it is.
 func (e *Env) scripts(ctx context.Context, cached bool) (*scriptFacts, error) {
-	if cached {
-		e.mu.Lock()
-		f := e.script
-		e.mu.Unlock()
-		if f != nil {
-			return f, nil
-		}
+	if !cached {
+		return e.readScripts(ctx)
+	}
+	e.mu.Lock()
+	f := e.script
+	e.mu.Unlock()
+	if f != nil {
+		return f, nil
+	}
+	f, err := engine.Shared(ctx, "scripts", e.readScripts)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.script = f
+	e.mu.Unlock()
+	return f, nil
+}
+
+// readScripts reads every node's script digest and params, the nodes at once.
+func (e *Env) readScripts(ctx context.Context) (*scriptFacts, error) {
+	line := fmt.Sprintf("if [ -f %[1]s ]; then sha256sum %[1]s | cut -d' ' -f1; else echo -; fi; cat %[2]s 2>/dev/null || true", scriptPath, scriptMetaPath)
+	outs := make([]string, len(e.c.Nodes))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, n := range e.c.Nodes {
+		g.Go(func() error {
+			r, err := e.runner(gctx, nodeTarget(n), false)
+			if err != nil {
+				return err
+			}
+			outs[i], err = run(gctx, r, line, false)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	f := &scriptFacts{Digest: map[string]string{}, Params: map[string]scriptParams{}}
-	line := fmt.Sprintf("if [ -f %[1]s ]; then sha256sum %[1]s | cut -d' ' -f1; else echo -; fi; cat %[2]s 2>/dev/null || true", scriptPath, scriptMetaPath)
-	for _, n := range e.c.Nodes {
+	for i, n := range e.c.Nodes {
 		f.order = append(f.order, n.Name)
-		r, err := e.runner(ctx, nodeTarget(n), false)
-		if err != nil {
-			return nil, err
-		}
-		out, err := run(ctx, r, line, false)
-		if err != nil {
-			return nil, err
-		}
-		first, rest, _ := strings.Cut(out, "\n")
+		first, rest, _ := strings.Cut(outs[i], "\n")
 		if first != "-" && first != "" {
 			f.Digest[n.Name] = "sha256:" + first
 		}
@@ -98,11 +121,6 @@ func (e *Env) scripts(ctx context.Context, cached bool) (*scriptFacts, error) {
 		if rest != "" && json.Unmarshal([]byte(rest), &m) == nil {
 			f.Params[n.Name] = m.scriptParams
 		}
-	}
-	if cached {
-		e.mu.Lock()
-		e.script = f
-		e.mu.Unlock()
 	}
 	return f, nil
 }

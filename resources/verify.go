@@ -76,9 +76,10 @@ func (s *haVerify) Apply(ctx context.Context, _ plans.Change) error {
 	defer cancel()
 	n := len(s.env.c.Nodes)
 	start := time.Now()
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
-	for i := 0; ; i++ {
+	var reported time.Time
+	for {
 		active, aerr := s.activeHosts(wctx)
 		var lerr error
 		if active >= n {
@@ -92,7 +93,8 @@ func (s *haVerify) Apply(ctx context.Context, _ plans.Change) error {
 		} else if lerr != nil {
 			what += "; load balancer: " + lerr.Error()
 		}
-		if i%5 == 0 {
+		if time.Since(reported) >= reportEvery {
+			reported = time.Now()
 			engine.Progress(ctx, "waiting for the cluster: %s (%s of %s)", what, time.Since(start).Round(time.Second), timeout)
 		}
 		select {
@@ -167,15 +169,24 @@ func (s *haVerify) checkLB(ctx context.Context, cached bool) error {
 	return nil
 }
 
-// clusterCA reads the CA from the first node that has it. Only a CA that was
-// found is cached, so a later call during apply sees one that appeared.
+// clusterCA reads the CA from the first node that has it. With cached set,
+// a CA once found is kept, and the probes of one plan share one reading
+// (engine.Shared), found or not; otherwise it reads again, so a call during
+// apply sees a CA that appeared since.
 func (e *Env) clusterCA(ctx context.Context, cached bool) ([]byte, error) {
+	if !cached {
+		return e.readClusterCA(ctx)
+	}
 	e.mu.Lock()
 	ca := e.ca
 	e.mu.Unlock()
-	if ca != nil && cached {
+	if ca != nil {
 		return ca, nil
 	}
+	return engine.Shared(ctx, "cluster-ca", e.readClusterCA)
+}
+
+func (e *Env) readClusterCA(ctx context.Context) ([]byte, error) {
 	var errs []error
 	for _, n := range e.c.Nodes {
 		r, err := e.runner(ctx, nodeTarget(n), false)

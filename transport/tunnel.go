@@ -17,3 +17,21 @@ func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Con
 	}
 	return conn, nil
 }
+
+// ContextDialer opens connections from a remote host over its SSH
+// connection. *Client implements it.
+type ContextDialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// DialerOf returns the SSH connection behind r, for opening channels
+// (direct-tcpip, direct-streamlocal) over it, when r is a *Client or
+// ReadOnly of one. ReadOnly refuses mutating commands; what is sent over a
+// channel is up to the caller.
+func DialerOf(r Runner) (ContextDialer, bool) {
+	if ro, ok := r.(readOnly); ok {
+		r = ro.r
+	}
+	d, ok := r.(ContextDialer)
+	return d, ok
+}

@@ -154,10 +154,7 @@ func (a *app) apply(ctx context.Context, args []string) int {
 		}
 	}()
 
-	if err := a.preflight(ctx, env, o); err != nil {
-		return fail(err)
-	}
-	fresh, err := a.makePlan(ctx, m, g, pf, o)
+	fresh, err := a.checkAndPlan(ctx, m, env, g, pf, o)
 	if err != nil {
 		return fail(err)
 	}

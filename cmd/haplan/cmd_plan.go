@@ -61,11 +61,7 @@ func (a *app) plan(ctx context.Context, args []string) int {
 	defer s.close()
 	m, o, env, g := s.m, s.o, s.env, s.g
 
-	if err := a.preflight(ctx, env, o); err != nil {
-		printError(o.errw, err)
-		return exitError
-	}
-	p, err := a.makePlan(ctx, m, g, pf, o)
+	p, err := a.checkAndPlan(ctx, m, env, g, pf, o)
 	if err != nil {
 		printError(o.errw, err)
 		return exitError
@@ -120,11 +116,10 @@ func (a *app) connect(ctx context.Context, m *loadedManifest, pf planFlags, logg
 // retried: fix what the findings name and run again.
 var errPreflight = errors.New("preflight failed")
 
-// preflight runs the prerequisite checks before anything is probed or
-// changed. Errors block (the caller exits 1 before the first change);
-// warnings are shown on stderr and the run goes on.
-func (a *app) preflight(ctx context.Context, env clusterEnv, o *output) error {
-	r := env.Preflight(ctx)
+// reportPreflight shows what the prerequisite checks found. Errors block
+// (the caller exits 1 before the first change); warnings are shown on
+// stderr and the run goes on.
+func (a *app) reportPreflight(r *preflight.Report, o *output) error {
 	if len(r.Errors()) == 0 && len(r.Warnings()) == 0 {
 		return nil
 	}
@@ -137,6 +132,28 @@ func (a *app) preflight(ctx context.Context, env clusterEnv, o *output) error {
 		return fmt.Errorf("%w: %d blocking problem(s), listed above; nothing was changed (haplan check lists every check)", errPreflight, n)
 	}
 	return nil
+}
+
+// checkAndPlan runs the preflight checks and the plan's probes at the same
+// time: both only read, and neither needs the other's result. Blocking
+// findings win: the plan is cancelled and discarded, and the findings are
+// what the operator sees (the probes' failures would only repeat them).
+func (a *app) checkAndPlan(ctx context.Context, m *loadedManifest, env clusterEnv, g *engine.Graph, pf planFlags, o *output) (*plans.Plan, error) {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	checked := make(chan *preflight.Report, 1)
+	go func() {
+		r := env.Preflight(ctx)
+		if len(r.Errors()) > 0 {
+			cancel()
+		}
+		checked <- r
+	}()
+	p, err := a.makePlan(pctx, m, g, pf, o)
+	if perr := a.reportPreflight(<-checked, o); perr != nil {
+		return nil, perr
+	}
+	return p, err
 }
 
 // makePlan probes g and fills in what the engine leaves to the caller.

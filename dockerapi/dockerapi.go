@@ -1,0 +1,226 @@
+// Package dockerapi reads what a node's Docker Engine knows (an image, a
+// container, the running containers, the engine's version) through the
+// node's SSH connection.
+//
+// It asks the Engine API on /var/run/docker.sock over a direct-streamlocal
+// channel of the existing SSH connection (what `ssh -L` to a socket does):
+// one channel and one HTTP GET, no process on the node. A `docker inspect`
+// costs the node ~50 ms of CPU to start the docker CLI; a plan reads Docker
+// a dozen times per cluster, so this is most of a no-op plan's fixed cost.
+//
+// When the socket cannot be reached that way (the SSH user may not open it
+// and reaches Docker through sudo, or the server refuses stream forwarding
+// with AllowStreamLocalForwarding no), every read falls back to the docker
+// CLI through the runner, with the same results. Reads only: nothing here
+// sends anything but GET.
+package dockerapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/haplan/haplan/transport"
+)
+
+// Socket is where the Docker Engine listens on a node.
+const Socket = "/var/run/docker.sock"
+
+// Reader reads one node's Docker Engine.
+type Reader struct {
+	r    transport.Runner
+	dial func(ctx context.Context, network, addr string) (net.Conn, error) // nil: CLI only
+}
+
+// New returns a Reader for the host r runs on. It uses the Engine API when
+// r (or the runner it wraps) can open channels on its SSH connection.
+func New(r transport.Runner) *Reader {
+	rd := &Reader{r: r}
+	if d, ok := transport.DialerOf(r); ok {
+		rd.dial = d.DialContext
+	}
+	return rd
+}
+
+// Container is what a plan needs to know of one container.
+type Container struct {
+	Name   string
+	Status string // "running", "exited", ...; "absent" when there is none
+	Image  string // the image it was created from, as given to docker run
+	// Ports are the host TCP ports a running container publishes (List only).
+	Ports []int
+}
+
+// errNoAPI means the Engine API could not be reached over SSH; the caller
+// uses the CLI instead.
+var errNoAPI = errors.New("docker API not reachable over ssh")
+
+// get sends GET path to the Engine API and decodes a 200 answer into v. It
+// returns found=false for 404 and errNoAPI when the socket is out of reach.
+func (d *Reader) get(ctx context.Context, path string, v any) (found bool, err error) {
+	if d.dial == nil {
+		return false, errNoAPI
+	}
+	conn, err := d.dial(ctx, "unix", Socket)
+	if err != nil {
+		return false, errNoAPI
+	}
+	tr := &http.Transport{
+		DialContext:       func(context.Context, string, string) (net.Conn, error) { return conn, nil },
+		DisableKeepAlives: true,
+	}
+	defer tr.CloseIdleConnections()
+	defer conn.Close()
+	u := url.URL{Scheme: "http", Host: "docker", Path: path}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return false, fmt.Errorf("%s: docker API GET %s: %w", d.r.Host(), path, err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return false, nil
+	case resp.StatusCode != http.StatusOK:
+		var m struct {
+			Message string `json:"message"`
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		_ = json.Unmarshal(b, &m)
+		return false, fmt.Errorf("%s: docker API GET %s: HTTP %d %s", d.r.Host(), path, resp.StatusCode, m.Message)
+	}
+	// Decode only the fields v names: an inspect answer also holds the
+	// container's environment, which may carry a password.
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return false, fmt.Errorf("%s: docker API GET %s: decode the answer: %w", d.r.Host(), path, err)
+	}
+	return true, nil
+}
+
+// cli runs a read-only docker command and returns its trimmed stdout.
+func (d *Reader) cli(ctx context.Context, line string) (string, error) {
+	res, err := d.r.Run(ctx, transport.Cmd{Line: line})
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(res.Stdout)), nil
+}
+
+// ImageID returns the ID of a local image, or "" when the node does not
+// have it.
+func (d *Reader) ImageID(ctx context.Context, ref string) (string, error) {
+	var img struct {
+		ID string `json:"Id"`
+	}
+	found, err := d.get(ctx, "/images/"+ref+"/json", &img)
+	if !errors.Is(err, errNoAPI) {
+		if !found {
+			return "", err
+		}
+		return img.ID, nil
+	}
+	out, err := d.cli(ctx, "docker image inspect --format '{{.Id}}' "+transport.Quote(ref)+" 2>/dev/null || echo absent")
+	if err != nil || out == "absent" {
+		return "", err
+	}
+	return out, nil
+}
+
+// Inspect returns a container's status and image; Status is "absent" when
+// there is no such container.
+func (d *Reader) Inspect(ctx context.Context, name string) (Container, error) {
+	var c struct {
+		State  struct{ Status string }
+		Config struct{ Image string }
+	}
+	found, err := d.get(ctx, "/containers/"+name+"/json", &c)
+	if !errors.Is(err, errNoAPI) {
+		if err != nil {
+			return Container{}, err
+		}
+		if !found {
+			return Container{Name: name, Status: "absent"}, nil
+		}
+		return Container{Name: name, Status: c.State.Status, Image: c.Config.Image}, nil
+	}
+	out, err := d.cli(ctx, "docker inspect --format '{{.State.Status}} {{.Config.Image}}' "+transport.Quote(name)+" 2>/dev/null || echo absent")
+	if err != nil {
+		return Container{}, err
+	}
+	return parseInspect(name, out), nil
+}
+
+func parseInspect(name, out string) Container {
+	c := Container{Name: name, Status: "absent"}
+	f := strings.Fields(out)
+	if len(f) > 0 {
+		c.Status = f[0]
+	}
+	if len(f) > 1 {
+		c.Image = f[1]
+	}
+	return c
+}
+
+// Version returns the engine's version, e.g. "24.0.7".
+func (d *Reader) Version(ctx context.Context) (string, error) {
+	var v struct{ Version string }
+	found, err := d.get(ctx, "/version", &v)
+	if !errors.Is(err, errNoAPI) {
+		if err == nil && !found {
+			err = fmt.Errorf("%s: docker API GET /version: HTTP 404", d.r.Host())
+		}
+		return v.Version, err
+	}
+	return d.cli(ctx, "docker version --format '{{.Server.Version}}'")
+}
+
+// List returns the running containers and the host TCP ports they publish.
+// With the CLI, a node without a working docker lists nothing: the caller
+// checks the engine through Version.
+func (d *Reader) List(ctx context.Context) ([]Container, error) {
+	var list []struct {
+		Names []string
+		State string
+		Ports []struct {
+			PublicPort int
+			Type       string
+		}
+	}
+	_, err := d.get(ctx, "/containers/json", &list)
+	if !errors.Is(err, errNoAPI) {
+		if err != nil {
+			return nil, err
+		}
+		cs := make([]Container, 0, len(list))
+		for _, l := range list {
+			c := Container{Status: l.State}
+			if len(l.Names) > 0 {
+				c.Name = strings.TrimPrefix(l.Names[0], "/")
+			}
+			seen := map[int]bool{}
+			for _, p := range l.Ports {
+				if p.Type == "tcp" && p.PublicPort > 0 && !seen[p.PublicPort] {
+					seen[p.PublicPort] = true
+					c.Ports = append(c.Ports, p.PublicPort)
+				}
+			}
+			cs = append(cs, c)
+		}
+		return cs, nil
+	}
+	out, err := d.cli(ctx, "docker ps --format '{{.Names}}\t{{.Ports}}' 2>/dev/null; true")
+	if err != nil {
+		return nil, err
+	}
+	return ParsePS(out), nil
+}
