@@ -67,6 +67,8 @@ func TestAnalyse(t *testing.T) {
 {"time":"` + at(8).Format(time.RFC3339Nano) + `","kind":"progress","address":"bootstrap.run","phase":"apply","message":"waiting for http://10.213.1.1:18080/ping (0s of 10m0s)"}
 {"time":"` + at(10).Format(time.RFC3339Nano) + `","kind":"progress","address":"bootstrap.run","phase":"apply","message":"waiting for http://10.213.1.1:18080/ping (2s of 10m0s)"}
 {"time":"` + at(30).Format(time.RFC3339Nano) + `","kind":"apply_finished","address":"bootstrap.run","phase":"apply"}
+{"time":"` + at(30).Format(time.RFC3339Nano) + `","kind":"apply_started","address":"ha.start[rs1]","phase":"apply"}
+{"time":"` + at(31).Format(time.RFC3339Nano) + `","kind":"apply_finished","address":"ha.start[rs1]","phase":"apply"}
 {"time":"` + at(31).Format(time.RFC3339Nano) + `","kind":"apply_started","address":"ha.verify","phase":"apply"}
 {"time":"` + at(50).Format(time.RFC3339Nano) + `","kind":"apply_finished","address":"ha.verify","phase":"apply"}
 `
@@ -74,7 +76,7 @@ func TestAnalyse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := analyse(evs, t0, at(52))
+	o, err := analyse(evs, t0, at(52), at(29.6), at(49.5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,19 +84,23 @@ func TestAnalyse(t *testing.T) {
 		name      string
 		got, want float64
 	}{
-		{"wall", o.Wall, 52}, {"bootstrap wait", o.BootstrapWait, 22}, {"cluster wait", o.ClusterWait, 19},
-		{"overhead", o.Overhead, 11}, {"percent", o.Percent, 100 * 11.0 / 52}, {"before", o.BeforeFirstStep, 5},
-		{"idle", o.Idle, 1}, {"after", o.AfterLastStep, 2}, {"steps work", o.StepsWork, 3},
+		{"wall", o.Wall, 52}, {"bootstrap wait", o.BootstrapWait, 21.6}, {"cluster wait", o.ClusterWait, 18.5},
+		{"haplan bootstrap wait", o.HaplanBootstrapWait, 22}, {"haplan cluster wait", o.HaplanClusterWait, 19}, {"poll lag", o.PollLag, 0.9},
+		{"overhead", o.Overhead, 11.9}, {"percent", o.Percent, 100 * 11.9 / 52}, {"before", o.BeforeFirstStep, 5},
+		{"idle", o.Idle, 0}, {"after", o.AfterLastStep, 2}, {"steps work", o.StepsWork, 4.9},
 	} {
 		if math.Abs(c.got-c.want) > 1e-9 {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	if _, err := analyse(evs[:2], t0, at(10)); err == nil {
+	if _, err := analyse(evs, t0, at(52), at(7), at(49.5)); err == nil {
+		t.Error("a bootstrap seen ready before haplan started waiting was accepted")
+	}
+	if _, err := analyse(evs[:2], t0, at(10), at(9), at(9)); err == nil {
 		t.Error("an apply without bootstrap.run and ha.verify was accepted")
 	}
 	failed := append(evs[:2:2], event{Time: at(7), Kind: "apply_failed", Address: "bootstrap.run", Message: "boom"})
-	if _, err := analyse(failed, t0, at(10)); err == nil {
+	if _, err := analyse(failed, t0, at(10), at(9), at(9)); err == nil {
 		t.Error("a failed apply was accepted")
 	}
 }

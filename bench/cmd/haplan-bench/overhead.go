@@ -20,18 +20,27 @@ import (
 // avoid on its critical path.
 type overhead struct {
 	Wall float64 `json:"wall_seconds"`
-	// BootstrapWait is bootstrap.run's wait for /ping after its docker run:
-	// from its first "waiting for" progress event to its end.
+	// BootstrapWait is how long the bootstrap server took to answer /ping
+	// after bootstrap.run's docker run: from its first "waiting for"
+	// progress event to the first "pong" the bench's observer saw.
 	BootstrapWait float64 `json:"bootstrap_wait_seconds"`
-	// ClusterWait is ha.verify's apply: waiting for the cluster to form.
+	// ClusterWait is how long the cluster took to form after the last
+	// ha.start finished, to the moment the observer saw it formed.
 	ClusterWait float64 `json:"cluster_wait_seconds"`
+	// What haplan spent on the same waits: bootstrap.run from its first
+	// "waiting for" event to its end, and ha.verify's apply. The difference
+	// to the observed waits (PollLag) is how late haplan noticed.
+	HaplanBootstrapWait float64 `json:"haplan_bootstrap_wait_seconds"`
+	HaplanClusterWait   float64 `json:"haplan_cluster_wait_seconds"`
+	PollLag             float64 `json:"poll_lag_seconds"`
 	// Overhead is Wall minus the two waits; Percent is it over Wall.
 	Overhead float64 `json:"overhead_seconds"`
 	Percent  float64 `json:"overhead_percent"`
 	// Where the overhead goes: before the first step starts (load, SSH,
-	// lock, preflight, plan), steps running outside the waits (the union of
-	// their intervals), no step running between the first start and the last
-	// end, and after the last step (summary, lock release, exit).
+	// lock, preflight, plan), steps running outside the observed waits (the
+	// union of their intervals; PollLag included), no step running between
+	// the first start and the last end, and after the last step (summary,
+	// lock release, exit).
 	BeforeFirstStep float64            `json:"before_first_step_seconds"`
 	StepsWork       float64            `json:"steps_outside_waits_seconds"`
 	Idle            float64            `json:"idle_between_steps_seconds"`
@@ -49,13 +58,14 @@ type event struct {
 }
 
 // analyse computes the overhead from the events of an apply that ran from
-// start to end.
-func analyse(events []event, start, end time.Time) (overhead, error) {
+// start to end, and the moments the observer saw the bootstrap server ready
+// and the cluster formed.
+func analyse(events []event, start, end, bootReady, formed time.Time) (overhead, error) {
 	o := overhead{Wall: end.Sub(start).Seconds(), Steps: map[string]float64{}}
 	type span struct{ from, to time.Time }
 	began := map[string]time.Time{}
 	var spans []span
-	var firstWait time.Time
+	var firstWait, haStarted time.Time
 	for _, e := range events {
 		switch e.Kind {
 		case "apply_started":
@@ -73,13 +83,15 @@ func analyse(events []event, start, end time.Time) (overhead, error) {
 			}
 			spans = append(spans, span{b, e.Time})
 			o.Steps[e.Address] = e.Time.Sub(b).Seconds()
-			switch e.Address {
-			case "bootstrap.run":
+			switch {
+			case e.Address == "bootstrap.run":
 				if !firstWait.IsZero() {
-					o.BootstrapWait = e.Time.Sub(firstWait).Seconds()
+					o.HaplanBootstrapWait = e.Time.Sub(firstWait).Seconds()
 				}
-			case "ha.verify":
-				o.ClusterWait = e.Time.Sub(b).Seconds()
+			case e.Address == "ha.verify":
+				o.HaplanClusterWait = e.Time.Sub(b).Seconds()
+			case strings.HasPrefix(e.Address, "ha.start[") && e.Time.After(haStarted):
+				haStarted = e.Time
 			}
 		}
 	}
@@ -91,6 +103,16 @@ func analyse(events []event, start, end time.Time) (overhead, error) {
 			return o, fmt.Errorf("%s was not applied: the cluster was not reset", w)
 		}
 	}
+	if firstWait.IsZero() || haStarted.IsZero() {
+		return o, fmt.Errorf("no bootstrap wait or no ha.start in the events")
+	}
+	if bootReady.Before(firstWait) || formed.Before(haStarted) {
+		return o, fmt.Errorf("the observer saw the bootstrap ready at %s (wait began %s) and the cluster formed at %s (ha.start ended %s)",
+			bootReady.Format(time.RFC3339Nano), firstWait.Format(time.RFC3339Nano), formed.Format(time.RFC3339Nano), haStarted.Format(time.RFC3339Nano))
+	}
+	o.BootstrapWait = bootReady.Sub(firstWait).Seconds()
+	o.ClusterWait = formed.Sub(haStarted).Seconds()
+	o.PollLag = o.HaplanBootstrapWait - o.BootstrapWait + o.HaplanClusterWait - o.ClusterWait
 	slices.SortFunc(spans, func(a, b span) int { return a.from.Compare(b.from) })
 	first, last := spans[0].from, spans[0].to
 	busy := 0.0 // union of the step intervals
@@ -137,17 +159,32 @@ func parseEvents(r io.Reader) ([]event, error) {
 }
 
 // measureOverhead resets the lab's cluster (as e2e's resetCluster does) and
-// times a full `haplan apply --json` of lab/out/cluster.yaml.
+// times a full `haplan apply --json` of lab/out/cluster.yaml, while an
+// observer watches the bootstrap server and the cluster from outside.
 func (c *config) measureOverhead(ctx context.Context) (overhead, error) {
 	if err := resetCluster(ctx, c.lab); err != nil {
 		return overhead{}, fmt.Errorf("reset the cluster: %w", err)
 	}
+	var nodes []string
+	for _, h := range c.lab.ByRole(lab.RoleNode) {
+		nodes = append(nodes, h.Name)
+	}
+	lbs := c.lab.ByRole(lab.RoleLB)
+	if len(nodes) == 0 || len(lbs) == 0 {
+		return overhead{}, fmt.Errorf("the lab has no nodes or no load balancer")
+	}
+	obs := newObserver(c.lab.IPs, nodes, lbs[0].Name)
+	octx, stop := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { obs.run(octx); close(watched) }()
 	cmd := exec.CommandContext(ctx, c.bin, "apply", "--auto-approve", "--json", "-f", c.lab.Manifest)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
 	err := cmd.Run()
 	end := time.Now()
+	stop()
+	<-watched
 	if err != nil {
 		return overhead{}, fmt.Errorf("haplan apply: %v\n%s", err, lastBytes(errb.String(), 3000))
 	}
@@ -155,7 +192,8 @@ func (c *config) measureOverhead(ctx context.Context) (overhead, error) {
 	if err != nil {
 		return overhead{}, err
 	}
-	return analyse(events, start, end)
+	ready, formed := obs.moments()
+	return analyse(events, start, end, ready, formed)
 }
 
 // resetCluster removes what haplan installed on the lab's cluster: the
