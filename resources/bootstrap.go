@@ -98,7 +98,12 @@ func (s *bootstrapRun) Apply(ctx context.Context, _ plans.Change) error {
 		if err := transport.WriteFile(ctx, r, bootstrapEnv, []byte(envFile), 0o600); err != nil {
 			return err
 		}
-		line := fmt.Sprintf("docker rm -f %[1]s >/dev/null 2>&1; docker run -d --name %[1]s -p %[2]d:8080 --env-file %[3]s -v /var/run/docker.sock:/var/run/docker.sock %[4]s; rc=$?; rm -f %[3]s; exit $rc",
+		// A container left over (exited, or another image) is replaced.
+		rm := ""
+		if status != "absent" {
+			rm = fmt.Sprintf("docker rm -f %s >/dev/null 2>&1; ", bootstrapName)
+		}
+		line := rm + fmt.Sprintf("docker run -d --name %[1]s -p %[2]d:8080 --env-file %[3]s -v /var/run/docker.sock:/var/run/docker.sock %[4]s; rc=$?; rm -f %[3]s; exit $rc",
 			bootstrapName, bootstrapPort, bootstrapEnv, transport.Quote(s.env.c.Rancher.Image))
 		engine.Progress(ctx, "starting %s on %s", bootstrapName, s.node.Name)
 		if _, err := run(ctx, r, line, true); err != nil {
@@ -213,7 +218,16 @@ func (s *bootstrapStop) Apply(ctx context.Context, _ plans.Change) error {
 	if err != nil {
 		return err
 	}
-	line := fmt.Sprintf("if docker inspect %[1]s >/dev/null 2>&1; then docker rm -f %[1]s; fi; rm -f %[2]s", bootstrapName, bootstrapEnv)
+	status, _, err := containerStatus(ctx, r, bootstrapName)
+	if err != nil {
+		return err
+	}
+	line := "rm -f " + bootstrapEnv
+	if status != "absent" {
+		// docker rm -f fails for a container that went away meanwhile: that
+		// is success too.
+		line = fmt.Sprintf("docker rm -f %[1]s >/dev/null || ! docker inspect %[1]s >/dev/null 2>&1; rc=$?; %[2]s; exit $rc", bootstrapName, line)
+	}
 	_, err = run(ctx, r, line, true)
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/haplan/haplan/engine"
@@ -222,23 +223,29 @@ func (s *scriptGenerate) Apply(ctx context.Context, _ plans.Change) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, n := range s.env.c.Nodes {
+	// Every node that lacks it gets the script, all at once; a node that
+	// fails does not stop the others.
+	errs := make([]error, len(s.env.c.Nodes))
+	var wg sync.WaitGroup
+	for i, n := range s.env.c.Nodes {
 		if f.Digest[n.Name] == meta.ScriptDigest {
 			continue
 		}
-		engine.Progress(ctx, "writing rancher-ha.sh to %s", n.Name)
-		r, err := s.env.runner(ctx, nodeTarget(n), true)
-		if err == nil {
-			err = transport.WriteFile(ctx, r, scriptPath, script, 0o700)
-		}
-		if err == nil {
-			err = transport.WriteFile(ctx, r, scriptMetaPath, append(mb, '\n'), 0o600)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
-		}
+		wg.Go(func() {
+			engine.Progress(ctx, "writing rancher-ha.sh to %s", n.Name)
+			r, err := s.env.runner(ctx, nodeTarget(n), true)
+			if err == nil {
+				err = transport.WriteFile(ctx, r, scriptPath, script, 0o700)
+			}
+			if err == nil {
+				err = transport.WriteFile(ctx, r, scriptMetaPath, append(mb, '\n'), 0o600)
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("%s: %w", n.Name, err)
+			}
+		})
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
