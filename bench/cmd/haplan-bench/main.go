@@ -90,6 +90,7 @@ func benchMain() error {
 	measureOver := flag.Bool("overhead", true, "reset the lab's cluster and time full installs (apply's engine overhead, ~60 s each)")
 	flag.IntVar(&cfg.overReps, "overhead-reps", 3, "full installs for the engine overhead (the median by overhead share is reported)")
 	rerender := flag.String("report", "", "only rewrite BENCHMARKS.md from this bench/results JSON")
+	onlyOver := flag.Bool("only-overhead", false, "only measure the engine overhead and print it (no fleet, no BENCHMARKS.md)")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -106,6 +107,10 @@ func benchMain() error {
 	cfg.bin = filepath.Join(root, "bin", "haplan")
 	if cfg.lab, err = lab.Load(filepath.Join(root, "lab", "out")); err != nil {
 		return err
+	}
+	if *onlyOver {
+		cfg.bin = filepath.Join(root, "bin", "haplan")
+		return cfg.prepare(context.Background(), true, map[string]string{})
 	}
 	if cfg.fleet, err = lab.LoadFleet(""); err != nil {
 		return err
@@ -230,6 +235,8 @@ func (c *config) prepare(ctx context.Context, measureOver bool, notes map[string
 			c.overRuns = append(c.overRuns, o)
 			fmt.Printf("full install: %.1f s; waits (observed): bootstrap %.2f s, cluster formation %.2f s; overhead %.2f s = %.1f %% (poll lag %.2f s)\n",
 				o.Wall, o.BootstrapWait, o.ClusterWait, o.Overhead, o.Percent, o.PollLag)
+			fmt.Printf("  before the first step %.2f s, steps outside the waits %.2f s, no step running %.2f s, after the last step %.2f s; %s\n",
+				o.BeforeFirstStep, o.StepsWork, o.Idle, o.AfterLastStep, stepTimes(o.Steps))
 		}
 		runs := slices.Clone(c.overRuns)
 		slices.SortFunc(runs, func(a, b overhead) int { return cmp.Compare(a.Percent, b.Percent) })
@@ -240,14 +247,20 @@ func (c *config) prepare(ctx context.Context, measureOver bool, notes map[string
 		return fmt.Errorf("converge the lab's cluster: %w", err)
 	}
 	notes["converge"] = fmt.Sprintf("Before the runs, `haplan apply --auto-approve -f lab/out/cluster.yaml` (the lab's cluster, converged) took %.1f s.", time.Since(start).Seconds())
-	var node string
+	// The CA haplan distributes: the first node's that has it (as
+	// cert.distribute reads it).
+	var ca []byte
+	var errs []error
 	for _, h := range c.lab.ByRole(lab.RoleNode) {
-		node = h.Name
-		break
+		b, err := c.lab.Exec(ctx, h.Name, nil, "cat", "/var/lib/rancher/etc/ssl/ca.crt")
+		if err == nil && len(b) > 0 {
+			ca = b
+			break
+		}
+		errs = append(errs, err)
 	}
-	ca, err := c.lab.Exec(ctx, node, nil, "cat", "/var/lib/rancher/etc/ssl/ca.crt")
-	if err != nil {
-		return fmt.Errorf("the cluster CA: %w", err)
+	if ca == nil {
+		return fmt.Errorf("the cluster CA: %w", errors.Join(errs...))
 	}
 	c.caPEM = ca
 	sum := sha256.Sum256(ca)

@@ -93,6 +93,15 @@ func TestAnalyse(t *testing.T) {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
+	// An observer that missed both moments (haplan saw them first): the
+	// waits end where haplan's checks passed.
+	missed, err := analyse(evs, t0, at(52), time.Time{}, at(51))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if missed.BootstrapWait != 22 || missed.ClusterWait != 19 || missed.PollLag != 0 || len(missed.SeenByHaplan) != 2 {
+		t.Errorf("observer missed both: %+v", missed)
+	}
 	if _, err := analyse(evs, t0, at(52), at(7), at(49.5)); err == nil {
 		t.Error("a bootstrap seen ready before haplan started waiting was accepted")
 	}

@@ -33,6 +33,9 @@ type overhead struct {
 	HaplanBootstrapWait float64 `json:"haplan_bootstrap_wait_seconds"`
 	HaplanClusterWait   float64 `json:"haplan_cluster_wait_seconds"`
 	PollLag             float64 `json:"poll_lag_seconds"`
+	// SeenByHaplan names the waits whose end haplan saw before the
+	// observer: their end is haplan's.
+	SeenByHaplan []string `json:"seen_by_haplan,omitempty"`
 	// Overhead is Wall minus the two waits; Percent is it over Wall.
 	Overhead float64 `json:"overhead_seconds"`
 	Percent  float64 `json:"overhead_percent"`
@@ -105,6 +108,21 @@ func analyse(events []event, start, end, bootReady, formed time.Time) (overhead,
 	}
 	if firstWait.IsZero() || haStarted.IsZero() {
 		return o, fmt.Errorf("no bootstrap wait or no ha.start in the events")
+	}
+	// haplan's own checks passing prove the same moments: a wait that
+	// haplan saw end before the observer did (one poll apart) ended then.
+	bootEnd := firstWait.Add(time.Duration(o.HaplanBootstrapWait * float64(time.Second)))
+	if bootReady.IsZero() || bootReady.After(bootEnd) {
+		bootReady = bootEnd
+		o.SeenByHaplan = append(o.SeenByHaplan, "bootstrap")
+	}
+	verifyEnd := end
+	if b, ok := began["ha.verify"]; ok {
+		verifyEnd = b.Add(time.Duration(o.HaplanClusterWait * float64(time.Second)))
+	}
+	if formed.IsZero() || formed.After(verifyEnd) {
+		formed = verifyEnd
+		o.SeenByHaplan = append(o.SeenByHaplan, "cluster")
 	}
 	if bootReady.Before(firstWait) || formed.Before(haStarted) {
 		return o, fmt.Errorf("the observer saw the bootstrap ready at %s (wait began %s) and the cluster formed at %s (ha.start ended %s)",

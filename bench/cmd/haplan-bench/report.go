@@ -186,18 +186,7 @@ func (c *config) report(ss []sample, notes map[string]string) error {
 			}
 			b.WriteString(".\n")
 		}
-		steps := make([]string, 0, len(o.Steps))
-		for a := range o.Steps {
-			steps = append(steps, a)
-		}
-		slices.SortFunc(steps, func(x, y string) int { return cmp.Compare(o.Steps[y], o.Steps[x]) })
-		b.WriteString("\nApply time per step (s): ")
-		for i, a := range steps {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "%s %.1f", a, o.Steps[a])
-		}
+		b.WriteString("\nApply time per step (s): " + stepTimes(o.Steps))
 		b.WriteString("\n")
 	}
 	b.WriteString("\n## Notes\n\n")
@@ -238,4 +227,21 @@ func (c *config) report(ss []sample, notes map[string]string) error {
 	fmt.Print("\n" + b.String())
 	fmt.Printf("\nwrote BENCHMARKS.md and %s\n", name)
 	return nil
+}
+
+// stepTimes lists apply time per step, longest first.
+func stepTimes(t map[string]float64) string {
+	steps := make([]string, 0, len(t))
+	for a := range t {
+		steps = append(steps, a)
+	}
+	slices.SortFunc(steps, func(x, y string) int { return cmp.Compare(t[y], t[x]) })
+	var b strings.Builder
+	for i, a := range steps {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %.2f", a, t[a])
+	}
+	return b.String()
 }
