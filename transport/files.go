@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -66,7 +67,7 @@ type FileInfo struct {
 func StatFile(ctx context.Context, r Runner, p string) (FileInfo, error) {
 	q := Quote(p)
 	line := fmt.Sprintf("[ -e %[1]s ] || exit %[2]d; stat -L -c '%%a %%s %%F' -- %[1]s || exit; "+
-		"if [ -f %[1]s ]; then sha256sum -- %[1]s | cut -d' ' -f1; fi", q, exitNotExist)
+		"if [ -f %[1]s ]; then sha256sum -- %[1]s; fi", q, exitNotExist)
 	res, err := r.Run(ctx, Cmd{Line: line})
 	var pe *ProcessError
 	if errors.As(err, &pe) && pe.ExitCode == exitNotExist {
@@ -115,20 +116,32 @@ func parseStat(out string) (FileInfo, error) {
 	}
 	fi := FileInfo{Exists: true, Mode: mode, Size: size}
 	if regular {
-		if len(lines) != 2 || len(strings.TrimSpace(lines[1])) != 64 {
+		// "DIGEST  NAME"; GNU prefixes the line with a backslash when it
+		// escapes the name.
+		var sum string
+		if len(lines) == 2 {
+			sum, _, _ = strings.Cut(strings.TrimPrefix(lines[1], `\`), " ")
+		}
+		if len(sum) != 64 || strings.Trim(sum, "0123456789abcdef") != "" {
 			return FileInfo{}, fmt.Errorf("unexpected sha256sum output %q", out)
 		}
-		fi.SHA256 = strings.TrimSpace(lines[1])
+		fi.SHA256 = sum
 	}
 	return fi, nil
 }
 
 // WriteFile replaces a remote file atomically: the data goes over stdin
-// (never the command line) into a temporary file in the same directory,
-// which is chmod-ed, synced and renamed over p. Parent directories are
-// created. A failed write leaves no temporary file behind; a cancelled one
-// (its process killed, so no trap runs) may, and the next write of p
-// removes it. Writes of one path must not run concurrently.
+// (never the command line) into a new temporary file in the same directory
+// (created exclusively, with its final mode where a umask can give it),
+// which is synced and renamed over p. Parent directories are created (0700
+// for new ones). A failed write leaves no temporary file behind; a
+// cancelled one (its process killed, so no trap runs) may, and the next
+// write of p removes it. Writes of one path must not run concurrently.
+//
+// Every command the script starts costs the host a process (~2 ms of CPU
+// on a small one): a write of a file whose directory exists starts cat,
+// sync and mv, plus chmod for modes a umask cannot give (executable bits,
+// setuid/setgid/sticky).
 func WriteFile(ctx context.Context, r Runner, p string, data []byte, mode fs.FileMode) error {
 	dir, base := path.Split(p)
 	if base == "" {
@@ -137,19 +150,32 @@ func WriteFile(ctx context.Context, r Runner, p string, data []byte, mode fs.Fil
 	if dir == "" {
 		dir = "."
 	}
+	suffix, err := tempSuffix()
+	if err != nil {
+		return fmt.Errorf("%s: write %s: %w", r.Host(), p, err)
+	}
 	qd := Quote(dir)
+	perm := uint32(mode.Perm() | unixSpecial(mode))
+	umask, chmod := uint32(0o777)&^perm, ""
+	if perm&^0o666 != 0 {
+		umask, chmod = 0o077, fmt.Sprintf(`chmod %04o "$t"`, perm)
+	}
 	line := strings.Join([]string{
 		"set -e",
 		"umask 077",
-		"mkdir -p -- " + qd,
+		"[ -d " + qd + " ] || mkdir -p -- " + qd,
 		// mv would move the file into a directory instead of replacing it.
 		"if [ -d " + Quote(p) + " ]; then printf 'haplan: %s is a directory\\n' " + Quote(p) + " >&2; exit 1; fi",
-		// Left by a cancelled write of p: mktemp's six random characters.
-		"rm -f -- " + Quote(path.Join(dir, "."+base+".haplan.")) + "??????",
-		"t=$(mktemp " + Quote(path.Join(dir, "."+base+".haplan.XXXXXX")) + ")",
+		// Left by a cancelled write of p: six random characters.
+		"set -- " + Quote(path.Join(dir, "."+base+".haplan.")) + "??????",
+		`[ ! -e "$1" ] || rm -f -- "$@"`,
+		"t=" + Quote(path.Join(dir, "."+base+".haplan."+suffix)),
 		`trap 'rm -f -- "$t"' EXIT`,
+		// -C: the shell creates the file exclusively (O_EXCL).
+		fmt.Sprintf("set -C; umask %04o", umask),
 		`cat > "$t"`,
-		fmt.Sprintf(`chmod %04o "$t"`, uint32(mode.Perm()|unixSpecial(mode))),
+		"set +C",
+		chmod,
 		`sync -- "$t" 2>/dev/null || sync`,
 		`mv -f -- "$t" ` + Quote(p),
 		"trap - EXIT",
@@ -161,6 +187,19 @@ func WriteFile(ctx context.Context, r Runner, p string, data []byte, mode fs.Fil
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	return nil
+}
+
+// tempSuffix returns six random characters of mktemp's alphabet.
+func tempSuffix() (string, error) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b), nil
 }
 
 func unixSpecial(m fs.FileMode) fs.FileMode {
