@@ -218,8 +218,50 @@ func benchMain() error {
 			samples = append(samples, s)
 			s.print()
 		}
+		if n == slices.Max(cfg.sizes) {
+			if err := cfg.profile(ctx, n, manifest); err != nil {
+				return err
+			}
+		}
 	}
 	return cfg.report(samples, notes)
+}
+
+// profile runs haplan's apply and no-op plan at n hosts once more, untimed,
+// with HAPLAN_CPUPROFILE and HAPLAN_MEMPROFILE, and keeps the profiles and
+// their top functions in bench/results (profile-SCENARIO-N.*).
+func (c *config) profile(ctx context.Context, n int, manifest string) error {
+	for _, scn := range []string{"apply", "plan"} {
+		if scn == "apply" {
+			if err := c.reset(ctx); err != nil {
+				return err
+			}
+		}
+		base := filepath.Join(c.root, "bench", "results", fmt.Sprintf("profile-%s-%d", scn, n))
+		args := []string{scn, "-f", manifest, "--target", target, "--parallelism", strconv.Itoa(c.parallelism)}
+		if scn == "apply" {
+			args = append(args, "--auto-approve")
+		}
+		cmd := exec.CommandContext(ctx, c.bin, args...)
+		cmd.Env = append(os.Environ(), "HAPLAN_CPUPROFILE="+base+".cpu.pprof", "HAPLAN_MEMPROFILE="+base+".heap.pprof")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("profiled haplan %s: %v\n%s", scn, err, lastBytes(string(out), 2000))
+		}
+		var top bytes.Buffer
+		for _, q := range [][]string{{"-top", "-nodecount=40", base + ".cpu.pprof"}, {"-top", "-cum", "-nodecount=40", base + ".cpu.pprof"},
+			{"-top", "-sample_index=alloc_space", "-nodecount=25", base + ".heap.pprof"}} {
+			out, err := command(ctx, nil, "go", append([]string{"tool", "pprof"}, q...)...)
+			if err != nil {
+				return fmt.Errorf("go tool pprof %v: %w", q, err)
+			}
+			fmt.Fprintf(&top, "$ go tool pprof %s\n%s\n", strings.Join(q, " "), out)
+		}
+		if err := os.WriteFile(base+".txt", top.Bytes(), 0o644); err != nil {
+			return err
+		}
+		fmt.Printf("profiled haplan %s at N=%d: %s.{cpu.pprof,heap.pprof,txt}\n", scn, n, base)
+	}
+	return nil
 }
 
 // prepare measures apply's engine overhead on a full install (which resets
