@@ -166,7 +166,15 @@ func (a *app) makePlan(ctx context.Context, m *loadedManifest, g *engine.Graph, 
 	}
 	v := newEventView(o.errw, eventViewOptions{Mode: mode, Color: a.color(a.stderrTTY), QuietProbes: true, Now: a.now})
 	v.start()
-	p, err := engine.Plan(ctx, g, engine.Options{Parallelism: pf.parallelism, Sink: engine.SerialSink(v.handle)})
+	// Once the plan is cancelled (blocking preflight findings, an
+	// interrupt), probes cut short are not failures worth a line each.
+	sink := func(e engine.Event) {
+		if e.Err != nil && ctx.Err() != nil && errors.Is(e.Err, context.Canceled) {
+			return
+		}
+		v.handle(e)
+	}
+	p, err := engine.Plan(ctx, g, engine.Options{Parallelism: pf.parallelism, Sink: engine.SerialSink(sink)})
 	if cerr := v.close(); err == nil && cerr != nil {
 		err = cerr
 	}

@@ -57,13 +57,21 @@ type fakeStep struct {
 	err     error                                     // returned by Apply
 	details []plans.Detail                            // put into a pending change
 	onApply func(ctx context.Context) error           // optional hook run by Apply
+	onProbe func(ctx context.Context) error           // optional hook run by Probe
 	_       func(context.Context, plans.Change) error // keeps the struct uncomparable-safe
 }
 
-func (s *fakeStep) Addr() engine.Addr                           { return s.addr }
-func (s *fakeStep) Deps() []engine.Addr                         { return s.deps }
-func (s *fakeStep) Host() string                                { return s.host }
-func (s *fakeStep) Probe(context.Context) (engine.State, error) { return s.w.isOK(s.addr), nil }
+func (s *fakeStep) Addr() engine.Addr   { return s.addr }
+func (s *fakeStep) Deps() []engine.Addr { return s.deps }
+func (s *fakeStep) Host() string        { return s.host }
+func (s *fakeStep) Probe(ctx context.Context) (engine.State, error) {
+	if s.onProbe != nil {
+		if err := s.onProbe(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s.w.isOK(s.addr), nil
+}
 func (s *fakeStep) Diff(cur engine.State) plans.Change {
 	if cur.(bool) {
 		return plans.Change{Action: plans.NoOp, Reason: "as declared"}
@@ -89,10 +97,12 @@ func (s *fakeStep) Apply(ctx context.Context, _ plans.Change) error {
 type fakeEnv struct {
 	steps     []engine.Step
 	preflight *preflight.Report
-	lost      chan struct{} // closed by a test: the lock's connection dropped
-	lockErr   error
-	unlocked  bool
-	mu        sync.Mutex
+	// preflightAfter, when set, holds Preflight back until it is closed.
+	preflightAfter chan struct{}
+	lost           chan struct{} // closed by a test: the lock's connection dropped
+	lockErr        error
+	unlocked       bool
+	mu             sync.Mutex
 }
 
 func (e *fakeEnv) Steps() []engine.Step { return e.steps }
@@ -112,6 +122,12 @@ func (e *fakeEnv) Endpoints() []string                         { return []string
 func (e *fakeEnv) Close() error                                { return nil }
 func (e *fakeEnv) LockLost() <-chan struct{}                   { return e.lost }
 func (e *fakeEnv) Preflight(context.Context) *preflight.Report {
+	if e.preflightAfter != nil {
+		select {
+		case <-e.preflightAfter:
+		case <-time.After(10 * time.Second):
+		}
+	}
 	if e.preflight != nil {
 		return e.preflight
 	}
@@ -485,6 +501,48 @@ func TestPreflightBlocksApplyAndShowsWarnings(t *testing.T) {
 	f.wantCode(f.run("check", "-f", f.manifest), exitOK)
 	if !strings.Contains(f.stdout.String(), "connected") {
 		t.Errorf("check does not list passing checks:\n%s", f.stdout)
+	}
+}
+
+func TestPreflightRunsWithTheProbesAndCancelsThem(t *testing.T) {
+	f := newFixture(t)
+	f.env.preflight = &preflight.Report{Findings: []preflight.Finding{
+		{Severity: preflight.Error, Check: "ssh", Host: "rs2", Message: "cannot connect over SSH to 10.0.0.12"},
+	}}
+	// A probe stuck on an unreachable host: only cancellation ends it
+	// early. The preflight answers once that probe runs, so both run at
+	// the same time.
+	cancelled := make(chan bool, 1)
+	f.env.preflightAfter = make(chan struct{})
+	f.step("db.database").onProbe = func(ctx context.Context) error {
+		close(f.env.preflightAfter)
+		select {
+		case <-ctx.Done():
+			cancelled <- true
+			return ctx.Err()
+		case <-time.After(30 * time.Second):
+			cancelled <- false
+			return nil
+		}
+	}
+	f.wantCode(f.run("plan", "-f", f.manifest), exitError)
+	select {
+	case c := <-cancelled:
+		if !c {
+			t.Error("blocking preflight findings did not cancel the running probes")
+		}
+	default:
+		t.Error("no probe ran alongside the preflight checks")
+	}
+	errOut := f.stderr.String()
+	if !strings.Contains(errOut, "cannot connect over SSH to 10.0.0.12") {
+		t.Errorf("stderr lacks the preflight finding:\n%s", errOut)
+	}
+	if strings.Contains(errOut, "canceled") || strings.Contains(errOut, "db.database") {
+		t.Errorf("stderr reports the probes cut short by the preflight failure:\n%s", errOut)
+	}
+	if f.stdout.String() != "" {
+		t.Errorf("a plan was printed despite the preflight failure:\n%s", f.stdout)
 	}
 }
 
