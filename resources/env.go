@@ -208,6 +208,7 @@ func (e *Env) sshConfig(t target) (transport.Config, error) {
 		HostKey:        t.ssh.HostKey,
 		ConnectTimeout: e.c.Rancher.Timeouts.SSH,
 		Sudo:           user != "root",
+		KexAlgorithms:  hs.KexAlgorithms,
 	}
 	if !t.ssh.Explicit.Has(manifests.SSHPort) && hs.Port != 0 {
 		cfg.Port = hs.Port
@@ -279,6 +280,7 @@ func (e *Env) jumpChain(spec string, s manifests.SSH, timeout time.Duration) (*t
 			HostKeyPolicy:  s.HostKeyPolicy,
 			ConnectTimeout: timeout,
 			Bastion:        prev,
+			KexAlgorithms:  hs.KexAlgorithms,
 		}
 		prev = b
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/crypto/ssh"
 )
 
 func TestRun(t *testing.T) {
@@ -355,5 +356,30 @@ func TestRunConnectionLost(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
+	}
+}
+
+// TestKexAlgorithmsReachTheHandshake: a server that offers only
+// ecdh-sha2-nistp256 is reached with haplan's defaults, and refused by a
+// client whose KexAlgorithms leaves the NIST curves out.
+func TestKexAlgorithmsReachTheHandshake(t *testing.T) {
+	client, keyFile := newKey(t)
+	srv := startServerWith(t, func(c *ssh.ServerConfig) {
+		c.KeyExchanges = []string{ssh.KeyExchangeECDHP256}
+	}, client.PublicKey())
+	h, port := srv.hostPort(t)
+	cfg := Config{Host: "h1", Address: h, Port: port, User: "tester", IdentityFile: keyFile,
+		KnownHostsFile: srv.knownHosts(t, srv.hostKey.PublicKey(), false), ConnectTimeout: 5 * time.Second}
+	ctx := context.Background()
+	if _, err := newTestPool(t, PoolOptions{}).Client(ctx, cfg); err != nil {
+		t.Fatalf("default key exchanges: %v", err)
+	}
+	var err error
+	if cfg.KexAlgorithms, err = ResolveKex("-ecdh-sha2-*"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = newTestPool(t, PoolOptions{Retries: -1}).Client(ctx, cfg)
+	if err == nil || !strings.Contains(err.Error(), "key exchange") {
+		t.Fatalf("KexAlgorithms without the NIST curves: err = %v, want a key exchange failure", err)
 	}
 }

@@ -35,6 +35,8 @@ type Config struct {
 	Bastion        *Config       // optional jump host (ProxyJump)
 	ConnectTimeout time.Duration // TCP dial plus SSH handshake; default 10s
 	Sudo           bool          // wrap commands in `sudo -n sh -c ...`
+	// KexAlgorithms, when set, replaces DefaultKex (see ResolveKex).
+	KexAlgorithms []string
 }
 
 func (c Config) addr() string {
@@ -233,6 +235,18 @@ func (p *Pool) dial(ctx context.Context, c Config) (*Client, error) {
 	}
 }
 
+// DefaultKex is the key exchanges haplan offers, strongest first: the
+// post-quantum hybrid, then curve25519, the NIST curves and the DH groups
+// with SHA-2. Config.KexAlgorithms (ssh_config's KexAlgorithms) reorders or
+// narrows it.
+func DefaultKex() []string {
+	return []string{
+		ssh.KeyExchangeMLKEM768X25519, ssh.KeyExchangeCurve25519,
+		ssh.KeyExchangeECDHP256, ssh.KeyExchangeECDHP384, ssh.KeyExchangeECDHP521,
+		ssh.KeyExchangeDH16SHA512, ssh.KeyExchangeDH14SHA256,
+	}
+}
+
 // algorithmConfig lists what we offer, strongest first: the x/crypto
 // defaults minus the legacy ones. Ciphers follow crypto/tls's rule: AES-GCM
 // first where the CPU has AES instructions (both ends then spend a fraction
@@ -244,13 +258,9 @@ func algorithmConfig() ssh.Config {
 		ciphers = []string{ssh.CipherAES256GCM, ssh.CipherAES128GCM, ssh.CipherChaCha20Poly1305}
 	}
 	return ssh.Config{
-		KeyExchanges: []string{
-			ssh.KeyExchangeMLKEM768X25519, ssh.KeyExchangeCurve25519,
-			ssh.KeyExchangeECDHP256, ssh.KeyExchangeECDHP384, ssh.KeyExchangeECDHP521,
-			ssh.KeyExchangeDH16SHA512, ssh.KeyExchangeDH14SHA256,
-		},
-		Ciphers: append(ciphers, ssh.CipherAES256CTR, ssh.CipherAES128CTR),
-		MACs:    []string{ssh.HMACSHA256ETM, ssh.HMACSHA512ETM, ssh.HMACSHA256, ssh.HMACSHA512},
+		KeyExchanges: DefaultKex(),
+		Ciphers:      append(ciphers, ssh.CipherAES256CTR, ssh.CipherAES128CTR),
+		MACs:         []string{ssh.HMACSHA256ETM, ssh.HMACSHA512ETM, ssh.HMACSHA256, ssh.HMACSHA512},
 	}
 }
 
@@ -280,8 +290,12 @@ func (p *Pool) dialOnce(ctx context.Context, c Config) (*Client, error) {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
+	algs := algorithmConfig()
+	if len(c.KexAlgorithms) > 0 {
+		algs.KeyExchanges = c.KexAlgorithms
+	}
 	cfg := &ssh.ClientConfig{
-		Config:            algorithmConfig(),
+		Config:            algs,
 		User:              c.user(),
 		Auth:              auth,
 		HostKeyCallback:   hk.verify,

@@ -66,6 +66,12 @@ func newKey(t *testing.T) (ssh.Signer, string) {
 // startServer accepts the client keys in authorized.
 func startServer(t *testing.T, authorized ...ssh.PublicKey) *testServer {
 	t.Helper()
+	return startServerWith(t, nil, authorized...)
+}
+
+// startServerWith is startServer with tune applied to the server's config.
+func startServerWith(t *testing.T, tune func(*ssh.ServerConfig), authorized ...ssh.PublicKey) *testServer {
+	t.Helper()
 	hk, _ := newKey(t)
 	s := &testServer{t: t, hostKey: hk, env: os.Environ()}
 	cfg := &ssh.ServerConfig{
@@ -79,6 +85,9 @@ func startServer(t *testing.T, authorized ...ssh.PublicKey) *testServer {
 		},
 	}
 	cfg.AddHostKey(hk)
+	if tune != nil {
+		tune(cfg)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -195,6 +197,9 @@ type HostSettings struct {
 	// ProxyJump is "[user@]host[:port]" hops separated by commas; a
 	// "ProxyJump none" that wins is reported as "".
 	ProxyJump string
+	// KexAlgorithms is the key exchanges to offer, resolved from a
+	// KexAlgorithms line against haplan's defaults (nil: the defaults).
+	KexAlgorithms []string
 
 	home string
 }
@@ -264,6 +269,13 @@ func (c *SSHConfig) Lookup(host string) (HostSettings, error) {
 			case "identityfile":
 				if len(l.args) > 0 {
 					hs.IdentityFiles = append(hs.IdentityFiles, expandTilde(l.args[0], c.home))
+				}
+			case "kexalgorithms":
+				if first(l) {
+					hs.KexAlgorithms, err = ResolveKex(l.args[0])
+					if err != nil {
+						err = fmt.Errorf("ssh config: %s: KexAlgorithms: %w", at, err)
+					}
 				}
 			case "proxyjump":
 				if first(l) {
@@ -390,4 +402,56 @@ func wildcardMatch(pattern, s string) bool {
 		p++
 	}
 	return p == len(pattern)
+}
+
+// ResolveKex applies an OpenSSH KexAlgorithms value to haplan's defaults
+// (DefaultKex): "a,b" replaces them, "+a,b" appends, "-a,b" removes (with
+// * and ? wildcards), "^a,b" puts first. Algorithms haplan does not offer
+// (OpenSSH-only ones like sntrup761x25519, legacy ones like SHA-1 groups)
+// are left out; a value that leaves nothing is an error.
+func ResolveKex(spec string) ([]string, error) {
+	def := DefaultKex()
+	var names []string
+	op := byte(0)
+	if spec != "" && strings.ContainsRune("+-^", rune(spec[0])) {
+		op, spec = spec[0], spec[1:]
+	}
+	for _, n := range strings.Split(spec, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	supported := func(n string) bool { return slices.Contains(def, n) }
+	var out []string
+	switch op {
+	case '-':
+		for _, d := range def {
+			if !slices.ContainsFunc(names, func(pat string) bool { ok, _ := path.Match(pat, d); return ok }) {
+				out = append(out, d)
+			}
+		}
+	case '+', '^':
+		var add []string
+		for _, n := range names {
+			if supported(n) {
+				add = append(add, n)
+			}
+		}
+		rest := slices.DeleteFunc(slices.Clone(def), func(d string) bool { return slices.Contains(add, d) })
+		if op == '^' {
+			out = append(add, rest...)
+		} else {
+			out = append(rest, add...)
+		}
+	default:
+		for _, n := range names {
+			if supported(n) && !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%q leaves no key exchange haplan offers (%s)", spec, strings.Join(def, ","))
+	}
+	return out, nil
 }

@@ -3,6 +3,7 @@ package transport
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -240,4 +241,60 @@ func TestWildcardMatch(t *testing.T) {
 			t.Errorf("wildcardMatch(%q, %q) = %v, want %v", tc.pattern, tc.s, got, tc.want)
 		}
 	}
+}
+
+func TestResolveKex(t *testing.T) {
+	def := DefaultKex()
+	tests := []struct {
+		spec    string
+		want    []string
+		wantErr bool
+	}{
+		{spec: "ecdh-sha2-nistp256,curve25519-sha256", want: []string{"ecdh-sha2-nistp256", "curve25519-sha256"}},
+		// OpenSSH-only and legacy names are left out.
+		{spec: "sntrup761x25519-sha512@openssh.com,diffie-hellman-group1-sha1,curve25519-sha256", want: []string{"curve25519-sha256"}},
+		{spec: "^ecdh-sha2-nistp256", want: append([]string{"ecdh-sha2-nistp256"}, slices.DeleteFunc(slices.Clone(def), func(s string) bool { return s == "ecdh-sha2-nistp256" })...)},
+		{spec: "+curve25519-sha256", want: append(slices.DeleteFunc(slices.Clone(def), func(s string) bool { return s == "curve25519-sha256" }), "curve25519-sha256")},
+		{spec: "-ecdh-sha2-*,diffie-hellman-*", want: []string{"mlkem768x25519-sha256", "curve25519-sha256"}},
+		{spec: "diffie-hellman-group1-sha1", wantErr: true},
+		{spec: "-*", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := ResolveKex(tt.spec)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("ResolveKex(%q) err = %v, wantErr %v", tt.spec, err, tt.wantErr)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("ResolveKex(%q) (-want +got):\n%s", tt.spec, diff)
+		}
+	}
+}
+
+func TestSSHConfigKexAlgorithms(t *testing.T) {
+	c := parseTestConfig(t, "Host fleet-*\n  KexAlgorithms ^ecdh-sha2-nistp256\nHost *\n  KexAlgorithms curve25519-sha256\n")
+	hs, err := c.Lookup("fleet-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs.KexAlgorithms) != len(DefaultKex()) || hs.KexAlgorithms[0] != "ecdh-sha2-nistp256" {
+		t.Errorf("fleet-1: KexAlgorithms = %v", hs.KexAlgorithms)
+	}
+	hs, err = c.Lookup("rs1")
+	if err != nil || !slices.Equal(hs.KexAlgorithms, []string{"curve25519-sha256"}) {
+		t.Errorf("rs1: KexAlgorithms = %v, %v", hs.KexAlgorithms, err)
+	}
+	bad := parseTestConfig(t, "KexAlgorithms diffie-hellman-group1-sha1\n")
+	if _, err := bad.Lookup("x"); err == nil || !strings.Contains(err.Error(), "line 1: KexAlgorithms") {
+		t.Errorf("an unusable KexAlgorithms: err = %v, want one naming the line", err)
+	}
+}
+
+func parseTestConfig(t *testing.T, src string) *SSHConfig {
+	t.Helper()
+	c, err := ParseSSHConfig("config", []byte(src), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
