@@ -54,9 +54,11 @@ clean:
 # (f1..f1000 as hosts of the lab's cluster), and apply's engine overhead on a
 # full install (resets the lab's cluster). Not part of make test. See BENCHMARKS.md.
 BENCH_SIZES ?= 10,100,1000
+# e.g. BENCH_FLAGS="-ansible-max 20m" to run Ansible at 1000 hosts too (~25 min)
+BENCH_FLAGS ?=
 .PHONY: bench
 bench: lab build
 	$(GO) run ./cmd/haplab fleet up --hosts 1001 --per 251
 	./bench/prereqs.sh
 	$(GO) build -o bin/haplan-bench ./bench/cmd/haplan-bench
-	./bin/haplan-bench -sizes $(BENCH_SIZES)
+	./bin/haplan-bench -sizes $(BENCH_SIZES) $(BENCH_FLAGS)

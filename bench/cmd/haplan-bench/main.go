@@ -110,7 +110,7 @@ func benchMain() error {
 	}
 	if *onlyOver {
 		cfg.bin = filepath.Join(root, "bin", "haplan")
-		return cfg.prepare(context.Background(), true, map[string]string{})
+		return cfg.overheads(context.Background())
 	}
 	if cfg.fleet, err = lab.LoadFleet(""); err != nil {
 		return err
@@ -269,21 +269,36 @@ func (c *config) profile(ctx context.Context, n int, manifest string) error {
 // every tool distributes.
 func (c *config) prepare(ctx context.Context, measureOver bool, notes map[string]string) error {
 	if measureOver {
-		for range max(c.overReps, 1) {
-			o, err := c.measureOverhead(ctx)
-			if err != nil {
-				return fmt.Errorf("engine overhead: %w", err)
-			}
-			c.overRuns = append(c.overRuns, o)
-			fmt.Printf("full install: %.1f s; waits (observed): bootstrap %.2f s, cluster formation %.2f s; overhead %.2f s = %.1f %% (poll lag %.2f s)\n",
-				o.Wall, o.BootstrapWait, o.ClusterWait, o.Overhead, o.Percent, o.PollLag)
-			fmt.Printf("  before the first step %.2f s, steps outside the waits %.2f s, no step running %.2f s, after the last step %.2f s; %s\n",
-				o.BeforeFirstStep, o.StepsWork, o.Idle, o.AfterLastStep, stepTimes(o.Steps))
+		if err := c.overheads(ctx); err != nil {
+			return err
 		}
-		runs := slices.Clone(c.overRuns)
-		slices.SortFunc(runs, func(a, b overhead) int { return cmp.Compare(a.Percent, b.Percent) })
-		c.over = &runs[len(runs)/2]
 	}
+	return c.converge(ctx, notes)
+}
+
+// overheads measures apply's engine overhead on -overhead-reps full
+// installs and keeps the median.
+func (c *config) overheads(ctx context.Context) error {
+	for range max(c.overReps, 1) {
+		o, err := c.measureOverhead(ctx)
+		if err != nil {
+			return fmt.Errorf("engine overhead: %w", err)
+		}
+		c.overRuns = append(c.overRuns, o)
+		fmt.Printf("full install: %.1f s; waits (observed): bootstrap %.2f s, cluster formation %.2f s; overhead %.2f s = %.1f %% (poll lag %.2f s)\n",
+			o.Wall, o.BootstrapWait, o.ClusterWait, o.Overhead, o.Percent, o.PollLag)
+		fmt.Printf("  before the first step %.2f s, steps outside the waits %.2f s, no step running %.2f s, after the last step %.2f s; %s\n",
+			o.BeforeFirstStep, o.StepsWork, o.Idle, o.AfterLastStep, stepTimes(o.Steps))
+	}
+	runs := slices.Clone(c.overRuns)
+	slices.SortFunc(runs, func(a, b overhead) int { return cmp.Compare(a.Percent, b.Percent) })
+	c.over = &runs[len(runs)/2]
+	return nil
+}
+
+// converge applies the lab's cluster and reads the CA every tool distributes
+// into the work directory.
+func (c *config) converge(ctx context.Context, notes map[string]string) error {
 	start := time.Now()
 	if _, err := command(ctx, nil, c.bin, "apply", "--auto-approve", "-f", c.lab.Manifest); err != nil {
 		return fmt.Errorf("converge the lab's cluster: %w", err)
