@@ -1,13 +1,13 @@
 package preflight
 
 import (
-	"github.com/haplan/haplan/dockerapi"
-
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/haplan/haplan/dockerapi"
 )
 
 // Rancher HA's requirements (docs/rancher-1.0-ha.md, sections 2 and 5).

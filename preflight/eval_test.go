@@ -1,14 +1,14 @@
 package preflight
 
 import (
-	"github.com/haplan/haplan/dockerapi"
-
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/haplan/haplan/dockerapi"
 )
 
 func TestEvalPorts(t *testing.T) {

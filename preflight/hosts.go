@@ -1,8 +1,6 @@
 package preflight
 
 import (
-	"github.com/haplan/haplan/dockerapi"
-
 	"cmp"
 	"context"
 	"errors"
@@ -13,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/haplan/haplan/dockerapi"
 	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/transport"
 )

@@ -1,8 +1,6 @@
 package resources
 
 import (
-	"github.com/haplan/haplan/dockerapi"
-
 	"context"
 	"fmt"
 	"net"
@@ -11,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/haplan/haplan/dockerapi"
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/plans"

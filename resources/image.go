@@ -1,11 +1,10 @@
 package resources
 
 import (
-	"github.com/haplan/haplan/dockerapi"
-
 	"context"
 	"fmt"
 
+	"github.com/haplan/haplan/dockerapi"
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/plans"
