@@ -52,8 +52,13 @@ type config struct {
 	over        *overhead  // apply's engine overhead: the median full install
 	overRuns    []overhead // every full install measured
 	overReps    int
-	resultsFile string    // set when re-rendering
-	runDate     time.Time // of the re-rendered run
+	// Recorded at the start of a run (recordVersions) or read back from
+	// its results file.
+	haplanVersion string
+	fleetMem      int64
+	fleetSSHD     int
+	resultsFile   string    // set when re-rendering
+	runDate       time.Time // of the re-rendered run
 }
 
 // sample is one timed run.
@@ -130,6 +135,7 @@ func benchMain() error {
 	defer os.RemoveAll(cfg.work)
 	ctx := context.Background()
 	notes := map[string]string{}
+	cfg.recordVersions(ctx)
 	if err := cfg.prepare(ctx, *measureOver, notes); err != nil {
 		return err
 	}

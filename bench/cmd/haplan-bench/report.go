@@ -57,6 +57,9 @@ func (c *config) rerender(path string) error {
 		Date        time.Time         `json:"date"`
 		Overhead    *overhead         `json:"overhead"`
 		Runs        []overhead        `json:"overhead_runs"`
+		Haplan      string            `json:"haplan_version"`
+		FleetMem    int64             `json:"fleet_idle_bytes"`
+		FleetSSHD   int               `json:"fleet_sshd"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		return err
@@ -72,6 +75,7 @@ func (c *config) rerender(path string) error {
 	c.runDate = r.Date
 	c.over = r.Overhead
 	c.overRuns = r.Runs
+	c.haplanVersion, c.fleetMem, c.fleetSSHD = r.Haplan, r.FleetMem, r.FleetSSHD
 	return c.report(r.Samples, r.Notes)
 }
 
@@ -100,11 +104,12 @@ func (c *config) report(ss []sample, notes map[string]string) error {
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
 		mem = strings.Join(strings.Fields(firstLines(string(b), 1))[1:], " ")
 	}
-	commit := ver("git", "-C", c.root, "rev-parse", "--short", "HEAD")
-	if out, _ := command(ctx, nil, "git", "-C", c.root, "status", "--porcelain"); len(out) > 0 {
-		commit += " + uncommitted changes"
+	// What was measured, recorded when the run started: a re-rendered
+	// report must not describe the tree or the fleet as they are now.
+	commit, fleetMem, sshdN := c.haplanVersion, c.fleetMem, c.fleetSSHD
+	if commit == "" {
+		commit = "unknown (not recorded by this run)"
 	}
-	fleetMem, sshdN, _ := c.fleet.Memory(ctx)
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (bench/cmd/haplan-bench); raw numbers in `bench/results/*.json`.\n\n")
@@ -216,7 +221,8 @@ func (c *config) report(ss []sample, notes map[string]string) error {
 		fmt.Print("\n" + b.String())
 		return nil
 	}
-	js, err := json.MarshalIndent(map[string]any{"date": time.Now().UTC(), "samples": ss, "notes": notes, "parallelism": c.parallelism, "overhead": c.over, "overhead_runs": c.overRuns}, "", "  ")
+	js, err := json.MarshalIndent(map[string]any{"date": time.Now().UTC(), "samples": ss, "notes": notes, "parallelism": c.parallelism, "overhead": c.over, "overhead_runs": c.overRuns,
+		"haplan_version": c.haplanVersion, "fleet_idle_bytes": c.fleetMem, "fleet_sshd": c.fleetSSHD}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -244,4 +250,18 @@ func stepTimes(t map[string]float64) string {
 		fmt.Fprintf(&b, "%s %.2f", a, t[a])
 	}
 	return b.String()
+}
+
+// recordVersions notes, before the runs, the haplan commit under test and
+// the fleet's idle memory.
+func (c *config) recordVersions(ctx context.Context) {
+	commit := "unknown"
+	if out, err := command(ctx, nil, "git", "-C", c.root, "rev-parse", "--short", "HEAD"); err == nil {
+		commit = strings.TrimSpace(string(out))
+	}
+	if out, _ := command(ctx, nil, "git", "-C", c.root, "status", "--porcelain", "--untracked-files=no"); len(out) > 0 {
+		commit += " + uncommitted changes"
+	}
+	c.haplanVersion = commit
+	c.fleetMem, c.fleetSSHD, _ = c.fleet.Memory(ctx)
 }
