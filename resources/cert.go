@@ -31,15 +31,24 @@ type certState struct {
 }
 
 func (s *certDistribute) Probe(ctx context.Context) (engine.State, error) {
-	ca, err := s.env.clusterCA(ctx, true)
-	if err != nil {
-		return nil, err
-	}
+	// The host's file and the cluster's CA are read at the same time: on a
+	// plan of many hosts the SSH connection to each is most of the cost.
+	var ca []byte
+	var caErr error
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		ca, caErr = s.env.clusterCA(ctx, true)
+	}()
 	r, err := s.env.runner(ctx, s.target, false)
-	if err != nil {
-		return nil, err
+	var fi transport.FileInfo
+	if err == nil {
+		fi, err = transport.StatFile(ctx, r, caPath)
 	}
-	fi, err := transport.StatFile(ctx, r, caPath)
+	<-read
+	if caErr != nil {
+		return nil, caErr
+	}
 	if err != nil {
 		return nil, err
 	}
