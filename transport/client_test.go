@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -381,5 +382,25 @@ func TestKexAlgorithmsReachTheHandshake(t *testing.T) {
 	_, err = newTestPool(t, PoolOptions{Retries: -1}).Client(ctx, cfg)
 	if err == nil || !strings.Contains(err.Error(), "key exchange") {
 		t.Fatalf("KexAlgorithms without the NIST curves: err = %v, want a key exchange failure", err)
+	}
+}
+
+func TestPidWriterReadFrom(t *testing.T) {
+	long := strings.Repeat("warning: something long\n", 100)
+	for _, in := range []string{"HAPLAN_PID=4242\n" + long, "no pid here\n" + long, "short"} {
+		var stderr bytes.Buffer
+		p := &pidWriter{w: &stderr, found: make(chan struct{})}
+		n, err := p.ReadFrom(iotest.OneByteReader(strings.NewReader(in)))
+		p.flush()
+		if err != nil || n != int64(len(in)) {
+			t.Fatalf("ReadFrom = %d, %v; want %d, nil", n, err, len(in))
+		}
+		want, wantPID := in, 0
+		if rest, ok := strings.CutPrefix(in, "HAPLAN_PID=4242\n"); ok {
+			want, wantPID = rest, 4242
+		}
+		if stderr.String() != want || p.pid != wantPID {
+			t.Errorf("input %.20q: stderr %d bytes, pid %d; want %d bytes, pid %d", in, stderr.Len(), p.pid, len(want), wantPID)
+		}
 	}
 }
