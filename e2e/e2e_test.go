@@ -10,12 +10,10 @@ import (
 	dbsql "database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -118,13 +116,10 @@ func sh(t *testing.T, ctx context.Context, l *lab.Lab, host, script string) stri
 // an operator's own client would.
 func sql(t *testing.T, ctx context.Context, l *lab.Lab, stmts string) {
 	t.Helper()
-	pw, err := os.ReadFile(l.DB.AdminPasswordFile)
+	cfg, err := l.AdminConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd = l.DB.AdminUser, strings.TrimSpace(string(pw))
-	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(l.DB.Host, strconv.Itoa(l.DB.Port))
 	cfg.MultiStatements = true
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {

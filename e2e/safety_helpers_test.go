@@ -11,11 +11,9 @@ import (
 	"fmt"
 	"github.com/haplan/haplan/internal/syncbuf"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -312,14 +310,10 @@ func (sm *sampler) finish() (samples int, session bool, found []string) {
 // test keeps open (to hold a lock on the server).
 func adminConn(t *testing.T, ctx context.Context, l *lab.Lab) *dbsql.Conn {
 	t.Helper()
-	pw, err := os.ReadFile(l.DB.AdminPasswordFile)
+	cfg, err := l.AdminConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd = l.DB.AdminUser, strings.TrimSpace(string(pw))
-	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(l.DB.Host, strconv.Itoa(l.DB.Port))
-	cfg.Timeout = 5 * time.Second
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // Lab describes a lab that is up. It is what lab/out/lab.json holds; all
@@ -149,14 +154,28 @@ func (l *Lab) ByRole(r Role) []Host {
 	return hs
 }
 
-// AdminDSN is a go-sql-driver/mysql DSN for the database admin (root) from
-// this machine. It holds the password: never print it.
-func (l *Lab) AdminDSN() (string, error) {
+// AdminConfig is the go-sql-driver/mysql configuration of the database
+// admin (root) from this machine, with a 5 s connect timeout. It holds the
+// password: never print it.
+func (l *Lab) AdminConfig() (*mysql.Config, error) {
 	pw, err := readSecret(l.DB.AdminPasswordFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd = l.DB.AdminUser, pw
+	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(l.DB.Host, strconv.Itoa(l.DB.Port))
+	cfg.Timeout = 5 * time.Second
+	return cfg, nil
+}
+
+// AdminDSN is AdminConfig as a DSN. It holds the password: never print it.
+func (l *Lab) AdminDSN() (string, error) {
+	cfg, err := l.AdminConfig()
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s:%s@tcp(%s:%d)/?timeout=5s", l.DB.AdminUser, pw, l.DB.Host, l.DB.Port), nil
+	return cfg.FormatDSN(), nil
 }
 
 func readSecret(path string) (string, error) {

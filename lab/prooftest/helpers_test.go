@@ -115,13 +115,9 @@ func parallel(ns []node, f func(n node) error) map[string]error {
 // InterpolateParams lets CREATE USER ... IDENTIFIED BY take the password
 // as a parameter instead of being formatted into the statement by hand.
 func openAdmin(l *lab.Lab) (*sql.DB, error) {
-	dsn, err := l.AdminDSN()
+	cfg, err := l.AdminConfig()
 	if err != nil {
 		return nil, err
-	}
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		return nil, errors.New("parse the lab's admin DSN") // never echo the DSN
 	}
 	cfg.InterpolateParams = true
 	conn, err := mysql.NewConnector(cfg)
