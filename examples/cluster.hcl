@@ -16,6 +16,10 @@ rancher {
     key   = { file = "tls/server-key.pem" }             # a secret: only ever read, never printed
     chain = { file = "tls/ca.crt" }                     # required with your own certificate
   }
+  apiKey {                                            # once access control is on, an account API key of an admin
+    accessKey = { env = "RANCHER_ACCESS_KEY" }          # omit the block while access control is off
+    secretKey = { env = "RANCHER_SECRET_KEY" }          # both halves are secrets
+  }
   bootstrapNode = "rs1" # default: the first node
   timeouts {
     bootstrap        = "20m" # first start creates the schema; upstream says up to 15 min

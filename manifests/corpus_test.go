@@ -13,8 +13,11 @@ import (
 
 // testEnv is the environment the corpus is loaded with: one secret set.
 func testEnv(name string) (string, bool) {
-	if name == "HAPLAN_DB_PASSWORD" {
+	switch name {
+	case "HAPLAN_DB_PASSWORD":
 		return "db-pw-value", true
+	case "RANCHER_ACCESS_KEY", "RANCHER_SECRET_KEY":
+		return "api-key-value", true
 	}
 	return "", false
 }

@@ -367,6 +367,13 @@ func (d *decoder) decodeCluster(root *node) *Cluster {
 			Chain: d.secret(cf["chain"], "rancher.certificate.chain"),
 		}
 	}
+	if kn := rf["apiKey"]; present(kn) {
+		kf := d.obj(kn, "rancher.apiKey", "apiKey")
+		c.Rancher.APIKey = &APIKey{
+			AccessKey: d.secret(kf["accessKey"], "rancher.apiKey.accessKey"),
+			SecretKey: d.secret(kf["secretKey"], "rancher.apiKey.secretKey"),
+		}
+	}
 	tf := d.obj(rf["timeouts"], "rancher.timeouts", "timeouts")
 	c.Rancher.Timeouts = Timeouts{
 		Bootstrap:        d.duration(tf["bootstrap"], "rancher.timeouts.bootstrap", DefaultBootstrapTimeout),

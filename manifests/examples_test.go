@@ -419,7 +419,7 @@ func TestSchemaValidatorRejects(t *testing.T) {
 // exampleEnv sets every environment variable the examples reference.
 func exampleEnv(name string) (string, bool) {
 	switch name {
-	case "HAPLAN_DB_PASSWORD", "HAPLAN_DB_ADMIN_PASSWORD":
+	case "HAPLAN_DB_PASSWORD", "HAPLAN_DB_ADMIN_PASSWORD", "RANCHER_ACCESS_KEY", "RANCHER_SECRET_KEY":
 		return "pw-" + name, true
 	}
 	return "", false

@@ -8,7 +8,9 @@ func objectKeys(kind string) []string {
 	case "cluster":
 		return []string{"name", "rancher", "ssh", "database", "loadBalancer", "nodes", "hosts", "hostsFile"}
 	case "rancher":
-		return []string{"image", "hostRegistrationUrl", "certificate", "bootstrapNode", "timeouts"}
+		return []string{"image", "hostRegistrationUrl", "certificate", "apiKey", "bootstrapNode", "timeouts"}
+	case "apiKey":
+		return []string{"accessKey", "secretKey"}
 	case "certificate":
 		return []string{"cert", "key", "chain"}
 	case "timeouts":
@@ -35,7 +37,7 @@ func objectKeys(kind string) []string {
 
 // objectKinds are the kinds objectKeys knows.
 func objectKinds() []string {
-	return []string{"cluster", "rancher", "certificate", "timeouts", "ssh", "database", "admin",
+	return []string{"cluster", "rancher", "certificate", "apiKey", "timeouts", "ssh", "database", "admin",
 		"loadBalancer", "haproxy", "node", "host", "secret"}
 }
 

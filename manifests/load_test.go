@@ -77,6 +77,7 @@ func TestLoadExample(t *testing.T) {
 				Key:   Secret{File: filepath.Join(dir, "tls/server-key.pem")},
 				Chain: Secret{File: filepath.Join(dir, "tls/ca.crt")},
 			},
+			APIKey:   &APIKey{AccessKey: Secret{Env: "RANCHER_ACCESS_KEY"}, SecretKey: Secret{Env: "RANCHER_SECRET_KEY"}},
 			Timeouts: Timeouts{Bootstrap: 20 * time.Minute, ClusterFormation: 10 * time.Minute, SSH: 15 * time.Second},
 		},
 		Database: Database{Host: "10.0.0.20", Port: 3306, Name: "cattle", User: "cattle",

@@ -58,6 +58,11 @@ func schemaDoc() jsonObj {
 						"key":   schemaRef("secret", "Private key (PEM); a secret."),
 						"chain": schemaRef("secret", "CA chain (ca.crt); required with your own certificate."),
 					}),
+				"apiKey": schemaObject("An account API key of an admin, for servers whose access control is on (every /v1 request then needs it). Omit while access control is off.",
+					[]string{"accessKey", "secretKey"}, jsonObj{
+						"accessKey": schemaRef("secret", "The key's access key (public value); treated as a secret."),
+						"secretKey": schemaRef("secret", "The key's secret key (secret value)."),
+					}),
 				"bootstrapNode": schemaStr("The node started first. Default: the first node."),
 				"timeouts": schemaObject("", nil, jsonObj{
 					"bootstrap":        schemaDuration("First start, which creates the schema. Default 20m."),

@@ -79,6 +79,7 @@ func TestSchemaMatchesLoaderKeys(t *testing.T) {
 		"cluster":      "",
 		"rancher":      "properties/rancher",
 		"certificate":  "properties/rancher/properties/certificate",
+		"apiKey":       "properties/rancher/properties/apiKey",
 		"timeouts":     "properties/rancher/properties/timeouts",
 		"ssh":          "properties/ssh",
 		"database":     "properties/database",

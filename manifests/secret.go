@@ -124,6 +124,11 @@ func (c *Cluster) Secrets() ([]Sensitive, error) {
 		// them would hide harmless PEM that users need to see in diffs.
 		refs = append(refs, ct.Key)
 	}
+	if k := c.Rancher.APIKey; k != nil {
+		// Both halves: the access key is the user name of a credential
+		// that works on its own wherever the secret leaked with it.
+		refs = append(refs, k.AccessKey, k.SecretKey)
+	}
 	var out []Sensitive
 	seen := map[string]bool{}
 	var errs []error

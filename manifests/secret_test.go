@@ -136,6 +136,8 @@ func TestSecretString(t *testing.T) {
 func TestClusterSecrets(t *testing.T) {
 	dir := exampleDir(t)
 	t.Setenv("HAPLAN_DB_PASSWORD", "db-secret-pw")
+	t.Setenv("RANCHER_ACCESS_KEY", "ACCESSKEY0123")
+	t.Setenv("RANCHER_SECRET_KEY", "secret-key-value-xyz")
 	c := mustLoad(t, testLoader(), filepath.Join(dir, "cluster.yaml"))
 	got, err := c.Secrets()
 	if err != nil {
@@ -146,7 +148,8 @@ func TestClusterSecrets(t *testing.T) {
 		vals = append(vals, s.Reveal())
 	}
 	want := []string{"db-secret-pw", "admin-secret-pw",
-		"-----BEGIN PRIVATE KEY-----\nkey-secret-material\n-----END PRIVATE KEY-----"}
+		"-----BEGIN PRIVATE KEY-----\nkey-secret-material\n-----END PRIVATE KEY-----",
+		"ACCESSKEY0123", "secret-key-value-xyz"}
 	if diff := cmp.Diff(want, vals); diff != "" {
 		t.Errorf("Secrets() (-want +got):\n%s", diff)
 	}

@@ -70,7 +70,16 @@ type Rancher struct {
 	BootstrapNode       string
 	// Certificate is nil when the cluster makes its own self-signed CA.
 	Certificate *Certificate
-	Timeouts    Timeouts
+	// APIKey is nil while the servers' access control is off.
+	APIKey   *APIKey
+	Timeouts Timeouts
+}
+
+// APIKey is a Rancher account API key pair of an admin, sent with HTTP
+// Basic auth on every /v1 request once access control is on. Both parts
+// are secrets.
+type APIKey struct {
+	AccessKey, SecretKey Secret
 }
 
 // Certificate is a user-supplied TLS certificate; Key is the secret part.

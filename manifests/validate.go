@@ -139,6 +139,20 @@ func (v *validator) rancher(c *Cluster) {
 			v.secret(path, p.s)
 		}
 	}
+	if k := r.APIKey; k != nil {
+		for _, p := range []struct {
+			key string
+			s   Secret
+		}{{"accessKey", k.AccessKey}, {"secretKey", k.SecretKey}} {
+			path := "rancher.apiKey." + p.key
+			if p.s.IsZero() {
+				v.errorf(path, "An API key is a pair: the access key (public value) and the secret key (secret value) of an account API key of an admin (API -> Keys -> Add Account API Key).",
+					"%s is required with rancher.apiKey", path)
+				continue
+			}
+			v.secret(path, p.s)
+		}
+	}
 }
 
 // imageHasTag reports whether a docker image reference names a tag or a

@@ -19,6 +19,7 @@ package rancherapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -44,15 +45,25 @@ type Options struct {
 	// AccessKey and SecretKey are an admin API key, sent with HTTP Basic
 	// auth when set (needed only once access control is on).
 	AccessKey, SecretKey string
+	// UnauthorizedHint is added to the message of a 401 answer: what the
+	// caller's user should do about it.
+	UnauthorizedHint string
+	// SettleTimeout bounds how long SetEnabled waits for the server to
+	// show the new value (default 30s); SettleEvery is how often it looks
+	// (default 250ms).
+	SettleTimeout, SettleEvery time.Duration
 }
 
 // Client talks to one Rancher server. It is safe for concurrent use.
 type Client struct {
-	base    *url.URL
-	http    *http.Client
-	timeout time.Duration
-	access  string
-	secret  string
+	base        *url.URL
+	http        *http.Client
+	timeout     time.Duration
+	access      string
+	secret      string
+	hint401     string
+	settle      time.Duration
+	settleEvery time.Duration
 }
 
 // maxBody bounds every response body we read.
@@ -83,7 +94,9 @@ func New(baseURL string, opts Options) (*Client, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 30 * time.Second
 	}
-	return &Client{base: u, http: hc, timeout: opts.Timeout, access: opts.AccessKey, secret: opts.SecretKey}, nil
+	return &Client{base: u, http: hc, timeout: opts.Timeout, access: opts.AccessKey, secret: opts.SecretKey,
+		hint401: opts.UnauthorizedHint, settle: cmp.Or(opts.SettleTimeout, 30*time.Second),
+		settleEvery: cmp.Or(opts.SettleEvery, 250*time.Millisecond)}, nil
 }
 
 // endpoint resolves a path below the server root.
@@ -159,7 +172,11 @@ func (c *Client) do(ctx context.Context, method, rawURL string, body any) (*resp
 		return nil, r.protocolError(fmt.Sprintf("body larger than %d bytes", maxBody), nil)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, newAPIError(method, shown, resp.StatusCode, b)
+		e := newAPIError(method, shown, resp.StatusCode, b)
+		if e.Status == http.StatusUnauthorized {
+			e.Hint = c.hint401
+		}
+		return nil, e
 	}
 	return r, nil
 }

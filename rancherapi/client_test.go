@@ -22,7 +22,7 @@ import (
 
 func newClient(t *testing.T, url string) *Client {
 	t.Helper()
-	c, err := New(url, Options{Timeout: 10 * time.Second})
+	c, err := New(url, Options{Timeout: 10 * time.Second, SettleTimeout: 2 * time.Second, SettleEvery: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +90,7 @@ func TestHappyPath(t *testing.T) {
 	if want := "#!/bin/sh\nset -e\nexport CATTLE_HA_CLUSTER_SIZE=5\n"; string(script) != want {
 		t.Errorf("script = %q, want %q", script, want)
 	}
+	f.staleGets = 2 // the PUT's answer and two GETs after it hold the old value
 	got, err := c.SetEnabled(ctx, true)
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +105,9 @@ func TestHappyPath(t *testing.T) {
 		"POST /v1/haconfigs/haconfig/?action=createscript",
 		"GET /v1/haconfigs",
 		"PUT /v1/haconfigs/haconfig",
+		"GET /v1/haconfigs",
+		"GET /v1/haconfigs",
+		"GET /v1/haconfigs",
 	}
 	if diff := cmp.Diff(wantReqs, f.seen()); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
@@ -154,30 +158,37 @@ func TestHAConfigInputString(t *testing.T) {
 }
 
 func TestHAHosts(t *testing.T) {
+	active, reconnecting := "active", "reconnecting"
 	tests := []struct {
-		name                  string
-		projects              func(base string) []map[string]any
-		hosts                 []map[string]any
-		wantActive, wantTotal int
+		name     string
+		projects func(base string) []map[string]any
+		hosts    []map[string]any
+		want     []Host
+		wantErr  error
 	}{
 		{
 			name: "no system-ha project",
 			projects: func(string) []map[string]any {
 				return []map[string]any{{"id": "1a5", "type": "project", "uuid": "adminProject", "state": "active"}}
 			},
+			wantErr: ErrNoHAProject,
 		},
 		{
-			name: "two of three active, one removed",
+			name: "one healthy, one agent reconnecting, one without agent state, one removed",
 			projects: func(base string) []map[string]any {
 				return []map[string]any{{"id": "1a5", "type": "project", "uuid": "adminProject", "state": "active"}, systemHAProject(base)}
 			},
 			hosts: []map[string]any{
-				{"id": "1h1", "type": "host", "state": "active"},
-				{"id": "1h2", "type": "host", "state": "active"},
-				{"id": "1h3", "type": "host", "state": "reconnecting"},
-				{"id": "1h4", "type": "host", "state": "removed"},
+				{"id": "1h1", "type": "host", "state": "active", "agentState": active, "hostname": "rs1", "agentIpAddress": "10.0.0.1"},
+				{"id": "1h2", "type": "host", "state": "active", "agentState": reconnecting, "hostname": "rs2", "agentIpAddress": "10.0.0.2"},
+				{"id": "1h3", "type": "host", "state": "active", "agentState": nil, "hostname": "rs3", "agentIpAddress": "10.0.0.3"},
+				{"id": "1h4", "type": "host", "state": "removed", "agentState": active},
 			},
-			wantActive: 2, wantTotal: 3,
+			want: []Host{
+				{ID: "1h1", Hostname: "rs1", AgentIP: "10.0.0.1", State: "active", AgentState: "active"},
+				{ID: "1h2", Hostname: "rs2", AgentIP: "10.0.0.2", State: "active", AgentState: "reconnecting"},
+				{ID: "1h3", Hostname: "rs3", AgentIP: "10.0.0.3", State: "active"},
+			},
 		},
 	}
 	for _, tt := range tests {
@@ -185,14 +196,38 @@ func TestHAHosts(t *testing.T) {
 			f, srv := newFake(t)
 			f.projects = tt.projects(srv.URL)
 			f.hosts = tt.hosts
-			active, total, err := newClient(t, srv.URL).HAHosts(context.Background())
-			if err != nil {
-				t.Fatal(err)
+			got, err := newClient(t, srv.URL).HAHosts(context.Background())
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("HAHosts error = %v, want %v", err, tt.wantErr)
 			}
-			if active != tt.wantActive || total != tt.wantTotal {
-				t.Errorf("HAHosts = %d, %d; want %d, %d", active, total, tt.wantActive, tt.wantTotal)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("HAHosts (-want +got):\n%s", diff)
+			}
+			if n := 0; got != nil {
+				for _, h := range got {
+					if h.Healthy() {
+						n++
+					}
+				}
+				if n != 1 {
+					t.Errorf("%d healthy hosts, want 1 (state and agentState both active)", n)
+				}
 			}
 		})
+	}
+}
+
+// The admin is not a member of System HA: without all=true the project
+// list hides it (cattle v0.159.7 ProjectResourceManager.listInternal).
+func TestHAHostsAsksForAllProjects(t *testing.T) {
+	f, srv := newFake(t)
+	f.projects = []map[string]any{{"id": "1a5", "type": "project", "uuid": "adminProject", "state": "active"}, systemHAProject(srv.URL)}
+	f.hosts = []map[string]any{{"id": "1h1", "state": "active", "agentState": "active"}}
+	if _, err := newClient(t, srv.URL).HAHosts(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.seen(); len(got) == 0 || got[0] != "GET /v1/projects?all=true" {
+		t.Errorf("requests = %v, want the project list with all=true first", got)
 	}
 }
 
@@ -201,15 +236,44 @@ func TestHAHostsPagination(t *testing.T) {
 	f.set("/v1/projects", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("marker") == "" {
 			writeJSON(w, 200, map[string]any{"type": "collection", "data": []any{},
-				"pagination": map[string]any{"next": "http://" + r.Host + "/v1/projects?marker=m2", "partial": true}})
+				"pagination": map[string]any{"next": "http://" + r.Host + "/v1/projects?all=true&marker=m2", "partial": true}})
 			return
 		}
 		writeJSON(w, 200, map[string]any{"type": "collection", "data": []any{systemHAProject("http://" + r.Host)}})
 	})
-	f.hosts = []map[string]any{{"id": "1h1", "state": "active"}}
-	active, total, err := newClient(t, srv.URL).HAHosts(context.Background())
-	if err != nil || active != 1 || total != 1 {
-		t.Fatalf("HAHosts = %d, %d, %v; want 1, 1", active, total, err)
+	f.hosts = []map[string]any{{"id": "1h1", "state": "active", "agentState": "active"}}
+	hosts, err := newClient(t, srv.URL).HAHosts(context.Background())
+	if err != nil || len(hosts) != 1 || !hosts[0].Healthy() {
+		t.Fatalf("HAHosts = %v, %v; want one healthy host", hosts, err)
+	}
+}
+
+// Access control on: /v1 without the key pair is a 401 that says what to
+// do; with it, calls work; /ping never needs it (cattle web.xml).
+func TestAPIKey(t *testing.T) {
+	f, srv := newFake(t)
+	f.access, f.secret = "ACCESS1", "SECRET1"
+	c, err := New(srv.URL, Options{UnauthorizedHint: "set rancher.apiKey"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ping(context.Background()); err != nil {
+		t.Errorf("Ping without a key: %v", err)
+	}
+	_, err = c.HAConfig(context.Background())
+	if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), "HTTP 401") || !strings.Contains(err.Error(), "set rancher.apiKey") {
+		t.Errorf("HAConfig without a key = %v, want a 401 with the hint", err)
+	}
+	c, err = New(srv.URL, Options{AccessKey: "ACCESS1", SecretKey: "SECRET1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.HAConfig(context.Background()); err != nil {
+		t.Errorf("HAConfig with the key: %v", err)
+	}
+	c, _ = New(srv.URL, Options{AccessKey: "ACCESS1", SecretKey: "WRONG"})
+	if _, err := c.HAConfig(context.Background()); !errors.Is(err, ErrUnauthorized) || strings.Contains(err.Error(), "WRONG") {
+		t.Errorf("HAConfig with a wrong secret = %v", err)
 	}
 }
 

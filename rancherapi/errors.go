@@ -2,7 +2,9 @@ package rancherapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -19,6 +21,17 @@ type APIError struct {
 	Code      string
 	Message   string
 	FieldName string
+	// Hint says what to do about it, when the client knows (a 401).
+	Hint string
+}
+
+// ErrUnauthorized is matched (errors.Is) by a 401 answer: access control is
+// on and the request carried no valid API key pair. Not retried.
+var ErrUnauthorized = errors.New("unauthorized")
+
+// Is makes errors.Is(err, ErrUnauthorized) true for a 401.
+func (e *APIError) Is(target error) bool {
+	return target == ErrUnauthorized && e.Status == http.StatusUnauthorized
 }
 
 func (e *APIError) Error() string {
@@ -31,6 +44,9 @@ func (e *APIError) Error() string {
 	}
 	if e.Message != "" {
 		msg += ": " + e.Message
+	}
+	if e.Hint != "" {
+		msg += " (" + e.Hint + ")"
 	}
 	return msg
 }

@@ -52,7 +52,7 @@ func TestAPIErrors(t *testing.T) {
 			name:    "error JSON with non-string message",
 			path:    "/v1/projects",
 			handler: answer(503, "application/json", `{"type":"error","status":503,"code":"Busy","message":{"why":"db"}}`),
-			call:    func(c *Client) error { _, _, err := c.HAHosts(context.Background()); return err },
+			call:    func(c *Client) error { _, err := c.HAHosts(context.Background()); return err },
 			want:    &APIError{Method: "GET", Status: 503, Code: "Busy", Message: `{"why":"db"}`},
 		},
 	}
@@ -115,13 +115,13 @@ func TestProtocolErrors(t *testing.T) {
 			}, wantReason: "application/octet-stream"},
 		{name: "SetEnabled not honoured", path: "/v1/haconfigs/haconfig",
 			handler: answer(200, "application/json", `{"id":"haConfig","type":"haConfig","enabled":false}`),
-			call:    func(c *Client) error { _, err := c.SetEnabled(context.Background(), true); return err }, wantReason: "server answered enabled=false"},
+			call:    func(c *Client) error { _, err := c.SetEnabled(context.Background(), true); return err }, wantReason: "still says enabled=false"},
 		{name: "project without hosts link", path: "/v1/projects",
 			handler: answer(200, "application/json", `{"type":"collection","data":[{"id":"1a7","uuid":"system-ha-x","state":"active","links":{}}]}`),
-			call:    func(c *Client) error { _, _, err := c.HAHosts(context.Background()); return err }, wantReason: "no hosts link"},
+			call:    func(c *Client) error { _, err := c.HAHosts(context.Background()); return err }, wantReason: "no hosts link"},
 		{name: "project not an object", path: "/v1/projects",
 			handler: answer(200, "application/json", `{"type":"collection","data":[42]}`),
-			call:    func(c *Client) error { _, _, err := c.HAHosts(context.Background()); return err }, wantReason: "not an object"},
+			call:    func(c *Client) error { _, err := c.HAHosts(context.Background()); return err }, wantReason: "not an object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

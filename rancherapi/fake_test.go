@@ -12,17 +12,37 @@ import (
 )
 
 // fakeCattle imitates the v1.0.1 server's answers: absolute, lower-cased
-// links built from the request's Host, the createscript URL with "/?".
+// links built from the request's Host, the createscript URL with "/?", and
+// the quirks of cattle v0.159.7 that a client must live with:
+//
+//   - the enabled PUT answers the cached, old value; the new one shows on a
+//     later GET (SettingsUtils.changeSetting defers ArchaiusUtil.refresh,
+//     HaConfigManager.updateInternal returns getHaConfig()); staleGets
+//     GETs after a PUT still show the old value;
+//   - /v1/projects lists only the caller's member projects unless
+//     all=true (ProjectResourceManager.listInternal,
+//     AuthDaoImpl.getAccessibleProjects); System HA is never a member
+//     project of the admin;
+//   - with access control on (keys set), every /v1 request without the
+//     right HTTP Basic key pair answers 401; /ping stays open (web.xml
+//     ignore-prefixes).
 type fakeCattle struct {
-	mu          sync.Mutex
-	enabled     bool
-	clusterSize int
-	dbHost      string
-	projects    []map[string]any
-	hosts       []map[string]any
-	caPEM       string
-	requests    []string // "METHOD path?query"
-	bodies      []string // request bodies
+	mu      sync.Mutex
+	enabled bool
+	// cachedEnabled is what the API answers; staleGets counts the GETs
+	// that still see it after a PUT.
+	cachedEnabled bool
+	staleGets     int
+	staleLeft     int
+	// access and secret, when set, turn access control on.
+	access, secret string
+	clusterSize    int
+	dbHost         string
+	projects       []map[string]any
+	hosts          []map[string]any
+	caPEM          string
+	requests       []string // "METHOD path?query"
+	bodies         []string // request bodies
 	// override answers a path instead of the normal handler.
 	override map[string]http.HandlerFunc
 }
@@ -45,7 +65,7 @@ func (f *fakeCattle) haConfig(base string) map[string]any {
 	self := base + "/v1/haconfigs/haconfig"
 	return map[string]any{
 		"id": "haConfig", "type": "haConfig", "baseType": "haConfig",
-		"enabled": f.enabled, "clusterSize": f.clusterSize, "dbHost": f.dbHost, "dbSize": -1,
+		"enabled": f.cachedEnabled, "clusterSize": f.clusterSize, "dbHost": f.dbHost, "dbSize": -1,
 		"links":   map[string]any{"self": self, "schemas": base + "/v1/schemas", "dbdump": self + "/dbdump"},
 		"actions": map[string]any{"createscript": self + "/?action=createscript"},
 	}
@@ -66,11 +86,32 @@ func (f *fakeCattle) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	base := "http://" + r.Host
+	if f.access != "" && strings.HasPrefix(r.URL.Path, "/v1") {
+		if a, s, ok := r.BasicAuth(); !ok || a != f.access || s != f.secret {
+			writeJSON(w, 401, map[string]any{"type": "error", "status": 401, "code": "Unauthorized", "message": "Unauthorized"})
+			return
+		}
+	}
+	if key == "GET /v1/projects" || key == "GET /v1/projects?all=true" {
+		data := []map[string]any{}
+		for _, p := range f.projects {
+			if r.URL.Query().Get("all") == "true" || p["uuid"] == "adminProject" {
+				data = append(data, p)
+			}
+		}
+		writeJSON(w, 200, map[string]any{"type": "collection", "resourceType": "project", "data": data})
+		return
+	}
 	switch key {
 	case "GET /ping":
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprint(w, "pong\n")
 	case "GET /v1/haconfigs":
+		if f.staleLeft > 0 {
+			f.staleLeft--
+		} else {
+			f.cachedEnabled = f.enabled
+		}
 		writeJSON(w, 200, map[string]any{
 			"type": "collection", "resourceType": "haConfig",
 			"links": map[string]any{"self": base + "/v1/haconfigs"},
@@ -94,9 +135,8 @@ func (f *fakeCattle) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.enabled = *in.Enabled
-		writeJSON(w, 200, f.haConfig(base))
-	case "GET /v1/projects":
-		writeJSON(w, 200, map[string]any{"type": "collection", "resourceType": "project", "data": f.projects})
+		f.staleLeft = f.staleGets
+		writeJSON(w, 200, f.haConfig(base)) // the cached, old value
 	case "GET /v1/projects/1a7/hosts":
 		writeJSON(w, 200, map[string]any{"type": "collection", "resourceType": "host", "data": f.hosts})
 	case "GET /v1/scripts/ca.crt":

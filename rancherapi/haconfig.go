@@ -5,10 +5,12 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // HAConfig is the single haConfig resource (id and type "haConfig").
@@ -199,8 +201,15 @@ func (c *Client) CreateScript(ctx context.Context, in HAConfigInput) ([]byte, er
 	return r.body, nil
 }
 
-// SetEnabled PUTs {"enabled": enabled} to data[0].links.self and checks that
-// the returned haConfig has that state.
+// SetEnabled PUTs {"enabled": enabled} to data[0].links.self, then reads
+// /v1/haconfigs again until it shows that state, for up to
+// Options.SettleTimeout. The PUT's own answer is not trusted: cattle
+// v0.159.7 answers it from its settings cache, which it refreshes only
+// after the response is written (SettingsUtils.changeSetting defers
+// ArchaiusUtil.refresh; HaConfigManager.updateInternal returns
+// getHaConfig()), so the answer carries the old value; cattle's own test
+// (tests/integration/cattletest/core/test_ha_config.py) re-lists after
+// every update.
 func (c *Client) SetEnabled(ctx context.Context, enabled bool) (*HAConfig, error) {
 	hc, err := c.HAConfig(ctx)
 	if err != nil {
@@ -222,14 +231,43 @@ func (c *Client) SetEnabled(ctx context.Context, enabled bool) (*HAConfig, error
 	if err := r.decodeJSON(&raw); err != nil {
 		return nil, err
 	}
-	got, err := decodeHAConfig(r, raw)
-	if err != nil {
+	if _, err := decodeHAConfig(r, raw); err != nil {
 		return nil, err
 	}
-	if got.Enabled != enabled {
-		return nil, r.protocolError(fmt.Sprintf("asked for enabled=%t, server answered enabled=%t", enabled, got.Enabled), nil)
+	return c.waitEnabled(ctx, enabled)
+}
+
+// waitEnabled re-reads /v1/haconfigs until enabled has the wanted value,
+// for up to c.settle. A read that fails is tried again; the last failure
+// or the last value seen is what the error reports.
+func (c *Client) waitEnabled(ctx context.Context, enabled bool) (*HAConfig, error) {
+	wctx, cancel := context.WithTimeout(ctx, c.settle)
+	defer cancel()
+	t := time.NewTicker(c.settleEvery)
+	defer t.Stop()
+	var last error
+	for {
+		got, err := c.HAConfig(wctx)
+		switch {
+		case err == nil && got.Enabled == enabled:
+			return got, nil
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil && wctx.Err() == nil:
+			last = err
+		case err == nil:
+			last = &ProtocolError{Method: http.MethodGet, URL: c.endpoint("/v1/haconfigs"),
+				Reason: fmt.Sprintf("asked for enabled=%t, the server still says enabled=%t %s after the PUT", enabled, got.Enabled, c.settle)}
+		}
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, last
+		case <-t.C:
+		}
 	}
-	return got, nil
 }
 
 // maxPages bounds pagination so a looping "next" link cannot hang us.
@@ -268,20 +306,52 @@ type wireResource struct {
 
 func gone(state string) bool { return state == "removed" || state == "purging" || state == "purged" }
 
-// HAHosts counts the hosts of the "System HA" project (uuid "system-ha-..."):
-// active ones and all that are not removed. With no such project yet it
-// returns 0, 0.
-func (c *Client) HAHosts(ctx context.Context) (active, total int, err error) {
-	projectsURL := c.endpoint("/v1/projects")
+// Host is a host of the "System HA" project as the API shows it.
+type Host struct {
+	ID       string
+	Hostname string
+	// AgentIP is agentIpAddress: the address the host registered with
+	// (the node's cluster IP for an HA node).
+	AgentIP string
+	// State is the host's state; AgentState the agent connection's
+	// (empty when the API has none yet). A host is healthy when both are
+	// "active".
+	State, AgentState string
+}
+
+// Healthy reports whether both the host and its agent are active.
+func (h Host) Healthy() bool { return h.State == "active" && h.AgentState == "active" }
+
+type wireHost struct {
+	wireResource
+	Hostname   string  `json:"hostname"`
+	AgentIP    string  `json:"agentIpAddress"`
+	AgentState *string `json:"agentState"`
+}
+
+// ErrNoHAProject: the server has no "System HA" project yet; the first
+// master creates it while the cluster forms.
+var ErrNoHAProject = errors.New(`no "System HA" project yet`)
+
+// HAHosts lists the hosts of the "System HA" project (uuid "system-ha-..."),
+// leaving out removed ones. The project list is read with all=true: cattle
+// v0.159.7 lists only the caller's member projects without it
+// (ProjectResourceManager.listInternal, AuthDaoImpl.getAccessibleProjects),
+// and System HA belongs to cluster-manager's service account, so the
+// admin would see a valid list with no System HA in it; the UI asks the
+// same way (ui v1.0.5 admin-tab/ha/controller.js, filter all: true).
+// Without such a project the error is ErrNoHAProject.
+func (c *Client) HAHosts(ctx context.Context) ([]Host, error) {
+	projectsURL := c.endpoint("/v1/projects") + "?all=true"
 	projects, err := c.list(ctx, projectsURL)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	var project *wireResource
 	for _, raw := range projects {
 		var p wireResource
 		if err := json.Unmarshal(raw, &p); err != nil {
-			return 0, 0, &ProtocolError{Method: http.MethodGet, URL: projectsURL, Reason: "project is not an object", Err: err, Body: excerpt(raw)}
+			return nil, &ProtocolError{Method: http.MethodGet, URL: projectsURL, Reason: "project is not an object", Err: err, Body: excerpt(raw)}
 		}
 		if strings.HasPrefix(p.UUID, "system-ha-") && !gone(p.State) {
 			project = &p
@@ -289,34 +359,36 @@ func (c *Client) HAHosts(ctx context.Context) (active, total int, err error) {
 		}
 	}
 	if project == nil {
-		return 0, 0, nil
+		return nil, ErrNoHAProject
 	}
 	link := project.Links["hosts"]
 	if link == "" {
-		return 0, 0, &ProtocolError{Method: http.MethodGet, URL: projectsURL, Reason: fmt.Sprintf("project %s has no hosts link", project.ID)}
+		return nil, &ProtocolError{Method: http.MethodGet, URL: projectsURL, Reason: fmt.Sprintf("project %s has no hosts link", project.ID)}
 	}
 	u, err := c.follow(link)
 	if err != nil {
-		return 0, 0, &ProtocolError{Method: http.MethodGet, URL: projectsURL, Reason: "bad hosts link", Err: err}
+		return nil, &ProtocolError{Method: http.MethodGet, URL: projectsURL, Reason: "bad hosts link", Err: err}
 	}
-	hosts, err := c.list(ctx, u)
+	raws, err := c.list(ctx, u)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	for _, raw := range hosts {
-		var h wireResource
+	hosts := []Host{}
+	for _, raw := range raws {
+		var h wireHost
 		if err := json.Unmarshal(raw, &h); err != nil {
-			return 0, 0, &ProtocolError{Method: http.MethodGet, URL: redactURL(u), Reason: "host is not an object", Err: err, Body: excerpt(raw)}
+			return nil, &ProtocolError{Method: http.MethodGet, URL: redactURL(u), Reason: "host is not an object", Err: err, Body: excerpt(raw)}
 		}
 		if gone(h.State) {
 			continue
 		}
-		total++
-		if h.State == "active" {
-			active++
+		out := Host{ID: h.ID, Hostname: h.Hostname, AgentIP: h.AgentIP, State: h.State}
+		if h.AgentState != nil {
+			out.AgentState = *h.AgentState
 		}
+		hosts = append(hosts, out)
 	}
-	return active, total, nil
+	return hosts, nil
 }
 
 // CACert fetches GET /v1/scripts/ca.crt and returns its first PEM

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -169,8 +168,15 @@ func (s *bootstrapRun) waitReady(ctx context.Context, r transport.Runner) error 
 }
 
 // api returns a Rancher API client for a base URL.
+// api is a client for the Rancher server at baseURL, with the manifest's
+// API key on every request.
 func (e *Env) api(baseURL string) (*rancherapi.Client, error) {
-	return rancherapi.New(baseURL, rancherapi.Options{HTTP: &http.Client{Timeout: e.opts.HTTPTimeout}, Timeout: e.opts.HTTPTimeout})
+	hint := "access control is on: set rancher.apiKey to an account API key of an admin"
+	if e.apiAccess != "" {
+		hint = "access control is on and the server refused rancher.apiKey: is it an account API key of an admin, and still active?"
+	}
+	return rancherapi.New(baseURL, rancherapi.Options{HTTP: e.apiHTTP, Timeout: e.opts.HTTPTimeout,
+		AccessKey: e.apiAccess.Reveal(), SecretKey: e.apiSecret.Reveal(), UnauthorizedHint: hint})
 }
 
 // bootstrapStop removes the bootstrap server once the script exists: it

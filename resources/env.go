@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -52,6 +53,11 @@ type Env struct {
 	dbPW   manifests.Sensitive
 	admPW  manifests.Sensitive
 	cert   *certMaterial
+	// apiAccess and apiSecret are rancher.apiKey, empty without one.
+	apiAccess, apiSecret manifests.Sensitive
+	// apiHTTP is the one HTTP client of every call to a Rancher server:
+	// no proxy from the environment, bounded by HTTPTimeout.
+	apiHTTP *http.Client
 
 	dbOnce sync.Once
 	db     *sql.DB
@@ -102,6 +108,17 @@ func NewEnv(c *manifests.Cluster, opts Options) (*Env, error) {
 		}
 		e.cert = cm
 	}
+	if k := c.Rancher.APIKey; k != nil {
+		if e.apiAccess, err = k.AccessKey.Resolve(); err != nil {
+			return nil, fmt.Errorf("rancher.apiKey.accessKey: %w", err)
+		}
+		if e.apiSecret, err = k.SecretKey.Resolve(); err != nil {
+			return nil, fmt.Errorf("rancher.apiKey.secretKey: %w", err)
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil // the servers are reached directly, whatever HTTP_PROXY says
+	e.apiHTTP = &http.Client{Transport: tr, Timeout: opts.HTTPTimeout}
 	secrets, err := c.Secrets()
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,28 +11,57 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/plans"
+	"github.com/haplan/haplan/rancherapi"
 	"github.com/haplan/haplan/transport"
 )
 
-// haVerify checks what a user of the cluster sees: every node active in the
-// System HA environment, and 443 through the load balancer answering with a
-// certificate that chains to the cluster CA. It is a check: never a change in
-// the plan, run by apply whenever something it depends on changed, and its
-// findings are warnings in a plan.
+// haVerify checks what a user of the cluster sees: every node's own API
+// answering, every node of the manifest (by cluster IP) a healthy host of
+// the System HA environment (state and agentState active), and 443 through
+// the load balancer answering with a certificate that chains to the
+// cluster CA. It is a check: never a change in the plan, run by apply
+// whenever something it depends on changed, and its findings are warnings
+// in a plan.
 type haVerify struct{ base }
 
 var _ engine.Step = (*haVerify)(nil)
 
+// haVerifyState is what the check saw. The digested fields are facts that
+// stay put while nothing changes; the words that explain them (an error
+// text, an agent state) move between two looks at the same cluster and
+// are kept out of the digest, so a saved plan is not refused as stale for
+// a message that changed.
 type haVerifyState struct {
-	Started bool   `json:"started"` // a script exists, so the cluster was started at some point
-	Active  int    `json:"active"`
-	LB      string `json:"lb"` // "ok" or what failed
+	Started bool                  `json:"started"` // a script exists, so the cluster was started at some point
+	Nodes   map[string]nodeHealth `json:"nodes,omitempty"`
+	LB      bool                  `json:"lb_ok"`
+	// Observed explains each node that is not healthy, the load
+	// balancer's failure ("lb"), and extra hosts ("extra").
+	Observed map[string]string `json:"-"`
+}
+
+// nodeHealth is one manifest node as the cluster sees it.
+type nodeHealth struct {
+	API    bool `json:"api"`    // its own API (:18080) answered
+	Active bool `json:"active"` // a System HA host with its cluster IP, state and agentState active
+}
+
+func (st haVerifyState) activeCount() int {
+	n := 0
+	for _, h := range st.Nodes {
+		if h.API && h.Active {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *haVerify) Probe(ctx context.Context) (engine.State, error) {
@@ -43,31 +73,49 @@ func (s *haVerify) Probe(ctx context.Context) (engine.State, error) {
 	if !st.Started {
 		return st, nil
 	}
-	st.Active, _ = s.activeHosts(ctx)
-	st.LB = "ok"
-	if err := s.checkLB(ctx, true); err != nil {
-		st.LB = err.Error()
-	}
+	st = s.observe(ctx, true)
+	st.Started = true
 	return st, nil
 }
 
 func (s *haVerify) Diff(cur engine.State) plans.Change {
 	st := cur.(haVerifyState)
 	n := len(s.env.c.Nodes)
-	c := s.change(plans.NoOp, fmt.Sprintf("%d/%d nodes active; load balancer: %s", st.Active, n, st.LB))
+	lb := "ok"
+	if !st.LB {
+		lb = cmp.Or(st.Observed["lb"], "not ok")
+	}
+	c := s.change(plans.NoOp, fmt.Sprintf("%d/%d nodes active; load balancer: %s", st.activeCount(), n, lb))
 	c.Check = true
 	if !st.Started {
 		c.Reason = "cluster not started yet"
 		return c
 	}
-	if st.Active < n {
-		c.Warnings = append(c.Warnings, fmt.Sprintf("%d of %d HA nodes are active", st.Active, n))
+	for _, node := range s.env.c.Nodes {
+		h := st.Nodes[node.Name]
+		if h.API && h.Active {
+			continue
+		}
+		why := st.Observed[node.Name]
+		if why == "" {
+			why = "not an active host of System HA"
+			if !h.API {
+				why = "its API does not answer"
+			}
+		}
+		c.Warnings = append(c.Warnings, fmt.Sprintf("HA node %s: %s", node.Name, why))
 	}
-	if st.LB != "ok" {
-		c.Warnings = append(c.Warnings, "load balancer: "+st.LB)
+	if !st.LB {
+		c.Warnings = append(c.Warnings, "load balancer: "+lb)
+	}
+	if x := st.Observed["extra"]; x != "" {
+		c.Warnings = append(c.Warnings, x)
 	}
 	return c
 }
+
+// healthy reports whether every node and the load balancer are fine.
+func (st haVerifyState) healthy(n int) bool { return st.LB && st.activeCount() == n }
 
 // Apply waits for the cluster to form, up to rancher.timeouts.clusterFormation.
 func (s *haVerify) Apply(ctx context.Context, _ plans.Change) error {
@@ -79,50 +127,131 @@ func (s *haVerify) Apply(ctx context.Context, _ plans.Change) error {
 	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
 	var reported time.Time
+	var last haVerifyState
 	for {
-		active, aerr := s.activeHosts(wctx)
-		var lerr error
-		if active >= n {
-			if lerr = s.checkLB(wctx, false); lerr == nil {
-				return nil
-			}
+		st := s.observe(wctx, false)
+		if st.healthy(n) {
+			return nil
 		}
-		what := fmt.Sprintf("%d/%d nodes active", active, n)
-		if aerr != nil {
-			what += " (" + aerr.Error() + ")"
-		} else if lerr != nil {
-			what += "; load balancer: " + lerr.Error()
+		if wctx.Err() == nil || last.Nodes == nil {
+			last = st // a look cut short by the deadline says nothing new
 		}
 		if time.Since(reported) >= reportEvery {
 			reported = time.Now()
-			engine.Progress(ctx, "waiting for the cluster: %s (%s of %s)", what, time.Since(start).Round(time.Second), timeout)
+			engine.Progress(ctx, "waiting for the cluster: %s (%s of %s)", s.describe(last), time.Since(start).Round(time.Second), timeout)
 		}
 		select {
 		case <-wctx.Done():
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("cluster did not form within %s (rancher.timeouts.clusterFormation): %s; on a node, see docker logs rancher-ha", timeout, what)
+			return fmt.Errorf("cluster did not form within %s (rancher.timeouts.clusterFormation); last seen: %s; on a node, see docker logs rancher-ha", timeout, s.describe(last))
 		case <-tick.C:
 		}
 	}
 }
 
-// activeHosts asks the nodes' own APIs, first answer wins.
-func (s *haVerify) activeHosts(ctx context.Context) (int, error) {
-	var errs []error
-	for _, n := range s.env.c.Nodes {
-		api, err := s.env.api("http://" + net.JoinHostPort(n.Address, strconv.Itoa(haAPIPort)))
-		if err != nil {
-			return 0, err
+// describe says what a look saw, node by node, for people.
+func (s *haVerify) describe(st haVerifyState) string {
+	var parts []string
+	for _, node := range s.env.c.Nodes {
+		h := st.Nodes[node.Name]
+		switch {
+		case h.API && h.Active:
+			parts = append(parts, node.Name+" active")
+		default:
+			parts = append(parts, node.Name+": "+cmp.Or(st.Observed[node.Name], "not active"))
 		}
-		active, _, err := api.HAHosts(ctx)
-		if err == nil {
-			return active, nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
 	}
-	return 0, errors.Join(errs...)
+	lb := "ok"
+	if !st.LB {
+		lb = cmp.Or(st.Observed["lb"], "not checked")
+	}
+	out := fmt.Sprintf("%d/%d nodes active (%s); load balancer: %s", st.activeCount(), len(s.env.c.Nodes), strings.Join(parts, "; "), lb)
+	if x := st.Observed["extra"]; x != "" {
+		out += "; " + x
+	}
+	return out
+}
+
+// observe asks every node's own API for the System HA hosts, all at once,
+// and matches the manifest's nodes to them by cluster IP. With cached (a
+// probe) it also checks the load balancer, with the probes' shared reading
+// of the cluster CA; without (apply's wait), only once every node is
+// active, reading the CA afresh.
+func (s *haVerify) observe(ctx context.Context, cached bool) haVerifyState {
+	nodes := s.env.c.Nodes
+	type answer struct {
+		hosts []rancherapi.Host
+		err   error
+	}
+	answers := make([]answer, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() {
+			api, err := s.env.api("http://" + net.JoinHostPort(n.Address, strconv.Itoa(haAPIPort)))
+			if err == nil {
+				answers[i].hosts, answers[i].err = api.HAHosts(ctx)
+			} else {
+				answers[i].err = err
+			}
+		})
+	}
+	wg.Wait()
+	st := haVerifyState{Nodes: map[string]nodeHealth{}, Observed: map[string]string{}}
+	// Every node's API reads the same database: the first full answer is
+	// the cluster's view.
+	var view []rancherapi.Host
+	viewFrom := ""
+	for i, a := range answers {
+		if a.err == nil && view == nil {
+			view, viewFrom = a.hosts, nodes[i].Name
+		}
+	}
+	byIP := map[string]rancherapi.Host{}
+	for _, h := range view {
+		byIP[h.AgentIP] = h
+	}
+	matched := map[string]bool{}
+	for i, n := range nodes {
+		h := nodeHealth{API: answers[i].err == nil || errors.Is(answers[i].err, rancherapi.ErrNoHAProject)}
+		switch host, ok := byIP[n.ClusterIP]; {
+		case !h.API:
+			st.Observed[n.Name] = fmt.Sprintf("its API does not answer: %v", answers[i].err)
+		case view == nil:
+			st.Observed[n.Name] = "no System HA environment yet (the first master creates it)"
+		case !ok:
+			st.Observed[n.Name] = fmt.Sprintf("no System HA host with cluster IP %s (as %s's API reports)", n.ClusterIP, viewFrom)
+		default:
+			matched[n.ClusterIP] = true
+			h.Active = host.Healthy()
+			if !h.Active {
+				st.Observed[n.Name] = fmt.Sprintf("System HA host %s is %s, agent %s", n.ClusterIP, host.State, cmp.Or(host.AgentState, "not connected"))
+			}
+		}
+		st.Nodes[n.Name] = h
+	}
+	var extra []string
+	for _, h := range view {
+		if !matched[h.AgentIP] {
+			extra = append(extra, fmt.Sprintf("%s (%s, %s)", cmp.Or(h.AgentIP, h.ID), cmp.Or(h.Hostname, "no hostname"), h.State))
+		}
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		st.Observed["extra"] = "System HA also lists hosts that are not nodes of the manifest: " + strings.Join(extra, ", ")
+	}
+	if !cached && st.activeCount() < len(nodes) {
+		// While apply waits, the LB is looked at once the nodes are up.
+		st.Observed["lb"] = "not checked until every node is active"
+		return st
+	}
+	if err := s.checkLB(ctx, cached); err != nil {
+		st.Observed["lb"] = err.Error()
+	} else {
+		st.LB = true
+	}
+	return st
 }
 
 // checkLB fetches /ping through the load balancer over TLS, verifying the

@@ -1,6 +1,7 @@
 package standin
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Backend is the persistent state the API reads and writes (*Store in
@@ -30,6 +33,12 @@ type API struct {
 	// Hosts returns the live HA members for the "System HA" hosts view.
 	Hosts func(ctx context.Context) ([]Member, error)
 	Log   *log.Logger
+	// SettingsRefresh is how often the settings cache reloads on its own
+	// (DefaultSettingsRefresh when zero).
+	SettingsRefresh time.Duration
+
+	cacheOnce sync.Once
+	cache     settingsCache
 }
 
 // Project ids: the admin's Default project and the "System HA" project.
@@ -40,7 +49,8 @@ const (
 
 // Handler returns the HTTP handler.
 func (a *API) Handler() http.Handler {
-	return http.HandlerFunc(a.serve)
+	a.cacheOnce.Do(func() { a.cache.every = cmp.Or(a.SettingsRefresh, DefaultSettingsRefresh) })
+	return a.withDeferred(http.HandlerFunc(a.serve))
 }
 
 func (a *API) serve(w http.ResponseWriter, r *http.Request) {
@@ -127,7 +137,7 @@ func (a *API) haConfig(ctx context.Context, r *http.Request) (haConfig, error) {
 		Actions: map[string]string{"createscript": self + "/?action=createscript"},
 		DBHost:  a.DB.Host,
 	}
-	if v, ok, err := a.Store.Setting(ctx, SettingClusterSize); err != nil {
+	if v, ok, err := a.cache.get(ctx, a.Store, SettingClusterSize); err != nil {
 		return haConfig{}, err
 	} else if ok {
 		c.ClusterSize, _ = strconv.Atoi(v)
@@ -144,8 +154,9 @@ func (a *API) haConfig(ctx context.Context, r *http.Request) (haConfig, error) {
 	return c, nil
 }
 
+// enabled is ha.enabled as the cache holds it.
 func (a *API) enabled(ctx context.Context) (bool, error) {
-	v, _, err := a.Store.Setting(ctx, SettingHAEnabled)
+	v, _, err := a.cache.get(ctx, a.Store, SettingHAEnabled)
 	if err != nil {
 		return false, err
 	}
@@ -200,6 +211,10 @@ func (a *API) updateHAConfig(w http.ResponseWriter, r *http.Request) {
 			a.internal(w, r, err)
 			return
 		}
+		// cattle: SettingsUtils.changeSetting defers ArchaiusUtil.refresh
+		// until the response is written, and updateInternal answers
+		// getHaConfig() from the cache: the answer holds the old value.
+		deferRefresh(r)
 		if a.Log != nil {
 			a.Log.Printf("Setting %s=%t", SettingHAEnabled, b)
 		}
@@ -247,6 +262,7 @@ func (a *API) createScript(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
+	deferRefresh(r)
 	// A new script is a new installation: the management stack has to be
 	// launched again by a master that sees clusterSize hosts.
 	if err := a.Store.DeleteSetting(ctx, settingStackLaunched); err != nil {

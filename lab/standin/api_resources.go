@@ -81,9 +81,19 @@ func (a *API) projects(w http.ResponseWriter, r *http.Request, rest []string) {
 		return
 	}
 	if len(rest) == 0 {
+		// cattle ProjectResourceManager.listInternal: without all=true (and
+		// the all.accounts policy option, which the admin holds) the list
+		// is the caller's member projects (AuthDaoImpl.getAccessibleProjects).
+		// "System HA" is owned by cluster-manager's service account, so the
+		// admin sees it only with all=true.
+		if !strings.EqualFold(r.URL.Query().Get("all"), "true") {
+			ps = memberProjects(ps)
+		}
 		a.writeJSON(w, http.StatusOK, a.collection(r, "project", "/v1/projects", ps))
 		return
 	}
+	// By id, a project resolves for the admin whether or not it is a
+	// member (AuthDaoImpl.isProjectMember is true for admins).
 	for _, p := range ps {
 		if p.ID != rest[0] {
 			continue
@@ -106,6 +116,18 @@ func (a *API) projects(w http.ResponseWriter, r *http.Request, rest []string) {
 		return
 	}
 	a.writeError(w, r, http.StatusNotFound, "NotFound", "")
+}
+
+// memberProjects keeps the projects the admin is a member of: its own
+// Default project, not the service account's System HA.
+func memberProjects(ps []project) []project {
+	var out []project
+	for _, p := range ps {
+		if p.ID == defaultProjectID {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (a *API) hostList(r *http.Request) ([]host, error) {
@@ -153,6 +175,24 @@ func (a *API) settingResource(r *http.Request, name string) (setting, error) {
 		src := "Database"
 		s.Value, s.ActiveValue, s.InDB, s.Source = &v, &v, true, &src
 	}
+	// activeValue is what the server runs with: for cached settings, the
+	// Archaius cache, which a write refreshes only after its response.
+	for _, c := range cachedSettings {
+		if c != name {
+			continue
+		}
+		av, aok, err := a.cache.get(r.Context(), a.Store, name)
+		if err != nil {
+			return setting{}, err
+		}
+		if !aok && name == SettingHAEnabled {
+			av, aok = "false", true
+		}
+		s.ActiveValue = nil
+		if aok {
+			s.ActiveValue = &av
+		}
+	}
 	return s, nil
 }
 
@@ -190,6 +230,7 @@ func (a *API) settings(w http.ResponseWriter, r *http.Request, rest []string) {
 			a.internal(w, r, err)
 			return
 		}
+		deferRefresh(r)
 		s, err := a.settingResource(r, rest[0])
 		if err != nil {
 			a.internal(w, r, err)

@@ -3,11 +3,14 @@ package standin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -159,24 +162,73 @@ func TestCreateScriptValidation(t *testing.T) {
 	}
 }
 
-func TestEnableAndSettings(t *testing.T) {
+// cattle v0.159.7: HaConfigManager.updateInternal writes ha.enabled through
+// SettingsUtils.changeSetting, which defers ArchaiusUtil.refresh until the
+// response is written, and answers getHaConfig() from the cached setting:
+// the PUT's answer holds the old value; a later GET holds the new one.
+func TestEnablePUTAnswersTheOldValue(t *testing.T) {
 	_, be, srv := newTestAPI(t)
-	for _, tc := range []struct {
-		body string
-		want bool
-	}{{`{"enabled":true}`, true}, {`{"enabled":false}`, false}} {
-		resp, body := do(t, "PUT", srv.URL+"/v1/haconfigs/haconfig", tc.body, map[string]string{"Content-Type": "application/json"})
-		if resp.StatusCode != 200 || decode(t, body)["enabled"] != tc.want || be.settings[SettingHAEnabled] != map[bool]string{true: "true", false: "false"}[tc.want] {
-			t.Errorf("PUT %s = %d %s, setting %q", tc.body, resp.StatusCode, body, be.settings[SettingHAEnabled])
+	old := false
+	for _, want := range []bool{true, false} {
+		resp, body := do(t, "PUT", srv.URL+"/v1/haconfigs/haconfig", fmt.Sprintf(`{"enabled":%t}`, want), map[string]string{"Content-Type": "application/json"})
+		if resp.StatusCode != 200 || decode(t, body)["enabled"] != old {
+			t.Errorf("PUT enabled=%t = %d %s, want the old value %t in the answer", want, resp.StatusCode, body, old)
 		}
+		if be.settings[SettingHAEnabled] != strconv.FormatBool(want) {
+			t.Errorf("after PUT enabled=%t the database holds %q", want, be.settings[SettingHAEnabled])
+		}
+		eventually(t, fmt.Sprintf("GET /v1/haconfigs to say enabled=%t", want), func() bool {
+			_, body := do(t, "GET", srv.URL+"/v1/haconfigs", "", nil)
+			return decode(t, body)["data"].([]any)[0].(map[string]any)["enabled"] == want
+		})
+		old = want
 	}
+}
+
+// A write through another server (the database changed under this one)
+// shows only when the cache reloads on its timer.
+func TestSettingsCacheReloadsOnItsTimer(t *testing.T) {
+	a, be, srv := newTestAPI(t)
+	a.cache.every = time.Hour
+	enabled := func() any {
+		_, body := do(t, "GET", srv.URL+"/v1/haconfigs", "", nil)
+		return decode(t, body)["data"].([]any)[0].(map[string]any)["enabled"]
+	}
+	if enabled() != false {
+		t.Fatal("enabled before any write")
+	}
+	be.SetSetting(context.Background(), SettingHAEnabled, "true")
+	if enabled() != false {
+		t.Error("a database change showed before the cache reloaded")
+	}
+	a.cache.mu.Lock()
+	a.cache.every = time.Millisecond
+	a.cache.mu.Unlock()
+	eventually(t, "the timer to reload the cache", func() bool { return enabled() == true })
+}
+
+func TestSettings(t *testing.T) {
+	_, be, srv := newTestAPI(t)
 	resp, body := do(t, "PUT", srv.URL+"/v1/settings/ha.enabled", `{"value":"true"}`, nil)
 	if resp.StatusCode != 200 || decode(t, body)["value"] != "true" || be.settings[SettingHAEnabled] != "true" {
 		t.Errorf("PUT setting = %d %s", resp.StatusCode, body)
 	}
-	_, body = do(t, "GET", srv.URL+"/v1/settings/ha.enabled", "", nil)
-	if decode(t, body)["value"] != "true" {
-		t.Errorf("GET setting = %s", body)
+	eventually(t, "activeValue to follow the value", func() bool {
+		_, body = do(t, "GET", srv.URL+"/v1/settings/ha.enabled", "", nil)
+		m := decode(t, body)
+		return m["value"] == "true" && m["activeValue"] == "true"
+	})
+}
+
+// eventually polls cond every 5ms for up to 5s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -187,7 +239,16 @@ func TestProjectsAndHosts(t *testing.T) {
 		t.Errorf("projects before HA = %v", data)
 	}
 	be.settings[settingProjectUUID] = "system-ha-abcd"
+	// cattle ProjectResourceManager.listInternal / AuthDaoImpl.getAccessibleProjects:
+	// without all=true the admin sees only its member projects; System HA
+	// belongs to cluster-manager's service account.
 	_, body = do(t, "GET", srv.URL+"/v1/projects", "", nil)
+	for _, p := range decode(t, body)["data"].([]any) {
+		if uuid := p.(map[string]any)["uuid"].(string); strings.HasPrefix(uuid, "system-ha-") {
+			t.Errorf("GET /v1/projects without all=true lists %s", uuid)
+		}
+	}
+	_, body = do(t, "GET", srv.URL+"/v1/projects?all=true", "", nil)
 	var ha map[string]any
 	for _, p := range decode(t, body)["data"].([]any) {
 		if pm := p.(map[string]any); strings.HasPrefix(pm["uuid"].(string), "system-ha-") {

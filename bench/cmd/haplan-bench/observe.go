@@ -84,7 +84,14 @@ func (o *observer) run(ctx context.Context) {
 func (o *observer) formed(ctx context.Context, apis []*rancherapi.Client, httpc *http.Client) bool {
 	ok := false
 	for _, a := range apis {
-		if active, _, err := a.HAHosts(ctx); err == nil && active >= o.nodes {
+		hosts, err := a.HAHosts(ctx)
+		healthy := 0
+		for _, h := range hosts {
+			if h.Healthy() {
+				healthy++
+			}
+		}
+		if err == nil && healthy >= o.nodes {
 			ok = true
 			break
 		}

@@ -9,6 +9,10 @@ rancher {
     key   = { file = "tls/server-key.pem" }
     chain = { file = "tls/ca.crt" }
   }
+  apiKey {
+    accessKey = { env = "RANCHER_ACCESS_KEY" }
+    secretKey = { env = "RANCHER_SECRET_KEY" }
+  }
   bootstrapNode = "rs1"
   timeouts {
     bootstrap        = "20m"
