@@ -171,17 +171,43 @@ func parseInspect(name, out string) Container {
 	return c
 }
 
-// Version returns the engine's version, e.g. "24.0.7".
-func (d *Reader) Version(ctx context.Context) (string, error) {
-	var v struct{ Version string }
+// EngineVersion is what an engine says of itself.
+type EngineVersion struct {
+	Version string // e.g. "24.0.7"
+	// APIVersion is the newest Engine API it speaks, MinAPIVersion the
+	// oldest it accepts ("" from engines before API 1.25, which accept
+	// every version from 1.12 on).
+	APIVersion, MinAPIVersion string
+}
+
+// Version returns the engine's version and the API versions it accepts.
+func (d *Reader) Version(ctx context.Context) (EngineVersion, error) {
+	var v EngineVersion
 	found, err := d.get(ctx, "/version", &v)
 	if !errors.Is(err, errNoAPI) {
 		if err == nil && !found {
 			err = fmt.Errorf("%s: docker API GET /version: HTTP 404", d.r.Host())
 		}
-		return v.Version, err
+		return v, err
 	}
-	return d.cli(ctx, "docker version --format '{{.Server.Version}}'")
+	out, err := d.cli(ctx, "docker version --format '{{.Server.Version}} {{.Server.APIVersion}} {{.Server.MinAPIVersion}}'")
+	if err != nil {
+		return v, err
+	}
+	return parseVersionLine(out), nil
+}
+
+// parseVersionLine reads "VERSION API MINAPI" as the CLI prints them; an
+// old CLI prints "<no value>" for a field it does not know.
+func parseVersionLine(out string) EngineVersion {
+	f := strings.Fields(strings.ReplaceAll(out, "<no value>", "-"))
+	get := func(i int) string {
+		if i < len(f) && f[i] != "-" {
+			return f[i]
+		}
+		return ""
+	}
+	return EngineVersion{Version: get(0), APIVersion: get(1), MinAPIVersion: get(2)}
 }
 
 // List returns the running containers and the host TCP ports they publish.

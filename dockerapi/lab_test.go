@@ -76,7 +76,7 @@ echo 'dockerapi ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/dockerapi && chmod 440 
 	}
 
 	type reading struct {
-		Version          string
+		Version          EngineVersion
 		ImageID, NoImage string
 		Run, Created, No Container
 		Listed           []Container
@@ -121,7 +121,7 @@ echo 'dockerapi ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/dockerapi && chmod 440 
 	viaCLI := read(New(cliOnly{transport.ReadOnly(root)}))
 	viaSudo := read(New(transport.ReadOnly(sudo)))
 
-	if viaAPI.Version == "" || viaAPI.ImageID == "" || viaAPI.NoImage != "" {
+	if viaAPI.Version.Version == "" || viaAPI.Version.MinAPIVersion == "" || viaAPI.ImageID == "" || viaAPI.NoImage != "" {
 		t.Errorf("API reading: %+v", viaAPI)
 	}
 	if viaAPI.Run.Status != "running" || viaAPI.Run.Image != image || viaAPI.Created.Status != "created" || viaAPI.No.Status != "absent" {

@@ -35,7 +35,8 @@ func TestConvergeThreeNodes(t *testing.T) {
 	if r := haplan(t, ctx, "plan", "-f", manifest, "--detailed-exitcode"); r.code != 0 {
 		t.Fatalf("plan after apply: exit %d, want 0 (no changes)", r.code)
 	}
-	checkCA(t, ctx, l)
+	nodes := []string{"rs1", "rs2", "rs3"}
+	checkCluster(t, ctx, l, nodes, nil)
 
 	// Break two things: the HA container on rs2 and the CA on h1.
 	sh(t, ctx, l, "rs2", "docker rm -f rancher-ha")
@@ -50,7 +51,7 @@ func TestConvergeThreeNodes(t *testing.T) {
 	if got := pending(t, ctx, manifest); len(got) != 0 {
 		t.Fatalf("plan after repair is not empty: %v", got)
 	}
-	checkCA(t, ctx, l)
+	checkCluster(t, ctx, l, nodes, nil)
 
 	// Every other step kind: break it, see exactly it planned, apply, empty.
 	for _, tc := range []struct {
@@ -80,6 +81,7 @@ func TestConvergeThreeNodes(t *testing.T) {
 			}
 		})
 	}
+	t.Run("access control on", func(t *testing.T) { checkAccessControl(t, ctx, l, manifest, nodes) })
 }
 
 // TestConvergeSingleNode: a cluster of size 1 on rs1 alone, in its own
@@ -106,6 +108,7 @@ func TestConvergeSingleNode(t *testing.T) {
 	if r := haplan(t, ctx, "plan", "-f", path, "--detailed-exitcode"); r.code != 0 {
 		t.Fatalf("plan after apply: exit %d, want 0", r.code)
 	}
+	checkCluster(t, ctx, l, []string{"rs1"}, nil)
 	resetCluster(t, ctx, l, "cattle_single")
 }
 

@@ -9,12 +9,15 @@ import (
 // Fixed names and addresses of the lab. They are constants, not options:
 // every developer, demo and CI run sees the same lab.
 const (
-	NetworkName   = "haplan-lab"
-	Subnet        = "10.213.0.0/16"
-	Gateway       = "10.213.0.1"
-	LabelKey      = "haplan.lab"
-	RegistryAddr  = "127.0.0.1:5000"
-	RancherImage  = "rancher/server:v1.0.1"
+	NetworkName  = "haplan-lab"
+	Subnet       = "10.213.0.0/16"
+	Gateway      = "10.213.0.1"
+	LabelKey     = "haplan.lab"
+	RegistryAddr = "127.0.0.1:5000"
+	RancherImage = "rancher/server:v1.0.1"
+	// AgentImage is what an HA node pulls at run time (setting
+	// bootstrap.required.image); the lab registry serves its stand-in.
+	AgentImage    = "rancher/agent:v1.0.1"
 	containerPfx  = "haplan-lab-"
 	labelRole     = "haplan.lab.role"
 	labelName     = "haplan.lab.name"

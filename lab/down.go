@@ -66,6 +66,7 @@ func Down(ctx context.Context, o DownOptions) error {
 		// The registry tag is the lab's; the rancher/server image is the
 		// stand-in build's and stays.
 		_, _ = docker(ctx, "rmi", RegistryAddr+"/"+RancherImage)
+		_, _ = docker(ctx, "rmi", RegistryAddr+"/"+AgentImage)
 	}
 	dir := o.Dir
 	if dir == "" {

@@ -363,14 +363,16 @@ func pushRancherImage(ctx context.Context, root string, logf func(string, ...any
 	} else {
 		logf("registry: no lab/standin/build.sh; pushing the local %s", RancherImage)
 	}
-	target := RegistryAddr + "/" + RancherImage
-	if _, err := docker(ctx, "tag", RancherImage, target); err != nil {
-		return fmt.Errorf("tag stand-in image: %w", err)
+	for _, img := range []string{RancherImage, AgentImage} {
+		target := RegistryAddr + "/" + img
+		if _, err := docker(ctx, "tag", img, target); err != nil {
+			return fmt.Errorf("tag stand-in image: %w", err)
+		}
+		if _, err := docker(ctx, "push", target); err != nil {
+			return fmt.Errorf("push stand-in image: %w", err)
+		}
+		logf("registry: pushed %s", target)
 	}
-	if _, err := docker(ctx, "push", target); err != nil {
-		return fmt.Errorf("push stand-in image: %w", err)
-	}
-	logf("registry: pushed %s", target)
 	return nil
 }
 

@@ -56,18 +56,35 @@ func evalSize(n int) Finding {
 	return f
 }
 
-func evalDocker(host, version string) []Finding {
-	version = strings.TrimSpace(version)
+// clusterManagerAPI is the Engine API version cluster-manager v0.1.4
+// (inside rancher/server:v1.0.1) pins its Docker client to
+// (docker/docker.go: client.NewClient(..., "v1.22", ...)).
+const clusterManagerAPI = "1.22"
+
+func evalDocker(host string, ev dockerapi.EngineVersion) []Finding {
+	version := strings.TrimSpace(ev.Version)
 	v, ok := parseVersion(version)
 	if !ok {
 		return []Finding{{Severity: Warning, Check: "docker", Host: host,
 			Message: fmt.Sprintf("dockerd answered with an unreadable version %q", version)}}
 	}
-	out := []Finding{{Severity: Info, Check: "docker", Host: host, Message: "Docker " + version}}
+	msg := "Docker " + version
+	if ev.MinAPIVersion != "" {
+		msg += fmt.Sprintf(" (Engine API %s to %s)", ev.MinAPIVersion, ev.APIVersion)
+	}
+	out := []Finding{{Severity: Info, Check: "docker", Host: host, Message: msg}}
 	if versionLess(v, minDocker()) {
 		out = append(out, Finding{Severity: Warning, Check: "docker", Host: host,
 			Message: fmt.Sprintf("Docker %s is older than 1.10.3, the oldest Docker Rancher v1.0.1 supports", version),
 			Hint:    "upgrade Docker to 1.10.3 or later"})
+	}
+	if minAPI, ok := parseVersion(ev.MinAPIVersion); ok {
+		if want, _ := parseVersion(clusterManagerAPI); versionLess(want, minAPI) {
+			out = append(out, Finding{Severity: Error, Check: "docker", Host: host,
+				Message: fmt.Sprintf("Docker %s accepts Engine API %s and later; cluster-manager inside Rancher Server v1.0.1 speaks only API %s, so it cannot create its containers on this node",
+					version, ev.MinAPIVersion, clusterManagerAPI),
+				Hint: "HA nodes need a dockerd that accepts API 1.22: Docker 1.10.3 to 24.x, or Docker 25.x started with DOCKER_MIN_API_VERSION=1.22 in its environment; Docker 26 and later cannot run Rancher 1.0 HA"})
+		}
 	}
 	return out
 }

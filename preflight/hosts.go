@@ -49,6 +49,10 @@ func (p *pass) node(ctx context.Context, n manifests.Node, bootstrap bool) nodeF
 				f.Hint = "install Docker and start dockerd; the SSH user must be able to use /var/run/docker.sock"
 				return struct{}{}, []Finding{f}
 			}
+			if out.Version == "" {
+				f := p.failed("docker", n.Name, "dockerd did not say its version", nil)
+				return struct{}{}, []Finding{f}
+			}
 			return struct{}{}, evalDocker(n.Name, out)
 		})
 	})

@@ -1,6 +1,8 @@
 package preflight
 
 import (
+	"github.com/haplan/haplan/dockerapi"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,7 +180,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestEvalDocker(t *testing.T) {
-	got := evalDocker("rs1", "1.9.1\n")
+	got := evalDocker("rs1", dockerapi.EngineVersion{Version: "1.9.1\n"})
 	want := []Finding{
 		{Severity: Info, Check: "docker", Host: "rs1", Message: "Docker 1.9.1"},
 		{Severity: Warning, Check: "docker", Host: "rs1",
@@ -187,6 +189,38 @@ func TestEvalDocker(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("evalDocker (-want +got):\n%s", diff)
+	}
+}
+
+// cluster-manager v0.1.4 pins Engine API 1.22; Docker 25 raised the
+// default floor to 1.24 (moby#46887), Docker 26 removed the older ones.
+func TestEvalDockerAPIFloor(t *testing.T) {
+	tests := []struct {
+		name      string
+		ev        dockerapi.EngineVersion
+		wantError bool
+	}{
+		{"docker 20.10", dockerapi.EngineVersion{Version: "20.10.24", APIVersion: "1.41", MinAPIVersion: "1.12"}, false},
+		{"docker 1.10 (no MinAPIVersion)", dockerapi.EngineVersion{Version: "1.10.3", APIVersion: "1.22"}, false},
+		{"docker 25 lowered", dockerapi.EngineVersion{Version: "25.0.5", APIVersion: "1.44", MinAPIVersion: "1.22"}, false},
+		{"docker 25 default", dockerapi.EngineVersion{Version: "25.0.5", APIVersion: "1.44", MinAPIVersion: "1.24"}, true},
+		{"docker 29", dockerapi.EngineVersion{Version: "29.0.0", APIVersion: "1.52", MinAPIVersion: "1.44"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var errs []Finding
+			for _, f := range evalDocker("rs1", tt.ev) {
+				if f.Severity == Error {
+					errs = append(errs, f)
+				}
+			}
+			if (len(errs) > 0) != tt.wantError {
+				t.Fatalf("errors %v, want an error: %t", errs, tt.wantError)
+			}
+			if tt.wantError && (!strings.Contains(errs[0].Message, "API "+tt.ev.MinAPIVersion) || !strings.Contains(errs[0].Hint, "DOCKER_MIN_API_VERSION")) {
+				t.Errorf("finding %+v does not explain the floor and the way out", errs[0])
+			}
+		})
 	}
 }
 

@@ -313,14 +313,21 @@ type Host struct {
 	// AgentIP is agentIpAddress: the address the host registered with
 	// (the node's cluster IP for an HA node).
 	AgentIP string
-	// State is the host's state; AgentState the agent connection's
-	// (empty when the API has none yet). A host is healthy when both are
-	// "active".
+	// State is the host's state; AgentState the agent connection's,
+	// empty while it is null.
 	State, AgentState string
 }
 
-// Healthy reports whether both the host and its agent are active.
-func (h Host) Healthy() bool { return h.State == "active" && h.AgentState == "active" }
+// Healthy reports whether the host is active and its agent connected:
+// agentState null or "active". cattle v0.159.7 creates a host from the
+// agent's first ping without an agentState (AgentResourcesMonitorImpl
+// createData); only a later agent process (reconnect, disconnect) writes
+// one (AgentHostStateUpdate), so a freshly connected host has null there,
+// and "reconnecting" or "disconnected" mean its agent is gone. The UI
+// (ui v1.0.5 models/host.js) reads it the same way.
+func (h Host) Healthy() bool {
+	return h.State == "active" && (h.AgentState == "" || h.AgentState == "active")
+}
 
 type wireHost struct {
 	wireResource

@@ -227,17 +227,34 @@ func getHAConfig(ctx context.Context, c *http.Client, base string) (haConfig, er
 // errNoSystemHA: the "System HA" project does not exist (yet).
 var errNoSystemHA = errors.New("no project with uuid system-ha-*")
 
-// activeHAHosts reads the hosts view the way the UI's Admin->HA page does:
-// GET /v1/projects, the project whose uuid starts with system-ha-, its
-// hosts link, state == active. It returns the active hosts' agent IPs.
+// activeHAHosts reads the hosts view the way the UI's Admin->HA page does
+// (ui v1.0.5 admin-tab/ha/controller.js: projects with filter all=true,
+// the one whose uuid starts with system-ha-, its hosts link, state ==
+// active). It returns the active hosts' agent IPs.
 func activeHAHosts(ctx context.Context, c *http.Client, base string) ([]string, error) {
+	return haHosts(ctx, c, base+"/v1/projects?all=true")
+}
+
+// memberProjectsHaveSystemHA reports whether GET /v1/projects, without
+// all=true, lists System HA: the real server lists only the caller's member
+// projects there (cattle v0.159.7 ProjectResourceManager.listInternal), and
+// System HA belongs to cluster-manager's service account.
+func memberProjectsHaveSystemHA(ctx context.Context, c *http.Client, base string) (bool, error) {
+	_, err := haHosts(ctx, c, base+"/v1/projects")
+	if errors.Is(err, errNoSystemHA) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func haHosts(ctx context.Context, c *http.Client, projectsURL string) ([]string, error) {
 	var projects struct {
 		Data []struct {
 			UUID  string            `json:"uuid"`
 			Links map[string]string `json:"links"`
 		} `json:"data"`
 	}
-	if err := getJSON(ctx, c, base+"/v1/projects", &projects); err != nil {
+	if err := getJSON(ctx, c, projectsURL, &projects); err != nil {
 		return nil, err
 	}
 	for _, pr := range projects.Data {

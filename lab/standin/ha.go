@@ -38,7 +38,10 @@ type HAOptions struct {
 	// clusterSize active hosts (31 x 2s).
 	HostPoll  time.Duration
 	HostPolls int
-	Log       *log.Logger
+	// Agent runs the node's agent container; a node's host is active in
+	// System HA only while it runs.
+	Agent AgentLauncher
+	Log   *log.Logger
 }
 
 // ErrHANotEnabled: setting ha.enabled is not true. The container exits and
@@ -200,15 +203,26 @@ func RunHA(ctx context.Context, o HAOptions) error {
 		return serveUntilDone(gctx, &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}, ln)
 	})
 	g.Go(func() error { return n.membershipLoop(gctx) })
+	g.Go(func() error { return n.agentLoop(gctx) })
 	g.Go(func() error { return n.formCluster(gctx) })
 	g.Go(func() error { return n.serveManagement(gctx, api) })
 	return g.Wait()
 }
 
-func (n *node) liveMembers(context.Context) ([]Member, error) {
+// member is this node's own cluster row.
+func (n *node) member() Member {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return append([]Member(nil), n.live...), nil
+	return n.self
+}
+
+// liveMembers are the live members whose agent runs: the active hosts of
+// System HA.
+func (n *node) liveMembers(ctx context.Context) ([]Member, error) {
+	n.mu.Lock()
+	live := append([]Member(nil), n.live...)
+	n.mu.Unlock()
+	return connectedHosts(ctx, n.store, live)
 }
 
 // membershipLoop bumps the heartbeat and follows the cluster table.
@@ -222,10 +236,14 @@ func (n *node) membershipLoop(ctx context.Context) error {
 		if err != nil {
 			n.o.Log.Printf("Failed to update heartbeat: %v", err)
 		} else if !ok {
-			n.self.UUID = newUUID()
-			if n.self.ID, err = n.store.Register(ctx, n.self); err != nil {
+			self := n.member()
+			self.UUID = newUUID()
+			if self.ID, err = n.store.Register(ctx, self); err != nil {
 				return err
 			}
+			n.mu.Lock()
+			n.self = self
+			n.mu.Unlock()
 			tr.SetSelf(n.self.ID)
 			n.o.Log.Printf("Registered again in the cluster as member %d", n.self.ID)
 		}
@@ -272,6 +290,7 @@ func (n *node) observe(ctx context.Context, tr *Tracker, rows []Member) (string,
 			if err := n.store.DeleteMember(ctx, m.ID); err != nil {
 				n.o.Log.Printf("Failed to forget member %s (%s): %v", m.Name, m.IP, err)
 			}
+			_ = n.store.DeleteSetting(ctx, settingAgentPrefix+m.UUID)
 		}
 		idx = AssignIndexes(v.Live, n.c.size)
 		for i, m := range v.Live {
@@ -323,14 +342,18 @@ func (n *node) waitForHosts(ctx context.Context) error {
 		if active >= n.c.size {
 			return nil
 		}
-		n.o.Log.Printf("Waiting for %d host(s) to be active", n.c.size-active)
+		// cluster-manager v0.1.4 rancher/rancher.go WaitForHosts logs the
+		// count it waits for, the cluster size, not how many are missing.
+		n.o.Log.Printf("Waiting for %d host(s) to be active", n.c.size)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(n.o.HostPoll):
 		}
 	}
-	return fmt.Errorf("failed to launch management stack: timed out waiting for %d host(s) to be active", n.c.size)
+	// cluster_service.go: log.Fatalf("Failed while waiting for %d host(s) to be active: %v", ...).
+	//lint:ignore ST1005 the real log line, capitalised
+	return fmt.Errorf("Failed while waiting for %d host(s) to be active: Timeout waiting for hosts to be active", n.c.size)
 }
 
 func (n *node) ensureCertificate(ctx context.Context) error {

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,7 +216,9 @@ func TestBootstrapLab(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
-	_, body := get(base + "/v1/haconfigs")
+	// The settings cache refreshes after the PUT's response: a GET right
+	// after it may still see the old value, so look until it shows.
+	var body string
 	var coll struct {
 		Data []struct {
 			Enabled     bool   `json:"enabled"`
@@ -223,8 +226,12 @@ func TestBootstrapLab(t *testing.T) {
 			DBHost      string `json:"dbHost"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal([]byte(body), &coll); err != nil || len(coll.Data) != 1 || !coll.Data[0].Enabled || coll.Data[0].ClusterSize != 1 || coll.Data[0].DBHost != db.Host {
-		t.Errorf("haconfigs = %s (%v)", body, err)
+	waitFor(t, "enabled=true in GET /v1/haconfigs", 5*time.Second, func() bool {
+		_, body = get(base + "/v1/haconfigs")
+		return json.Unmarshal([]byte(body), &coll) == nil && len(coll.Data) == 1 && coll.Data[0].Enabled
+	})
+	if coll.Data[0].ClusterSize != 1 || coll.Data[0].DBHost != db.Host {
+		t.Errorf("haconfigs = %s", body)
 	}
 	waitFor(t, "stops-processing log", 5*time.Second, func() bool { return strings.Contains(logs.String(), "stops processing") })
 }
@@ -237,6 +244,19 @@ type haNode struct {
 	logs                 *syncbuf.Buffer
 	cancel               context.CancelFunc
 	done                 chan error
+	agent                testAgent
+}
+
+// testAgent stands in for the node's dockerd: Ensure fails while fail
+// holds an error. (The real launch through dockerd, with the pull of the
+// agent image, is proven on the lab's nodes by lab/prooftest.)
+type testAgent struct{ fail atomic.Pointer[error] }
+
+func (a *testAgent) Ensure(context.Context, string, []string) error {
+	if e := a.fail.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 func (n *haNode) start(t *testing.T, polls int) {
@@ -245,7 +265,7 @@ func (n *haNode) start(t *testing.T, polls int) {
 	n.cancel, n.done, n.logs = cancel, make(chan error, 1), &syncbuf.Buffer{}
 	opts := HAOptions{EtcDir: n.etc, Getenv: func(string) string { return "" }, RouteFile: "/nonexistent",
 		APIAddr: fmt.Sprintf("127.0.0.1:%d", n.api), Hostname: n.name, Heartbeat: 150 * time.Millisecond,
-		HostPoll: 100 * time.Millisecond, HostPolls: polls, Log: log.New(n.logs, n.name+" ", 0)}
+		HostPoll: 100 * time.Millisecond, HostPolls: polls, Log: log.New(n.logs, n.name+" ", 0), Agent: &n.agent}
 	go func() { n.done <- RunHA(ctx, opts) }()
 }
 
@@ -286,7 +306,7 @@ func newHANodes(t *testing.T, db DBConfig, size int, names ...string) []*haNode 
 
 func activeHosts(t *testing.T, apiPort int) []string {
 	t.Helper()
-	_, body := get(fmt.Sprintf("http://127.0.0.1:%d/v1/projects", apiPort))
+	_, body := get(fmt.Sprintf("http://127.0.0.1:%d/v1/projects?all=true", apiPort))
 	var ps struct {
 		Data []struct {
 			UUID  string            `json:"uuid"`
@@ -350,7 +370,7 @@ func TestHAClusterLab(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("master did not give up waiting for hosts")
 	}
-	if !strings.Contains(nodes[0].logs.String(), "Waiting for 1 host(s) to be active") || !strings.Contains(nodes[0].logs.String(), "Currently Master: true") {
+	if !strings.Contains(nodes[0].logs.String(), "Waiting for 3 host(s) to be active") || !strings.Contains(nodes[0].logs.String(), "Currently Master: true") {
 		t.Errorf("master logs:\n%s", nodes[0].logs)
 	}
 	if code, _ := get(fmt.Sprintf("http://127.0.0.1:%d/ping", nodes[1].httpPort)); code != 0 {
@@ -405,5 +425,46 @@ func TestHAClusterLab(t *testing.T) {
 		if err := n.stop(); err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("stop %s: %v", n.name, err)
 		}
+	}
+}
+
+// A node whose agent cannot start (cluster-manager's recreate fails: the
+// agent image cannot be pulled) is no active host of System HA, so a
+// cluster of one never launches its stack; once the agent runs, it forms.
+func TestHAAgentMustRunLab(t *testing.T) {
+	db := testDB(t)
+	st, err := OpenStore(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetSetting(context.Background(), SettingHAEnabled, "true"); err != nil {
+		t.Fatal(err)
+	}
+	n := newHANodes(t, db, 1, "rs1")[0]
+	pullErr := errors.New("Error response from daemon: manifest for rancher/agent:v1.0.1 not found")
+	n.agent.fail.Store(&pullErr)
+	n.start(t, 1000)
+	waitFor(t, "the agent failure logged", 10*time.Second, func() bool {
+		return strings.Contains(n.logs.String(), "Can not launch agent right now: "+pullErr.Error())
+	})
+	waitFor(t, "the master waiting for its host", 10*time.Second, func() bool {
+		return strings.Contains(n.logs.String(), "Waiting for 1 host(s) to be active")
+	})
+	if got := activeHosts(t, n.api); len(got) != 0 {
+		t.Errorf("active hosts with no agent = %v", got)
+	}
+	n.agent.fail.Store(nil)
+	waitFor(t, "the stack launched once the agent runs", 20*time.Second, func() bool {
+		return strings.Contains(n.logs.String(), "Done launching management stack")
+	})
+	if got := activeHosts(t, n.api); len(got) != 1 {
+		t.Errorf("active hosts = %v, want rs1", got)
+	}
+	if err := n.stop(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("stop: %v", err)
 	}
 }

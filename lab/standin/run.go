@@ -26,9 +26,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			EtcDir: "/var/lib/rancher/etc", Getenv: getenv, RouteFile: "/proc/net/route",
 			APIAddr: ":18080", Hostname: hostname,
 			Heartbeat: 5 * time.Second, HostPoll: 2 * time.Second, HostPolls: 31, Log: lg,
+			Agent: NewDockerAgent("/var/run/docker.sock", lg, stdout),
 		})
+	case len(args) == 1 && args[0] == "agent":
+		err = runAgent(ctx, lg)
 	default:
-		fmt.Fprintf(stderr, "usage: rancher-standin [ha]\n")
+		fmt.Fprintf(stderr, "usage: rancher-standin [ha|agent]\n")
 		return 2
 	}
 	if err == nil || (ctx.Err() != nil && errors.Is(err, context.Canceled)) {
@@ -51,4 +54,12 @@ func runBootstrap(ctx context.Context, getenv func(string) string, hostname stri
 		DB: db, InitDelay: delay, Addr: ":8080", Owner: hostname,
 		Poll: 5 * time.Second, LockWait: 5 * time.Minute, Log: lg,
 	})
+}
+
+// runAgent is the rancher/agent stand-in's entrypoint: it stays up as the
+// node's connected agent until stopped.
+func runAgent(ctx context.Context, lg *log.Logger) error {
+	lg.Printf("Rancher agent (stand-in for %s) running", DefaultAgentImage)
+	<-ctx.Done()
+	return nil
 }

@@ -3,14 +3,9 @@ package standin
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"strings"
 	"text/template"
 )
-
-// heredocEnd ends every here-document in the script. It is quoted in the
-// script ('RANCHER_HA_EOF'), so nothing inside is expanded by the shell.
-const heredocEnd = "RANCHER_HA_EOF"
 
 // ScriptData is everything the rancher-ha.sh template needs.
 type ScriptData struct {
@@ -24,7 +19,11 @@ type ScriptData struct {
 
 // scriptTemplate mirrors cattle v0.159.7 resources/content/haconfig/script.ftl,
 // except that rancher-ha-start.sh does not pass --privileged (it fails on the
-// lab machines) and values are shell-quoted when they need it.
+// lab machines). Like the real template it quotes nothing: the values go
+// into unquoted here-documents (script.ftl lines 14-24, "export
+// CATTLE_DB_CATTLE_USERNAME=${dbUser}" inside "<< EOF"), and the ha
+// entrypoint sources server.conf (rancher v1.0.1 server/bin/ha), so a
+// space, $, backtick or quote in a value breaks the node's configuration.
 const scriptTemplate = `#!/bin/sh
 set -e
 
@@ -40,16 +39,16 @@ mkdir -p /var/lib/rancher/etc/ssl
 mkdir -p /var/lib/rancher/bin
 
 echo Creating /var/lib/rancher/etc/server.conf
-cat > /var/lib/rancher/etc/server.conf << 'RANCHER_HA_EOF'
+cat > /var/lib/rancher/etc/server.conf << EOF
 export CATTLE_HA_CLUSTER_SIZE={{.Input.ClusterSize}}
-export CATTLE_HA_HOST_REGISTRATION_URL={{sh .Input.HostRegistrationURL}}
+export CATTLE_HA_HOST_REGISTRATION_URL={{.Input.HostRegistrationURL}}
 export CATTLE_HA_CONTAINER_PREFIX=rancher-ha-
 
-export CATTLE_DB_CATTLE_MYSQL_HOST={{sh .DB.Host}}
+export CATTLE_DB_CATTLE_MYSQL_HOST={{.DB.Host}}
 export CATTLE_DB_CATTLE_MYSQL_PORT={{.DB.Port}}
-export CATTLE_DB_CATTLE_MYSQL_NAME={{sh .DB.Name}}
-export CATTLE_DB_CATTLE_USERNAME={{sh .DB.User}}
-export CATTLE_DB_CATTLE_PASSWORD={{sh .EncryptedPassword}}
+export CATTLE_DB_CATTLE_MYSQL_NAME={{.DB.Name}}
+export CATTLE_DB_CATTLE_USERNAME={{.DB.User}}
+export CATTLE_DB_CATTLE_PASSWORD={{.EncryptedPassword}}
 
 export CATTLE_HA_PORT_REDIS={{.Input.RedisPort}}
 export CATTLE_HA_PORT_SWARM={{.Input.SwarmPort}}
@@ -63,39 +62,39 @@ export CATTLE_HA_PORT_ZK_LEADER={{.Input.ZookeeperLeaderPort}}
 
 # Uncomment below to force HA enabled and not require one to set it in the UI
 # export CATTLE_HA_ENABLED=true
-RANCHER_HA_EOF
+EOF
 {{- if .Input.Cert}}
 
 echo Creating /var/lib/rancher/etc/ssl/server-cert.pem
-cat > /var/lib/rancher/etc/ssl/server-cert.pem << 'RANCHER_HA_EOF'
+cat > /var/lib/rancher/etc/ssl/server-cert.pem << EOF
 {{pem .Input.Cert}}
-RANCHER_HA_EOF
+EOF
 {{- end}}
 {{- if .Input.Key}}
 
 echo Creating /var/lib/rancher/etc/ssl/server-key.pem
-cat > /var/lib/rancher/etc/ssl/server-key.pem << 'RANCHER_HA_EOF'
+cat > /var/lib/rancher/etc/ssl/server-key.pem << EOF
 {{pem .Input.Key}}
-RANCHER_HA_EOF
+EOF
 {{- end}}
 {{- if .Input.CertChain}}
 
 echo Creating /var/lib/rancher/etc/ssl/ca.crt
-cat > /var/lib/rancher/etc/ssl/ca.crt << 'RANCHER_HA_EOF'
+cat > /var/lib/rancher/etc/ssl/ca.crt << EOF
 {{pem .Input.CertChain}}
-RANCHER_HA_EOF
+EOF
 {{- end}}
 
 echo Creating /var/lib/rancher/etc/server/encryption.key
 if [ -e /var/lib/rancher/etc/server/encryption.key ]; then
     mv /var/lib/rancher/etc/server/encryption.key /var/lib/rancher/etc/server/encryption.key.$(date '+%s')
 fi
-cat > /var/lib/rancher/etc/server/encryption.key << 'RANCHER_HA_EOF'
+cat > /var/lib/rancher/etc/server/encryption.key << EOF
 {{.EncryptionKey}}
-RANCHER_HA_EOF
+EOF
 
 echo Creating /var/lib/rancher/bin/rancher-ha-start.sh
-cat > /var/lib/rancher/bin/rancher-ha-start.sh << 'RANCHER_HA_EOF'
+cat > /var/lib/rancher/bin/rancher-ha-start.sh << "EOF"
 #!/bin/sh
 set -e
 
@@ -112,7 +111,7 @@ echo Started container rancher-ha $ID
 echo Run the below to see the logs
 echo
 echo docker logs -f rancher-ha
-RANCHER_HA_EOF
+EOF
 
 chmod +x /var/lib/rancher/bin/rancher-ha-start.sh
 
@@ -121,34 +120,14 @@ echo To re-run please execute: /var/lib/rancher/bin/rancher-ha-start.sh $IMAGE
 exec /var/lib/rancher/bin/rancher-ha-start.sh $IMAGE
 `
 
-var (
-	shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./:@%+,=-]+$`)
-	tmpl      = template.Must(template.New("rancher-ha.sh").Funcs(template.FuncMap{
-		"sh":  shellQuote,
-		"pem": func(s string) string { return strings.TrimRight(strings.ReplaceAll(s, "\r\n", "\n"), "\n") },
-	}).Parse(scriptTemplate))
-)
+var tmpl = template.Must(template.New("rancher-ha.sh").Funcs(template.FuncMap{
+	"pem": func(s string) string { return strings.TrimRight(strings.ReplaceAll(s, "\r\n", "\n"), "\n") },
+}).Parse(scriptTemplate))
 
-// shellQuote returns s unchanged when it needs no quoting, else single-quoted.
-func shellQuote(s string) string {
-	if shellSafe.MatchString(s) {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// RenderScript renders rancher-ha.sh. Input that would break out of a
-// here-document is refused with a ValidationError.
+// RenderScript renders rancher-ha.sh. Like cattle it checks nothing: a
+// value that ends a here-document or holds shell syntax goes into the
+// script as it is.
 func RenderScript(d ScriptData) ([]byte, error) {
-	fields := []struct{ name, value string }{
-		{"cert", d.Input.Cert}, {"key", d.Input.Key}, {"certChain", d.Input.CertChain},
-		{"hostRegistrationUrl", d.Input.HostRegistrationURL},
-	}
-	for _, f := range fields {
-		if strings.Contains(f.value, heredocEnd) || (f.name == "hostRegistrationUrl" && strings.ContainsAny(f.value, "\r\n")) {
-			return nil, &ValidationError{Code: codeInvalidFormat, Field: f.name}
-		}
-	}
 	var buf bytes.Buffer
 	if err := tmpl.Execute(&buf, d); err != nil {
 		return nil, fmt.Errorf("render rancher-ha.sh: %w", err)

@@ -66,8 +66,6 @@ func TestScriptRuns(t *testing.T) {
 	base.Input.HostRegistrationURL = "https://10.213.0.10"
 	withCerts := base
 	withCerts.Input.Cert, withCerts.Input.Key, withCerts.Input.CertChain = "-----CERT-----\n", "-----KEY-----", "-----CHAIN-----\r\n"
-	odd := base
-	odd.Input.HostRegistrationURL = "https://x.example/a b'c"
 
 	tests := []struct {
 		name      string
@@ -80,7 +78,6 @@ func TestScriptRuns(t *testing.T) {
 		{name: "no image defaults to latest", data: base, wantImage: "rancher/server", wantSSL: map[string]string{}},
 		{name: "certs", data: withCerts, args: []string{"rancher/server:v1.0.1"}, wantImage: "rancher/server:v1.0.1",
 			wantSSL: map[string]string{"server-cert.pem": "-----CERT-----\n", "server-key.pem": "-----KEY-----\n", "ca.crt": "-----CHAIN-----\n"}},
-		{name: "quoted url", data: odd, args: []string{"img"}, wantImage: "img", wantSSL: map[string]string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,12 +181,46 @@ func TestScriptKeepsOldKey(t *testing.T) {
 	}
 }
 
-func TestRenderScriptRefusesHeredocBreakout(t *testing.T) {
-	d := ScriptData{DB: DBConfig{Host: "db", Port: 3306, Name: "cattle", User: "cattle"}}
+// cattle v0.159.7 script.ftl lines 14-24 write the DB values into an
+// unquoted here-document (<< EOF) without quoting them, and server/bin/ha
+// sources server.conf: the node's shell expands a $ while writing, and an
+// unquoted blank ends the value. The stand-in breaks the same way, so
+// haplan has to refuse such values before it generates a script.
+func TestScriptWritesValuesUnquoted(t *testing.T) {
+	key := mustKey(t)
+	enc, err := Encrypt(key, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ScriptData{DB: DBConfig{Host: "10.213.0.3", Port: 3306, Name: "my db", User: "ca$HOME"},
+		EncryptedPassword: enc, EncryptionKey: EncodeKey(key)}
 	d.Input = DefaultScriptInput()
-	d.Input.HostRegistrationURL = "https://lb"
-	d.Input.Cert = "x\n" + heredocEnd + "\nrm -rf /\n"
-	if _, err := RenderScript(d); err == nil {
-		t.Fatal("RenderScript accepted a cert that ends the here-document")
+	d.Input.HostRegistrationURL = "https://10.213.0.10"
+	script, err := RenderScript(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"cat > /var/lib/rancher/etc/server.conf << EOF\n", "export CATTLE_DB_CATTLE_MYSQL_NAME=my db\n",
+		"export CATTLE_DB_CATTLE_USERNAME=ca$HOME\n", "cat > /var/lib/rancher/bin/rancher-ha-start.sh << \"EOF\"\n"} {
+		if !strings.Contains(string(script), line) {
+			t.Errorf("script lacks %q", line)
+		}
+	}
+	root, _ := runScript(t, d, "rancher/server:v1.0.1")
+	f, err := os.Open(filepath.Join(root, "var/lib/rancher/etc/server.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	conf := map[string]string{}
+	if err := ParseExports(f, conf); err != nil {
+		t.Fatal(err)
+	}
+	home := os.Getenv("HOME")
+	if got, want := conf["CATTLE_DB_CATTLE_USERNAME"], "ca"+home; got != want {
+		t.Errorf("user = %q, want %q ($HOME expanded by the node's shell)", got, want)
+	}
+	if got := conf["CATTLE_DB_CATTLE_MYSQL_NAME"]; got != "my" {
+		t.Errorf("database name = %q, want %q (cut at the blank)", got, "my")
 	}
 }

@@ -1,6 +1,7 @@
 package standin
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"sync"
@@ -11,7 +12,7 @@ import (
 // cache rather than from the database: the haConfig resource's enabled and
 // clusterSize (HaConfigManager.getHaConfig reads HA_ENABLED and
 // HA_CLUSTER_SIZE, both DynamicProperty values).
-var cachedSettings = []string{SettingHAEnabled, SettingClusterSize}
+var cachedSettings = []string{SettingHAEnabled, SettingClusterSize, SettingSecurityEnabled}
 
 // DefaultSettingsRefresh is how often the cache is reloaded from the
 // database without a write through this server: Archaius's polling
@@ -21,11 +22,13 @@ const DefaultSettingsRefresh = 60 * time.Second
 
 // settingsCache is one server's view of the cached settings. As in cattle,
 // a write through the API (SettingsUtils.changeSetting, createscript) goes
-// to the database at once, but the cache is reloaded only after the
-// response has been written (DeferredUtils.defer(ArchaiusUtil.refresh)),
-// and otherwise on a timer; so the answer to the enabled PUT carries the
-// old value, and a write through another server shows here only after
-// the timer.
+// to the database at once, but the cache is reloaded only once the
+// handler has built its answer (DeferredUtils.defer(ArchaiusUtil.refresh),
+// run when ApiRequestFilter's managed context ends), and otherwise on a
+// timer. So the answer to the enabled PUT carries the old value; the
+// answer is still in Jetty's output buffer while the deferred refresh
+// runs, so a request sent after it sees the new value on the same server,
+// and a write through another server shows here only after the timer.
 type settingsCache struct {
 	every time.Duration
 
@@ -87,7 +90,8 @@ func deferRefresh(r *http.Request) {
 	}
 }
 
-// withDeferred runs h, writes its response out, then does what h deferred.
+// withDeferred runs h with its answer held back, does what h deferred,
+// then sends the answer.
 func (a *API) withDeferred(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The real server loads its settings at startup, before it serves.
@@ -98,15 +102,36 @@ func (a *API) withDeferred(h http.Handler) http.Handler {
 			}
 		}
 		d := &deferred{}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), deferKey{}, d)))
-		if !d.refresh {
-			return
+		held := &heldResponse{header: w.Header(), status: http.StatusOK}
+		h.ServeHTTP(held, r.WithContext(context.WithValue(r.Context(), deferKey{}, d)))
+		if d.refresh {
+			if err := a.cache.refresh(context.WithoutCancel(r.Context()), a.Store); err != nil && a.Log != nil {
+				a.Log.Printf("Failed to refresh settings: %v", err)
+			}
 		}
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-		if err := a.cache.refresh(context.WithoutCancel(r.Context()), a.Store); err != nil && a.Log != nil {
-			a.Log.Printf("Failed to refresh settings: %v", err)
-		}
+		w.WriteHeader(held.status)
+		_, _ = w.Write(held.body.Bytes())
 	})
+}
+
+// heldResponse keeps an answer until the request's deferred work is done,
+// as the servlet container's output buffer does for cattle's small answers.
+type heldResponse struct {
+	header http.Header
+	status int
+	wrote  bool
+	body   bytes.Buffer
+}
+
+func (h *heldResponse) Header() http.Header { return h.header }
+
+func (h *heldResponse) WriteHeader(status int) {
+	if !h.wrote {
+		h.status, h.wrote = status, true
+	}
+}
+
+func (h *heldResponse) Write(b []byte) (int, error) {
+	h.wrote = true
+	return h.body.Write(b)
 }

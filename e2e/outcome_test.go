@@ -1,0 +1,141 @@
+//go:build lab
+
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/haplan/haplan/lab"
+)
+
+// checkCluster judges a converged cluster on its own, without haplan:
+// every node runs rancher-ha on the manifest's image; System HA (listed
+// with all=true, as the UI does) holds every node's cluster IP as an active
+// host with its agent connected; the load balancer answers /ping over TLS
+// verified against the CA a node holds, for the registration URL's name;
+// and every agent host holds that CA, mode 0400. key, when set, is the API
+// key pair access control asks for.
+func checkCluster(t *testing.T, ctx context.Context, l *lab.Lab, nodes []string, key *apiKey) {
+	t.Helper()
+	for _, n := range nodes {
+		img := strings.TrimSpace(sh(t, ctx, l, n, "docker inspect -f '{{.State.Running}} {{.Config.Image}}' rancher-ha"))
+		if img != "true "+lab.RancherImage {
+			t.Errorf("%s: rancher-ha is %q, want running %s", n, img, lab.RancherImage)
+		}
+	}
+	var want []string
+	for _, n := range nodes {
+		want = append(want, nodeIP(t, l, n))
+	}
+	slices.Sort(want)
+	got, err := systemHAHosts(ctx, "http://"+net.JoinHostPort(want[0], "18080"), key)
+	if err != nil {
+		t.Errorf("System HA hosts: %v", err)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("System HA active hosts %v, want every node %v", got, want)
+	}
+	ca := sh(t, ctx, l, nodes[0], "cat /var/lib/rancher/etc/ssl/ca.crt")
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(ca)) {
+		t.Fatalf("%s: ca.crt holds no certificate", nodes[0])
+	}
+	lb := l.IP("lb")
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil,
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: lb, MinVersion: tls.VersionTLS12}}}
+	resp, err := c.Get("https://" + lb + "/ping")
+	if err != nil {
+		t.Errorf("https://%s/ping verified against the cluster CA: %v", lb, err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != "pong" {
+			t.Errorf("https://%s/ping = %d %q", lb, resp.StatusCode, b)
+		}
+	}
+	checkCA(t, ctx, l)
+}
+
+type apiKey struct{ access, secret string }
+
+// api sends one request to a Rancher server, with the key when set.
+func api(ctx context.Context, method, url string, body any, key *apiKey) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = strings.NewReader(string(b))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != nil {
+		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(key.access+":"+key.secret)))
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}).Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// systemHAHosts lists the agent IPs of System HA's active hosts whose
+// agent is connected (agentState null or active).
+func systemHAHosts(ctx context.Context, base string, key *apiKey) ([]string, error) {
+	code, b, err := api(ctx, http.MethodGet, base+"/v1/projects?all=true", nil, key)
+	if err != nil || code != 200 {
+		return nil, fmt.Errorf("projects: %d %v %s", code, err, b)
+	}
+	var ps struct {
+		Data []struct {
+			UUID  string            `json:"uuid"`
+			Links map[string]string `json:"links"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(b, &ps); err != nil {
+		return nil, err
+	}
+	for _, p := range ps.Data {
+		if !strings.HasPrefix(p.UUID, "system-ha-") {
+			continue
+		}
+		code, b, err := api(ctx, http.MethodGet, p.Links["hosts"], nil, key)
+		if err != nil || code != 200 {
+			return nil, fmt.Errorf("hosts: %d %v %s", code, err, b)
+		}
+		var hs struct {
+			Data []struct {
+				State      string  `json:"state"`
+				AgentState *string `json:"agentState"`
+				IP         string  `json:"agentIpAddress"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(b, &hs); err != nil {
+			return nil, err
+		}
+		out := []string{}
+		for _, h := range hs.Data {
+			if h.State == "active" && (h.AgentState == nil || *h.AgentState == "active") {
+				out = append(out, h.IP)
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("no System HA project in %s", b)
+}
