@@ -115,6 +115,15 @@ func (d *Reader) cli(ctx context.Context, line string) (string, error) {
 	return strings.TrimSpace(string(res.Stdout)), nil
 }
 
+// orAbsent wraps a docker CLI read of one object so that only the
+// daemon's "No such ..." answer reads as absent (prints "absent"); any
+// other failure (a daemon that does not answer, a CLI that is missing)
+// fails the command with the CLI's message, so a dead dockerd never passes
+// for a missing image or container.
+func orAbsent(line string) string {
+	return `out=$(` + line + ` 2>&1) && printf '%s\n' "$out" || case "$out" in *"No such"*) echo absent ;; *) printf '%s\n' "$out" >&2; exit 1 ;; esac`
+}
+
 // ImageID returns the ID of a local image, or "" when the node does not
 // have it.
 func (d *Reader) ImageID(ctx context.Context, ref string) (string, error) {
@@ -128,7 +137,7 @@ func (d *Reader) ImageID(ctx context.Context, ref string) (string, error) {
 		}
 		return img.ID, nil
 	}
-	out, err := d.cli(ctx, "docker image inspect --format '{{.Id}}' "+transport.Quote(ref)+" 2>/dev/null || echo absent")
+	out, err := d.cli(ctx, orAbsent("docker inspect --type image --format '{{.Id}}' "+transport.Quote(ref)))
 	if err != nil || out == "absent" {
 		return "", err
 	}
@@ -152,7 +161,7 @@ func (d *Reader) Inspect(ctx context.Context, name string) (Container, error) {
 		}
 		return Container{Name: name, Status: c.State.Status, Image: c.Config.Image}, nil
 	}
-	out, err := d.cli(ctx, "docker inspect --format '{{.State.Status}} {{.Config.Image}}' "+transport.Quote(name)+" 2>/dev/null || echo absent")
+	out, err := d.cli(ctx, orAbsent("docker inspect --type container --format '{{.State.Status}} {{.Config.Image}}' "+transport.Quote(name)))
 	if err != nil {
 		return Container{}, err
 	}
@@ -211,8 +220,7 @@ func parseVersionLine(out string) EngineVersion {
 }
 
 // List returns the running containers and the host TCP ports they publish.
-// With the CLI, a node without a working docker lists nothing: the caller
-// checks the engine through Version.
+// A daemon that does not answer is an error.
 func (d *Reader) List(ctx context.Context) ([]Container, error) {
 	var list []struct {
 		Names []string
@@ -244,7 +252,7 @@ func (d *Reader) List(ctx context.Context) ([]Container, error) {
 		}
 		return cs, nil
 	}
-	out, err := d.cli(ctx, "docker ps --format '{{.Names}}\t{{.Ports}}' 2>/dev/null; true")
+	out, err := d.cli(ctx, "docker ps --format '{{.Names}}\t{{.Ports}}'")
 	if err != nil {
 		return nil, err
 	}

@@ -76,7 +76,7 @@ func checkAccessControl(t *testing.T, ctx context.Context, l *lab.Lab, manifest 
 	t.Cleanup(func() { os.Remove(keyed) })
 
 	planFile := filepath.Join(dir, "plan.json")
-	r = haplan(t, ctx, "plan", "-f", keyed, "--detailed-exitcode", "--out", planFile)
+	r = haplan(t, ctx, "plan", "-f", keyed, "--detailed-exitcode", "--show-unchanged", "--out", planFile)
 	if r.code != 0 || !strings.Contains(r.stdout, "3/3 nodes active; load balancer: ok") {
 		t.Errorf("plan with rancher.apiKey: exit %d, want 0 and 3/3 nodes active", r.code)
 	}

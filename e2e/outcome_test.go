@@ -34,6 +34,11 @@ func checkCluster(t *testing.T, ctx context.Context, l *lab.Lab, nodes []string,
 		if img != "true "+lab.RancherImage {
 			t.Errorf("%s: rancher-ha is %q, want running %s", n, img, lab.RancherImage)
 		}
+		for _, want := range []string{lab.RancherImage, lab.AgentImage, lab.AgentInstanceImage} {
+			if id := strings.TrimSpace(sh(t, ctx, l, n, "docker inspect --type image -f '{{.Id}}' "+want+" 2>/dev/null || true")); id == "" {
+				t.Errorf("%s: image %s is not on the node", n, want)
+			}
+		}
 	}
 	var want []string
 	for _, n := range nodes {

@@ -10,6 +10,8 @@ name = "prod-rancher"
 
 rancher {
   image               = "rancher/server:v1.0.1"       # default; never leave the tag off
+  agentImage          = "rancher/agent:v1.0.1"        # default; pre-pulled with the server image
+  agentInstanceImage  = "rancher/agent-instance:v0.8.1"
   hostRegistrationUrl = "https://rancher.example.com" # default: https://<loadBalancer.address>
   certificate {                                       # omit for a self-signed CA made by the cluster
     cert  = { file = "tls/server-cert.pem" }

@@ -17,12 +17,15 @@ const (
 	RancherImage = "rancher/server:v1.0.1"
 	// AgentImage is what an HA node pulls at run time (setting
 	// bootstrap.required.image); the lab registry serves its stand-in.
-	AgentImage    = "rancher/agent:v1.0.1"
-	containerPfx  = "haplan-lab-"
-	labelRole     = "haplan.lab.role"
-	labelName     = "haplan.lab.name"
-	labelImage    = "haplan.lab.image"
-	maxAgentHosts = 1000
+	AgentImage = "rancher/agent:v1.0.1"
+	// AgentInstanceImage is the network agent image (setting
+	// agent.instance.image); haplan pre-pulls it, so the registry has it.
+	AgentInstanceImage = "rancher/agent-instance:v0.8.1"
+	containerPfx       = "haplan-lab-"
+	labelRole          = "haplan.lab.role"
+	labelName          = "haplan.lab.name"
+	labelImage         = "haplan.lab.image"
+	maxAgentHosts      = 1000
 )
 
 // Role is what a lab host is for.

@@ -67,6 +67,7 @@ func Down(ctx context.Context, o DownOptions) error {
 		// stand-in build's and stays.
 		_, _ = docker(ctx, "rmi", RegistryAddr+"/"+RancherImage)
 		_, _ = docker(ctx, "rmi", RegistryAddr+"/"+AgentImage)
+		_, _ = docker(ctx, "rmi", RegistryAddr+"/"+AgentInstanceImage)
 	}
 	dir := o.Dir
 	if dir == "" {

@@ -22,7 +22,7 @@ func (l *Lab) ResetCluster(ctx context.Context, dbName string) error {
 		switch h.Role {
 		case RoleNode:
 			nodes = append(nodes, h)
-			script = "docker rm -f rancher-ha rancher-ha-agent haplan-bootstrap >/dev/null 2>&1; docker rmi -f " + l.RancherImage + " " + AgentImage + " >/dev/null 2>&1; rm -rf /var/lib/rancher; true"
+			script = "docker rm -f rancher-ha rancher-ha-agent haplan-bootstrap >/dev/null 2>&1; docker rmi -f " + l.RancherImage + " " + AgentImage + " " + AgentInstanceImage + " >/dev/null 2>&1; rm -rf /var/lib/rancher; true"
 		case RoleAgent:
 			script = "rm -rf /var/lib/rancher"
 		case RoleLB:

@@ -346,6 +346,8 @@ func (d *decoder) decodeCluster(root *node) *Cluster {
 
 	rf := d.obj(f["rancher"], "rancher", "rancher")
 	c.Rancher.Image = d.str(rf["image"], "rancher.image", DefaultImage)
+	c.Rancher.AgentImage = d.str(rf["agentImage"], "rancher.agentImage", DefaultAgentImage)
+	c.Rancher.AgentInstanceImage = d.str(rf["agentInstanceImage"], "rancher.agentInstanceImage", DefaultAgentInstanceImage)
 	def := ""
 	if a := c.LoadBalancer.Address; a != "" {
 		if strings.Contains(a, ":") { // IPv6

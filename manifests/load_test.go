@@ -71,7 +71,7 @@ func TestLoadExample(t *testing.T) {
 	want := &Cluster{
 		Name: "prod-rancher",
 		Rancher: Rancher{
-			Image: "rancher/server:v1.0.1", HostRegistrationURL: "https://rancher.example.com", BootstrapNode: "rs1",
+			Image: "rancher/server:v1.0.1", AgentImage: "rancher/agent:v1.0.1", AgentInstanceImage: "rancher/agent-instance:v0.8.1", HostRegistrationURL: "https://rancher.example.com", BootstrapNode: "rs1",
 			Certificate: &Certificate{
 				Cert:  Secret{File: filepath.Join(dir, "tls/server-cert.pem")},
 				Key:   Secret{File: filepath.Join(dir, "tls/server-key.pem")},
@@ -137,7 +137,7 @@ func TestLoadMinimalDefaults(t *testing.T) {
 		KnownHostsFile: "/home/test/.ssh/known_hosts", HostKeyPolicy: "strict"}
 	want := &Cluster{
 		Name: "lab",
-		Rancher: Rancher{Image: "rancher/server:v1.0.1", HostRegistrationURL: "https://10.0.0.10", BootstrapNode: "rs1",
+		Rancher: Rancher{Image: "rancher/server:v1.0.1", AgentImage: DefaultAgentImage, AgentInstanceImage: DefaultAgentInstanceImage, HostRegistrationURL: "https://10.0.0.10", BootstrapNode: "rs1",
 			Timeouts: Timeouts{Bootstrap: 20 * time.Minute, ClusterFormation: 10 * time.Minute, SSH: 15 * time.Second}},
 		Database: Database{Host: "db.example.com", Port: 3306, Name: "cattle", User: "cattle",
 			Password: Secret{Env: "HAPLAN_DB_PASSWORD"}, Admin: DBAdmin{User: "root", Password: Secret{Env: "HAPLAN_DB_PASSWORD"}}},

@@ -51,6 +51,8 @@ func schemaDoc() jsonObj {
 				"pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},
 			"rancher": schemaObject("The rancher/server container.", nil, jsonObj{
 				"image":               jsonObj{"type": "string", "description": "Image with an explicit tag. Default " + DefaultImage + ".", "pattern": `(:[^/:]+|@.+)$`},
+				"agentImage":          jsonObj{"type": "string", "description": "Pre-pulled on every node: the agent each node runs (setting bootstrap.required.image). Default " + DefaultAgentImage + ".", "pattern": `(:[^/:]+|@.+)$`},
+				"agentInstanceImage":  jsonObj{"type": "string", "description": "Pre-pulled on every node: the network agent image (setting agent.instance.image). Default " + DefaultAgentInstanceImage + ".", "pattern": `(:[^/:]+|@.+)$`},
 				"hostRegistrationUrl": jsonObj{"type": "string", "description": "http(s) URL without a path. Default https://<loadBalancer.address>.", "pattern": "^https?://[^/]+/?$"},
 				"certificate": schemaObject("Your own TLS certificate; omit for a self-signed CA made by the cluster.",
 					[]string{"cert", "key", "chain"}, jsonObj{

@@ -19,7 +19,13 @@ import (
 
 // Defaults applied by the loader.
 const (
-	DefaultImage                   = "rancher/server:v1.0.1"
+	DefaultImage = "rancher/server:v1.0.1"
+	// DefaultAgentImage and DefaultAgentInstanceImage are the images a
+	// v1.0.1 node pulls while the cluster forms (cattle v0.159.7
+	// cattle-global.properties: bootstrap.required.image,
+	// agent.instance.image).
+	DefaultAgentImage              = "rancher/agent:v1.0.1"
+	DefaultAgentInstanceImage      = "rancher/agent-instance:v0.8.1"
 	DefaultSSHUser                 = "root"
 	DefaultSSHPort                 = 22
 	DefaultIdentityFile            = "~/.ssh/id_ed25519"
@@ -65,9 +71,12 @@ type Cluster struct {
 
 // Rancher is the rancher/server container's configuration.
 type Rancher struct {
-	Image               string
-	HostRegistrationURL string
-	BootstrapNode       string
+	Image string
+	// AgentImage and AgentInstanceImage are pre-pulled on every node with
+	// Image: the node pulls them at run time otherwise.
+	AgentImage, AgentInstanceImage string
+	HostRegistrationURL            string
+	BootstrapNode                  string
 	// Certificate is nil when the cluster makes its own self-signed CA.
 	Certificate *Certificate
 	// APIKey is nil while the servers' access control is off.

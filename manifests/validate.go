@@ -107,6 +107,14 @@ func (v *validator) rancher(c *Cluster) {
 		v.errorf("rancher.image", fmt.Sprintf("Without a tag the generated script pulls :latest; write e.g. %q.", DefaultImage),
 			"rancher.image %q has no tag", r.Image)
 	}
+	for _, f := range []struct{ path, img, def string }{
+		{"rancher.agentImage", r.AgentImage, DefaultAgentImage},
+		{"rancher.agentInstanceImage", r.AgentInstanceImage, DefaultAgentInstanceImage},
+	} {
+		if !imageHasTag(f.img) {
+			v.errorf(f.path, fmt.Sprintf("Name the version that goes with the server image, e.g. %q.", f.def), "%s %q has no tag", f.path, f.img)
+		}
+	}
 	v.registrationURL(c)
 	if r.BootstrapNode != "" {
 		if _, ok := c.Node(r.BootstrapNode); !ok {
@@ -166,6 +174,19 @@ func imageHasTag(img string) bool {
 	return i > 0 && i < len(last)-1
 }
 
+// scriptSafe reports whether s can go into rancher-ha.sh unquoted: the
+// real script writes database name and user as `export X=${value}` inside
+// an unquoted here-document and the node sources it (rancher-1.0-ha.md,
+// pitfall 19).
+func scriptSafe(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 func (v *validator) registrationURL(c *Cluster) {
 	const path = "rancher.hostRegistrationUrl"
 	raw := c.Rancher.HostRegistrationURL
@@ -182,13 +203,18 @@ func (v *validator) registrationURL(c *Cluster) {
 		v.errorf(path, "Rancher appends its own paths; give only scheme, host and port.", "%s %q must not have a path, query or user", path, raw)
 	case !validAddress(u.Hostname()):
 		v.errorf(path, "", "%s: %q is not an IP address or host name", path, u.Hostname())
-	default:
-		if p := u.Port(); p != "" {
-			n, err := strconv.Atoi(p)
-			if err != nil || n < 1 || n > 65535 {
-				v.errorf(path, "", "%s: port %q is out of range 1-65535", path, p)
-			}
+	case u.Port() != "":
+		// cluster-manager v0.1.4 names the self-signed certificate after
+		// u.Host, port included, and the management stack serves 443.
+		v.errorf(path, "Rancher v1.0.1 names its certificate after the URL's host and port together (\""+u.Host+"\"), which no client verifies, and its load balancer serves 443 only. Write the URL without a port and have the load balancer listen on 443.",
+			"%s %q: a port in the registration URL is not supported", path, raw)
+	case strings.Contains(u.Host, "["):
+		at := path
+		if v.written != nil && !v.written(path) {
+			at = "loadBalancer.address" // the URL defaulted from it
 		}
+		v.errorf(at, "Rancher v1.0.1 puts \""+u.Host+"\" into its certificate as a name, never as an IP address, so TLS cannot verify it. Set rancher.hostRegistrationUrl to https://<a DNS name that resolves to the load balancer>.",
+			"%s %q: an IPv6 literal in the registration URL is not supported", path, raw)
 	}
 }
 
@@ -297,11 +323,14 @@ func (v *validator) database(c *Cluster) {
 	d := c.Database
 	v.address("database.host", d.Host, true)
 	v.port("database.port", d.Port)
-	if d.Name == "" {
-		v.errorf("database.name", "", "database.name must not be empty")
-	}
-	if d.User == "" {
-		v.errorf("database.user", "", "database.user must not be empty")
+	for _, f := range []struct{ path, value string }{{"database.name", d.Name}, {"database.user", d.User}} {
+		switch {
+		case f.value == "":
+			v.errorf(f.path, "", "%s must not be empty", f.path)
+		case !scriptSafe(f.value):
+			v.errorf(f.path, "rancher-ha.sh writes it unquoted into server.conf (cattle's script.ftl), so a space, $, quote or backtick breaks every node; use letters, digits, _, - and . only.",
+				"%s %q holds characters the generated script cannot carry", f.path, f.value)
+		}
 	}
 	v.secret("database.password", d.Password)
 	if d.Admin.User == "" {

@@ -47,7 +47,13 @@ func TestValidate(t *testing.T) {
 			[]string{`c.yaml:2:10: error: rancher.image "reg:5000/rancher/server" has no tag (without a tag the generated script pulls :latest; write e.g. "rancher/server:v1.0.1")`}},
 		{"url without host", func(s string) string { return "rancher:\n  hostRegistrationUrl: https://\n" + s },
 			[]string{`c.yaml:2:24: error: rancher.hostRegistrationUrl "https://" has no host (write e.g. "https://rancher.example.com")`}},
-		{"url with port and slash", func(s string) string { return "rancher:\n  hostRegistrationUrl: https://lb.example.com:8443/\n" + s }, nil},
+		{"url with a slash", func(s string) string { return "rancher:\n  hostRegistrationUrl: https://lb.example.com/\n" + s }, nil},
+		{"url with a port", func(s string) string { return "rancher:\n  hostRegistrationUrl: https://lb.example.com:8443\n" + s },
+			[]string{`c.yaml:2:24: error: rancher.hostRegistrationUrl "https://lb.example.com:8443": a port in the registration URL is not supported (rancher v1.0.1 names its certificate after the URL's host and port together ("lb.example.com:8443"), which no client verifies, and its load balancer serves 443 only. Write the URL without a port and have the load balancer listen on 443)`}},
+		{"unsafe database name", func(s string) string {
+			return strings.Replace(s, "  host: 10.0.0.20\n", "  host: 10.0.0.20\n  name: 'my db'\n", 1)
+		},
+			[]string{`c.yaml:4:9: error: database.name "my db" holds characters the generated script cannot carry (rancher-ha.sh writes it unquoted into server.conf (cattle's script.ftl), so a space, $, quote or backtick breaks every node; use letters, digits, _, - and . only)`}},
 		{"node ssh override", func(s string) string {
 			return s + "    ssh: {hostKeyPolicy: accept-new, bastion: ops@jump.example.com:2200}\n"
 		}, nil},
@@ -64,7 +70,11 @@ func TestValidate(t *testing.T) {
 			[]string{`c.yaml:3:9: warning: database.host 10.0.0.12 is also node rs2 (nodes[1]): the database should outlive any one server`}},
 		{"admin user missing", func(s string) string { return strings.Replace(s, "    user: root\n", "", 1) },
 			[]string{`c.yaml:5:3: error: database.admin.user is required (the admin account creates the database, the user and the grants)`}},
-		{"ipv6 load balancer", func(s string) string { return strings.Replace(s, "address: 10.0.0.10", "address: 'fd00::10'", 1) }, nil},
+		{"ipv6 load balancer with a DNS registration URL", func(s string) string {
+			return "rancher:\n  hostRegistrationUrl: https://rancher.example.com\n" + strings.Replace(s, "address: 10.0.0.10", "address: 'fd00::10'", 1)
+		}, nil},
+		{"ipv6 load balancer as the registration URL", func(s string) string { return strings.Replace(s, "address: 10.0.0.10", "address: 'fd00::10'", 1) },
+			[]string{`c.yaml:9:12: error: rancher.hostRegistrationUrl "https://[fd00::10]": an IPv6 literal in the registration URL is not supported (rancher v1.0.1 puts "[fd00::10]" into its certificate as a name, never as an IP address, so TLS cannot verify it. Set rancher.hostRegistrationUrl to https://<a DNS name that resolves to the load balancer>)`}},
 		{"grant hosts", func(s string) string {
 			return strings.Replace(s, "  host: 10.0.0.20\n", "  host: 10.0.0.20\n  grantHosts: ['10.0.0.%']\n", 1)
 		}, nil},

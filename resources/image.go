@@ -3,6 +3,7 @@ package resources
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/haplan/haplan/dockerapi"
 	"github.com/haplan/haplan/engine"
@@ -11,8 +12,13 @@ import (
 	"github.com/haplan/haplan/transport"
 )
 
-// imagePull makes sure the server image is on a node before anything needs
-// it, so the HA start does not wait on a pull and all nodes start together.
+// imagePull makes sure every image a node needs is on it before anything
+// needs it: the server image, so the HA start does not wait on a pull and
+// all nodes start together, and the agent images the node would otherwise
+// pull from the registry while the cluster forms (cluster-manager runs the
+// agent from setting bootstrap.required.image, pulling it when missing;
+// cattle uses agent.instance.image for the network agent). A node that
+// cannot reach the registry then still forms.
 type imagePull struct {
 	base
 	node manifests.Node
@@ -20,9 +26,15 @@ type imagePull struct {
 
 var _ engine.Step = (*imagePull)(nil)
 
+// imagePullState maps each wanted image to its local ID, "" when missing.
 type imagePullState struct {
-	Present bool   `json:"present"`
-	ID      string `json:"id,omitempty"`
+	Images map[string]string `json:"images"`
+}
+
+// images are the references every node needs, in pull order.
+func (e *Env) images() []string {
+	r := e.c.Rancher
+	return []string{r.Image, r.AgentImage, r.AgentInstanceImage}
 }
 
 func (s *imagePull) Probe(ctx context.Context) (engine.State, error) {
@@ -30,28 +42,63 @@ func (s *imagePull) Probe(ctx context.Context) (engine.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := dockerapi.New(r).ImageID(ctx, s.env.c.Rancher.Image)
-	if err != nil || id == "" {
-		return imagePullState{}, err
+	d := dockerapi.New(r)
+	st := imagePullState{Images: map[string]string{}}
+	for _, img := range s.env.images() {
+		id, err := d.ImageID(ctx, img)
+		if err != nil {
+			return nil, fmt.Errorf("image %s on %s: %w", img, s.node.Name, err)
+		}
+		st.Images[img] = id
 	}
-	return imagePullState{Present: true, ID: id}, nil
+	return st, nil
+}
+
+func (st imagePullState) missing(want []string) []string {
+	var out []string
+	for _, img := range want {
+		if st.Images[img] == "" {
+			out = append(out, img)
+		}
+	}
+	return out
 }
 
 func (s *imagePull) Diff(cur engine.State) plans.Change {
 	st := cur.(imagePullState)
-	img := s.env.c.Rancher.Image
-	if !st.Present {
-		return s.change(plans.Create, fmt.Sprintf("image %s is not on %s", img, s.node.Name), plans.Detail{Name: "image", New: img})
+	want := s.env.images()
+	missing := st.missing(want)
+	if len(missing) == 0 {
+		return s.change(plans.NoOp, fmt.Sprintf("images present: %s", strings.Join(want, ", ")))
 	}
-	return s.change(plans.NoOp, fmt.Sprintf("image %s present", img))
+	var details []plans.Detail
+	for _, img := range missing {
+		details = append(details, plans.Detail{Name: "image", New: img})
+	}
+	what := "image " + missing[0] + " is"
+	if len(missing) > 1 {
+		what = "images " + strings.Join(missing, ", ") + " are"
+	}
+	return s.change(plans.Create, fmt.Sprintf("%s not on %s", what, s.node.Name), details...)
 }
 
+// Apply pulls the images the node lacks, one after the other.
 func (s *imagePull) Apply(ctx context.Context, _ plans.Change) error {
 	r, err := s.env.runner(ctx, nodeTarget(s.node), true)
 	if err != nil {
 		return err
 	}
-	engine.Progress(ctx, "docker pull %s", s.env.c.Rancher.Image)
-	_, err = run(ctx, r, "docker pull "+transport.Quote(s.env.c.Rancher.Image), true)
-	return err
+	d := dockerapi.New(r)
+	for _, img := range s.env.images() {
+		if id, err := d.ImageID(ctx, img); err != nil {
+			return err
+		} else if id != "" {
+			continue
+		}
+		engine.Progress(ctx, "docker pull %s", img)
+		if _, err := run(ctx, r, "docker pull "+transport.Quote(img), true); err != nil {
+			return err
+		}
+	}
+	return nil
 }

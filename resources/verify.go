@@ -100,7 +100,7 @@ func (s *haVerify) Diff(cur engine.State) plans.Change {
 		if why == "" {
 			why = "not an active host of System HA"
 			if !h.API {
-				why = "its API does not answer"
+				why = "its API could not be read"
 			}
 		}
 		c.Warnings = append(c.Warnings, fmt.Sprintf("HA node %s: %s", node.Name, why))
@@ -217,7 +217,7 @@ func (s *haVerify) observe(ctx context.Context, cached bool) haVerifyState {
 		h := nodeHealth{API: answers[i].err == nil || errors.Is(answers[i].err, rancherapi.ErrNoHAProject)}
 		switch host, ok := byIP[n.ClusterIP]; {
 		case !h.API:
-			st.Observed[n.Name] = fmt.Sprintf("its API does not answer: %v", answers[i].err)
+			st.Observed[n.Name] = fmt.Sprintf("cannot read its API: %v", answers[i].err)
 		case view == nil:
 			st.Observed[n.Name] = "no System HA environment yet (the first master creates it)"
 		case !ok:
