@@ -45,13 +45,19 @@ func checkCluster(t *testing.T, ctx context.Context, l *lab.Lab, nodes []string,
 		want = append(want, nodeIP(t, l, n))
 	}
 	slices.Sort(want)
-	got, err := systemHAHosts(ctx, "http://"+net.JoinHostPort(want[0], "18080"), key)
-	if err != nil {
-		t.Errorf("System HA hosts: %v", err)
-	}
-	slices.Sort(got)
-	if !slices.Equal(got, want) {
-		t.Errorf("System HA active hosts %v, want every node %v", got, want)
+	// A node that just came back rejoins within a few heartbeats.
+	var got []string
+	var err error
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(time.Second) {
+		got, err = systemHAHosts(ctx, "http://"+net.JoinHostPort(want[0], "18080"), key)
+		slices.Sort(got)
+		if err == nil && slices.Equal(got, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("System HA active hosts %v (%v), want every node %v within 90 s", got, err, want)
+			break
+		}
 	}
 	ca := sh(t, ctx, l, nodes[0], "cat /var/lib/rancher/etc/ssl/ca.crt")
 	pool := x509.NewCertPool()

@@ -106,3 +106,35 @@ func joinAddrs(as []Addr, sep string) string {
 	}
 	return strings.Join(ss, sep)
 }
+
+// Unreachable is implemented by errors that mean a machine did not answer
+// (a connection that could not be made, was refused at login or was lost).
+// A probe failing with one does not fail the plan: the step becomes an
+// Unknown change, so one host out of many that is down is reported, and
+// the rest of the cluster is still planned and applied. The engine knows
+// no transport: the transport's error types carry the method.
+type Unreachable interface {
+	error
+	// UnreachableHost names the machine that did not answer.
+	UnreachableHost() string
+}
+
+// IsUnreachable reports whether err (or an error it wraps) says a machine
+// did not answer, and which.
+func IsUnreachable(err error) (string, bool) {
+	var u Unreachable
+	if errors.As(err, &u) {
+		return u.UnreachableHost(), true
+	}
+	return "", false
+}
+
+// NotProbedError fails a step whose change is Unknown: it was not probed,
+// so apply does not know what to do and does not try.
+type NotProbedError struct {
+	Reason string // the plan's reason: why it could not be probed
+}
+
+func (e *NotProbedError) Error() string {
+	return "not applied: it could not be probed when the plan was made (" + e.Reason + "); run haplan plan again once its host answers"
+}

@@ -25,7 +25,10 @@ import (
 //
 // Probes of one Plan share the reads they make through Shared.
 //
-// On failure Plan returns no plan and every probe or diff failure, each a
+// A probe that fails because a machine did not answer (the error is
+// Unreachable) does not fail the plan: its step's change is Unknown, with
+// the reason, and its probe digest "unreachable". On any other failure
+// Plan returns no plan and every probe or diff failure, each a
 // *StepError, joined.
 func Plan(ctx context.Context, g *Graph, opts Options) (*plans.Plan, error) {
 	opts = opts.withDefaults()
@@ -74,6 +77,15 @@ func probe(ctx context.Context, sl *slots, s Step, opts Options) (plans.Change, 
 	opts.Logger.DebugContext(ctx, "probe started", "addr", addr, "host", host)
 
 	c, digest, err := probeDiff(withReporter(ctx, r), s)
+	if h, ok := IsUnreachable(err); ok && ctx.Err() == nil {
+		// One machine that does not answer is a finding, not a failed plan.
+		c = plans.Change{Addr: string(addr), Host: host, Kind: plans.Kind(string(addr)), Action: plans.Unknown,
+			Reason: fmt.Sprintf("not probed: %s did not answer (%v)", h, err)}
+		r.change = &c
+		r.emit(ProbeFinished, c.Reason, nil)
+		opts.Logger.DebugContext(ctx, "probe unreachable", "addr", addr, "host", h, "err", err)
+		return c, "unreachable", nil
+	}
 	if err != nil {
 		r.emit(ProbeFinished, "", err)
 		opts.Logger.DebugContext(ctx, "probe failed", "addr", addr, "err", err)

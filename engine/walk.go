@@ -21,6 +21,8 @@ import (
 //     depends on applied a pending change in this run; otherwise Unchanged.
 //   - When a step fails, everything that depends on it is Skipped, naming
 //     the failed step; independent branches go on.
+//   - A step whose change is Unknown (not probed: its host did not answer)
+//     fails at once with a *NotProbedError; it is never a barrier member.
 //   - The pending members of a barrier group are released together once all
 //     of them have their dependencies done, and run without taking any slot,
 //     global or per-host, so the limits can neither starve nor split the
@@ -48,7 +50,9 @@ func Apply(ctx context.Context, g *Graph, p *plans.Plan, opts Options) (*Result,
 	for _, s := range g.Steps() {
 		n := &node{step: s, change: changes[s.Addr()], done: make(chan struct{})}
 		n.res = StepResult{Addr: s.Addr(), Host: s.Host(), Change: n.change}
-		if b, ok := s.(Barrier); ok && n.change.Pending() {
+		// An Unknown change fails on its own: it must not hold back, nor
+		// be counted in, the group that the machines that answered form.
+		if b, ok := s.(Barrier); ok && n.change.Pending() && n.change.Action != plans.Unknown {
 			name := b.BarrierGroup()
 			if groups[name] == nil {
 				groups[name] = &barrierGroup{name: name, release: make(chan struct{})}
@@ -178,6 +182,9 @@ func (w *walker) run(ctx context.Context, n *node) {
 	case !n.change.Pending() && !(n.change.Check && n.touched):
 		w.finish(n, StatusUnchanged, "", "")
 		return
+	case n.change.Action == plans.Unknown:
+		w.fail(n, &NotProbedError{Reason: n.change.Reason})
+		return
 	}
 	if n.group == nil {
 		host := n.step.Host()
@@ -228,6 +235,17 @@ func (w *walker) apply(ctx context.Context, n *node) {
 	n.touched = n.touched || n.change.Pending()
 	r.emit(ApplyFinished, "", nil)
 	w.opts.Logger.DebugContext(ctx, "apply finished", "addr", addr, "elapsed", n.res.Elapsed)
+}
+
+// fail records a step that failed without running Apply.
+func (w *walker) fail(n *node, err error) {
+	addr, host := n.step.Addr(), n.step.Host()
+	n.res.Status = StatusFailed
+	n.res.Err = &StepError{Addr: addr, Host: host, Phase: PhaseApply, Err: err}
+	n.cause = addr
+	r := &reporter{sink: w.opts.Sink, addr: addr, host: host, phase: PhaseApply, change: &n.change, start: time.Now()}
+	r.emit(ApplyFailed, "", err)
+	w.opts.Logger.Debug("step not probed, failed", "addr", addr)
 }
 
 // finish records the outcome of a step that did not run Apply.

@@ -17,10 +17,14 @@ const (
 	Update                // ~ something present is changed in place
 	Replace               // ± something present is removed and made again
 	Delete                // - something present is removed
+	// Unknown: the step could not be probed (its host did not answer), so
+	// what it would do is not known. Apply fails it without trying and
+	// skips what depends on it; the next plan probes it again.
+	Unknown
 )
 
-var actionNames = [...]string{"no-op", "create", "update", "replace", "delete"}
-var actionSymbols = [...]string{" ", "+", "~", "±", "-"}
+var actionNames = [...]string{"no-op", "create", "update", "replace", "delete", "unknown"}
+var actionSymbols = [...]string{" ", "+", "~", "±", "-", "!"}
 
 // String returns the lower-case name used in JSON and in prose.
 func (a Action) String() string {
@@ -80,7 +84,8 @@ type Change struct {
 	Check bool `json:"check,omitempty"`
 }
 
-// Pending reports whether applying c would change anything.
+// Pending reports whether applying c would change anything (or, for an
+// Unknown change, might).
 func (c Change) Pending() bool { return !c.Check && c.Action != NoOp }
 
 // Plan is the complete outcome of planning one cluster.
@@ -123,6 +128,17 @@ func (p *Plan) Summary() (add, change, destroy int) {
 		}
 	}
 	return add, change, destroy
+}
+
+// Unknown returns the changes whose step could not be probed, in plan order.
+func (p *Plan) Unknown() []Change {
+	var out []Change
+	for _, c := range p.Changes {
+		if c.Action == Unknown {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // HasChanges reports whether applying the plan would change anything.
@@ -210,11 +226,40 @@ func Stale(saved, fresh *Plan) []Drift {
 
 // SummaryLine is the closing line of the text view.
 func (p *Plan) SummaryLine() string {
-	if !p.HasChanges() {
-		return "No changes. The cluster matches the manifest."
+	unknown := p.Unknown()
+	hosts := map[string]bool{}
+	var names []string
+	for _, c := range unknown {
+		h := c.Host
+		if h == "" {
+			h = c.Addr
+		}
+		if !hosts[h] {
+			hosts[h] = true
+			names = append(names, h)
+		}
+	}
+	sort.Strings(names)
+	notProbed := ""
+	if len(unknown) > 0 {
+		notProbed = fmt.Sprintf(" %d %s not probed (%s did not answer): apply will skip %s.",
+			len(unknown), pluralize(len(unknown), "step", "steps"), strings.Join(names, ", "), pluralize(len(unknown), "it", "them"))
 	}
 	a, c, d := p.Summary()
-	return fmt.Sprintf("Plan: %d to add, %d to change, %d to destroy.", a, c, d)
+	if a+c+d == 0 {
+		if len(unknown) > 0 {
+			return "No changes found on the machines that answered." + notProbed
+		}
+		return "No changes. The cluster matches the manifest."
+	}
+	return fmt.Sprintf("Plan: %d to add, %d to change, %d to destroy.", a, c, d) + notProbed
+}
+
+func pluralize(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // Kind returns the kind part of an address: "image.pull[rs1]" -> "image.pull".

@@ -105,6 +105,15 @@ func (p *pass) connect(ctx context.Context, name, host, addr string) (transport.
 	if err != nil {
 		f := p.failed(name, host, "cannot connect over SSH to "+addr, err)
 		f.Hint = sshHint(err)
+		var conn *transport.ConnectError
+		if errors.As(err, &conn) {
+			// A machine that does not answer does not stop the plan of
+			// the others: its steps are shown as not probed, and apply
+			// fails them without trying (host keys and logins that fail
+			// still block).
+			f.Severity = Warning
+			f.Message += "; its steps are not probed, and apply skips them"
+		}
 		return nil, []Finding{f}
 	}
 	uid, err := run(ctx, r, "id -u")
@@ -279,8 +288,8 @@ func (p *pass) reachability(ctx context.Context, facts []nodeFacts) {
 		}
 		var targets []reachTarget
 		for j, to := range p.c.Nodes {
-			if j == i {
-				continue
+			if j == i || !facts[j].connected {
+				continue // a node haplan cannot reach is reported once, as such
 			}
 			addr := cmp.Or(to.ClusterIP, to.Address)
 			targets = append(targets, reachTarget{Node: to.Name, Addr: addr, Port: cmp.Or(to.SSH.Port, 22)})

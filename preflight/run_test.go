@@ -178,13 +178,17 @@ func TestRunClassification(t *testing.T) {
 			blocks: true,
 		},
 		{
-			name: "unreachable node names host and address, and its checks are skipped",
+			// One machine down does not stop the plan of the others: a
+			// warning, its checks skipped, and no reach errors from the
+			// nodes that cannot reach it either.
+			name: "unreachable node names host and address, warns, and its checks are skipped",
 			mutate: func(e *fakeEnv) {
 				e.connectErr["rs2"] = &transport.ConnectError{Host: "rs2", Address: "10.0.0.12:22", Attempts: 4, Err: errors.New("connection refused")}
+				e.hosts["rs1"].answers["probe()"] = fakeAnswer{out: "10.0.0.13 22 0\n"}
 			},
-			want: map[key]string{{"rs2", "ssh", Error}: "cannot connect over SSH to 10.0.0.12: rs2: connect to 10.0.0.12:22 failed after 4 attempt(s): connection refused",
-				{"rs1", "reach", OK}: "reaches rs2:22, rs3:22"},
-			blocks: true,
+			want: map[key]string{{"rs2", "ssh", Warning}: "cannot connect over SSH to 10.0.0.12: rs2: connect to 10.0.0.12:22 failed after 4 attempt(s): connection refused; its steps are not probed, and apply skips them",
+				{"rs1", "reach", OK}: "reaches rs3:22"},
+			blocks: false,
 		},
 		{
 			name: "non-root without sudo blocks",

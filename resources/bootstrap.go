@@ -48,6 +48,9 @@ func (s *bootstrapRun) Probe(ctx context.Context) (engine.State, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := facts.settled(); err != nil {
+		return nil, err
+	}
 	st := bootstrapState{ScriptGenerated: facts.generated()}
 	if st.ScriptGenerated {
 		st.Container = "absent"
@@ -197,6 +200,9 @@ type bootstrapStopState struct {
 func (s *bootstrapStop) Probe(ctx context.Context) (engine.State, error) {
 	facts, err := s.env.scripts(ctx, true)
 	if err != nil {
+		return nil, err
+	}
+	if err := facts.settled(); err != nil {
 		return nil, err
 	}
 	r, err := s.env.runner(ctx, nodeTarget(s.node), false)

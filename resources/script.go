@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +17,6 @@ import (
 	"github.com/haplan/haplan/plans"
 	"github.com/haplan/haplan/rancherapi"
 	"github.com/haplan/haplan/transport"
-	"golang.org/x/sync/errgroup"
 )
 
 // scriptParams are the inputs a script was generated from. Kept next to the
@@ -38,7 +38,37 @@ type scriptMeta struct {
 type scriptFacts struct {
 	Digest map[string]string       // node -> script digest; "" when absent
 	Params map[string]scriptParams // node -> params recorded with the script
-	order  []string
+	// Unreadable are the nodes that did not answer, with why.
+	Unreadable map[string]error
+	order      []string
+}
+
+// settled returns an error when the nodes that answered cannot tell
+// whether the cluster has a script: none of them holds one, and some did
+// not answer. Generating one then could give the cluster a second
+// encryption key, so the steps that decide on it are not planned (the
+// error wraps the node's Unreachable error).
+func (f *scriptFacts) settled() error {
+	if f.generated() || len(f.Unreadable) == 0 {
+		return nil
+	}
+	for _, n := range f.order {
+		if err := f.Unreadable[n]; err != nil {
+			return fmt.Errorf("cannot tell whether the cluster already has a rancher-ha.sh: %w", err)
+		}
+	}
+	return nil
+}
+
+// unreadable lists the nodes that did not answer, in manifest order.
+func (f *scriptFacts) unreadable() []string {
+	var out []string
+	for _, n := range f.order {
+		if f.Unreadable[n] != nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func (f *scriptFacts) generated() bool {
@@ -93,27 +123,42 @@ func (e *Env) scripts(ctx context.Context, cached bool) (*scriptFacts, error) {
 	return f, nil
 }
 
-// readScripts reads every node's script digest and params, the nodes at once.
+// readScripts reads every node's script digest and params, the nodes at
+// once. A node that does not answer is recorded in Unreadable; only when
+// none answers, or one fails otherwise, is it an error.
 func (e *Env) readScripts(ctx context.Context) (*scriptFacts, error) {
 	line := fmt.Sprintf("if [ -f %[1]s ]; then sha256sum %[1]s | cut -d' ' -f1; else echo -; fi; cat %[2]s 2>/dev/null || true", scriptPath, scriptMetaPath)
 	outs := make([]string, len(e.c.Nodes))
-	g, gctx := errgroup.WithContext(ctx)
+	errs := make([]error, len(e.c.Nodes))
+	var wg sync.WaitGroup
 	for i, n := range e.c.Nodes {
-		g.Go(func() error {
-			r, err := e.runner(gctx, nodeTarget(n), false)
-			if err != nil {
-				return err
+		wg.Go(func() {
+			r, err := e.runner(ctx, nodeTarget(n), false)
+			if err == nil {
+				outs[i], err = run(ctx, r, line, false)
 			}
-			outs[i], err = run(gctx, r, line, false)
-			return err
+			errs[i] = err
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
+	wg.Wait()
+	f := &scriptFacts{Digest: map[string]string{}, Params: map[string]scriptParams{}, Unreadable: map[string]error{}}
+	for i, n := range e.c.Nodes {
+		if errs[i] == nil {
+			continue
+		}
+		if _, ok := engine.IsUnreachable(errs[i]); !ok {
+			return nil, errs[i]
+		}
+		f.Unreadable[n.Name] = errs[i]
 	}
-	f := &scriptFacts{Digest: map[string]string{}, Params: map[string]scriptParams{}}
+	if len(f.Unreadable) == len(e.c.Nodes) {
+		return nil, errs[0]
+	}
 	for i, n := range e.c.Nodes {
 		f.order = append(f.order, n.Name)
+		if errs[i] != nil {
+			continue
+		}
 		first, rest, _ := strings.Cut(outs[i], "\n")
 		if first != "-" && first != "" {
 			f.Digest[n.Name] = "sha256:" + first
@@ -140,6 +185,8 @@ var _ engine.Step = (*scriptGenerate)(nil)
 type scriptState struct {
 	Digest map[string]string       `json:"digest"`
 	Params map[string]scriptParams `json:"params"`
+	// Unreadable are the nodes that did not answer.
+	Unreadable []string `json:"unreadable,omitempty"`
 }
 
 func (s *scriptGenerate) Probe(ctx context.Context) (engine.State, error) {
@@ -147,7 +194,10 @@ func (s *scriptGenerate) Probe(ctx context.Context) (engine.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	return scriptState{Digest: f.Digest, Params: f.Params}, nil
+	if err := f.settled(); err != nil {
+		return nil, err
+	}
+	return scriptState{Digest: f.Digest, Params: f.Params, Unreadable: f.unreadable()}, nil
 }
 
 func (s *scriptGenerate) Diff(cur engine.State) plans.Change {
@@ -166,7 +216,7 @@ func (s *scriptGenerate) Diff(cur engine.State) plans.Change {
 	}
 	var missing []string
 	for _, n := range f.order {
-		if st.Digest[n] != st.Digest[src] {
+		if st.Digest[n] != st.Digest[src] && !slices.Contains(st.Unreadable, n) {
 			missing = append(missing, n)
 		}
 	}
@@ -176,6 +226,9 @@ func (s *scriptGenerate) Diff(cur engine.State) plans.Change {
 			plans.Detail{Name: "script", New: short(st.Digest[src]), Sensitive: true})
 	} else {
 		c = s.change(plans.NoOp, "every node holds the cluster's rancher-ha.sh")
+	}
+	if len(st.Unreadable) > 0 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("rancher-ha.sh not checked on %s: it did not answer (a later plan checks it)", strings.Join(st.Unreadable, ", ")))
 	}
 	if got, ok := st.Params[src]; ok && got != want {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("the cluster's script was generated for size %d, %s, %s; the manifest now says size %d, %s, %s. haplan does not regenerate the script of an existing cluster (it would change the encryption key under running nodes)",
@@ -194,6 +247,9 @@ func certLabel(p scriptParams) string {
 func (s *scriptGenerate) Apply(ctx context.Context, _ plans.Change) error {
 	f, err := s.env.scripts(ctx, false)
 	if err != nil {
+		return err
+	}
+	if err := f.settled(); err != nil {
 		return err
 	}
 	var script []byte
@@ -228,8 +284,8 @@ func (s *scriptGenerate) Apply(ctx context.Context, _ plans.Change) error {
 	errs := make([]error, len(s.env.c.Nodes))
 	var wg sync.WaitGroup
 	for i, n := range s.env.c.Nodes {
-		if f.Digest[n.Name] == meta.ScriptDigest {
-			continue
+		if f.Digest[n.Name] == meta.ScriptDigest || f.Unreadable[n.Name] != nil {
+			continue // a node that does not answer gets it on a later run
 		}
 		wg.Go(func() {
 			engine.Progress(ctx, "writing rancher-ha.sh to %s", n.Name)

@@ -69,6 +69,9 @@ func (s *haVerify) Probe(ctx context.Context) (engine.State, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := f.settled(); err != nil {
+		return nil, err
+	}
 	st := haVerifyState{Started: f.generated()}
 	if !st.Started {
 		return st, nil

@@ -104,6 +104,10 @@ func (e *ConnectError) Error() string {
 
 func (e *ConnectError) Unwrap() error { return e.Err }
 
+// UnreachableHost names the host that could not be reached: a plan
+// reports its steps as not probed and goes on (engine.Unreachable).
+func (e *ConnectError) UnreachableHost() string { return e.Host }
+
 // ConnectionLostError reports a command cut off because its host's
 // connection ended (the host went down, the network was cut, sshd
 // stopped). The command may or may not have completed on the host. The
@@ -120,3 +124,6 @@ func (e *ConnectionLostError) Error() string {
 }
 
 func (e *ConnectionLostError) Unwrap() error { return e.Err }
+
+// UnreachableHost names the host whose connection ended (engine.Unreachable).
+func (e *ConnectionLostError) UnreachableHost() string { return e.Host }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/plans"
@@ -87,6 +88,17 @@ func (a *app) plan(ctx context.Context, args []string) int {
 		if format == "text" {
 			fmt.Fprintf(o.out, "\nSaved the plan to %s. To perform exactly these actions, run:\n  haplan apply -f %s %s\n", out, pf.file, out)
 		}
+	}
+	if unknown := p.Unknown(); len(unknown) > 0 {
+		// Planned as far as the machines that answered allow; the ones
+		// that did not make the plan incomplete, which is an error.
+		var addrs []string
+		for _, c := range unknown {
+			addrs = append(addrs, c.Addr)
+		}
+		printError(o.errw, fmt.Errorf("the plan is incomplete: not probed because their host did not answer: %s (apply fails them without trying and applies the rest)",
+			strings.Join(addrs, ", ")))
+		return exitError
 	}
 	if detailed && p.HasChanges() {
 		return exitChanges

@@ -48,7 +48,7 @@ func (p palette) action(a plans.Action, s string) string {
 		return p.wrap(ansiYellow, s)
 	case plans.Replace:
 		return p.wrap(ansiPurple, s)
-	case plans.Delete:
+	case plans.Delete, plans.Unknown:
 		return p.wrap(ansiRed, s)
 	}
 	return s
