@@ -89,4 +89,3 @@ func checkMachinesDown(t *testing.T, ctx context.Context, l *lab.Lab, manifest s
 	}
 	checkCluster(t, ctx, l, nodes, nil)
 }
-
