@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/haplan/haplan/lab"
+	"github.com/haplan/haplan/plans"
 )
 
 // checkAccessControl switches access control on for the converged cluster
@@ -76,9 +77,17 @@ func checkAccessControl(t *testing.T, ctx context.Context, l *lab.Lab, manifest 
 	t.Cleanup(func() { os.Remove(keyed) })
 
 	planFile := filepath.Join(dir, "plan.json")
-	r = haplan(t, ctx, "plan", "-f", keyed, "--detailed-exitcode", "--show-unchanged", "--out", planFile)
-	if r.code != 0 || !strings.Contains(r.stdout, "3/3 nodes active; load balancer: ok") {
-		t.Errorf("plan with rancher.apiKey: exit %d, want 0 and 3/3 nodes active", r.code)
+	r = haplan(t, ctx, "plan", "-f", keyed, "--detailed-exitcode", "--json", "--out", planFile)
+	p, err := plans.Decode(strings.NewReader(r.stdout))
+	if err != nil {
+		t.Fatalf("plan --json: %v", err)
+	}
+	verified := false
+	for _, c := range p.Changes {
+		verified = verified || c.Addr == "ha.verify" && c.Reason == "3/3 nodes active; load balancer: ok" && len(c.Warnings) == 0
+	}
+	if r.code != 0 || !verified {
+		t.Errorf("plan with rancher.apiKey: exit %d, want 0 and ha.verify seeing 3/3 nodes active", r.code)
 	}
 	r2 := haplan(t, ctx, "apply", "-f", keyed, "--auto-approve")
 	if r2.code != 0 {

@@ -396,6 +396,7 @@ func (d *decoder) decodeCluster(root *node) *Cluster {
 	c.Database.Admin = DBAdmin{
 		User:     d.str(af["user"], "database.admin.user", ""),
 		Password: d.secret(af["password"], "database.admin.password"),
+		Via:      d.str(af["via"], "database.admin.via", ""),
 	}
 	return c
 }

@@ -20,7 +20,7 @@ func objectKeys(kind string) []string {
 	case "database":
 		return []string{"host", "port", "name", "user", "password", "admin", "grantHosts"}
 	case "admin":
-		return []string{"user", "password"}
+		return []string{"user", "password", "via"}
 	case "loadBalancer":
 		return []string{"address", "haproxy"}
 	case "haproxy":

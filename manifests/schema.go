@@ -82,6 +82,8 @@ func schemaDoc() jsonObj {
 				"admin": schemaObject("Account that creates the database, the user and the grants.", []string{"user", "password"}, jsonObj{
 					"user":     schemaStr("Admin user name."),
 					"password": schemaRef("secret", "Admin password."),
+					"via": jsonObj{"type": "string", "enum": []string{"direct", "ssh"},
+						"description": "direct: from this machine; ssh: through a node's SSH connection (the database sees the node's address). Default ssh when the nodes are behind a bastion, else direct."},
 				}),
 				"grantHosts": jsonObj{"type": "array", "items": jsonObj{"type": "string", "minLength": 1},
 					"description": "MySQL host patterns granted access. Default: each node's address."},

@@ -150,7 +150,18 @@ type Database struct {
 type DBAdmin struct {
 	User     string
 	Password Secret
+	// Via is how haplan reaches the database as this account: AdminDirect
+	// from this machine, AdminViaSSH through a node's SSH connection (MySQL
+	// then sees the node's address); empty chooses AdminViaSSH when the
+	// nodes are reached through a bastion, else AdminDirect.
+	Via string
 }
+
+// The ways to reach the database as the admin.
+const (
+	AdminDirect = "direct"
+	AdminViaSSH = "ssh"
+)
 
 // LoadBalancer is where clients and hosts reach the cluster.
 type LoadBalancer struct {

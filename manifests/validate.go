@@ -337,6 +337,10 @@ func (v *validator) database(c *Cluster) {
 		v.errorf("database.admin.user", "The admin account creates the database, the user and the grants.", "database.admin.user is required")
 	}
 	v.secret("database.admin.password", d.Admin.Password)
+	if via := d.Admin.Via; via != "" && via != AdminDirect && via != AdminViaSSH {
+		v.errorf("database.admin.via", `"direct" connects from this machine; "ssh" through a node's SSH connection (the database then sees the node's address).`,
+			"database.admin.via %q is neither %q nor %q", via, AdminDirect, AdminViaSSH)
+	}
 	for i, g := range d.GrantHosts {
 		if g == "" {
 			v.errorf(index("database.grantHosts", i), "", "database.grantHosts entries must not be empty")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -39,6 +40,11 @@ func (e *fakeEnv) Runner(ctx context.Context, host string) (transport.Runner, er
 		return nil, fmt.Errorf("fake: no host %q", host)
 	}
 	return h, nil
+}
+
+func (e *fakeEnv) DialLB(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
 }
 
 func (e *fakeEnv) AdminDB(ctx context.Context) (*sql.DB, error) {

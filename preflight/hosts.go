@@ -250,19 +250,19 @@ func (p *pass) loadBalancer(ctx context.Context) {
 	for _, port := range []int{80, 443} {
 		wg.Go(func() {
 			check(ctx, p, task{"lb", lbHost, "connecting to " + net.JoinHostPort(lb.Address, strconv.Itoa(port))}, func(ctx context.Context) (struct{}, []Finding) {
-				return struct{}{}, []Finding{dialLB(ctx, lb.Address, port)}
+				return struct{}{}, []Finding{dialLB(ctx, p.env, lb.Address, port)}
 			})
 		})
 	}
 	wg.Wait()
 }
 
-// dialLB connects to an external load balancer; closed is only Info,
-// because it may forward to nodes that do not listen yet.
-func dialLB(ctx context.Context, addr string, port int) Finding {
+// dialLB connects to an external load balancer from inside the site;
+// closed is only Info, because it may forward to nodes that do not listen
+// yet.
+func dialLB(ctx context.Context, env Env, addr string, port int) Finding {
 	hp := net.JoinHostPort(addr, strconv.Itoa(port))
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", hp)
+	c, err := env.DialLB(ctx, hp)
 	if err != nil {
 		return Finding{Severity: Info, Check: "lb", Host: lbHost,
 			Message: fmt.Sprintf("external load balancer %s does not accept connections yet: %v", hp, err),

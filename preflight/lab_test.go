@@ -104,6 +104,20 @@ func (e *labEnv) Runner(ctx context.Context, host string) (transport.Runner, err
 	return transport.ReadOnly(cl), nil
 }
 
+// DialLB connects through the first node's SSH connection, as haplan does
+// for an external load balancer.
+func (e *labEnv) DialLB(ctx context.Context, addr string) (net.Conn, error) {
+	r, err := e.Runner(ctx, e.c.Nodes[0].Name)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := transport.DialerOf(r)
+	if !ok {
+		return nil, errors.New("no SSH dialer")
+	}
+	return d.DialContext(ctx, "tcp", addr)
+}
+
 func (e *labEnv) open(cfg *mysql.Config) (*sql.DB, error) {
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -26,6 +27,10 @@ type Env interface {
 	// SSH connection, so the check sees exactly what the Rancher server on
 	// that node will see.
 	AppDB(ctx context.Context, node string) (*sql.DB, error)
+	// DialLB opens a TCP connection to the load balancer's addr the way
+	// haplan's own checks do (through an SSH connection, from inside the
+	// site).
+	DialLB(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // The *sql.DB values AdminDB and AppDB return belong to the Env: Run never

@@ -3,8 +3,6 @@ package resources
 import (
 	"context"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -12,7 +10,6 @@ import (
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/plans"
-	"github.com/haplan/haplan/rancherapi"
 	"github.com/haplan/haplan/transport"
 )
 
@@ -32,8 +29,10 @@ type bootstrapState struct {
 	Image           string `json:"image,omitempty"`
 }
 
-func (s *bootstrapRun) url() string {
-	return "http://" + net.JoinHostPort(s.node.Address, strconv.Itoa(bootstrapPort))
+// where names the bootstrap server for people: it listens on the node's
+// loopback, reached through the node's SSH connection.
+func (s *bootstrapRun) where() string {
+	return fmt.Sprintf("127.0.0.1:%d on %s (through ssh)", bootstrapPort, s.node.Name)
 }
 
 // containerStatus returns docker's status and image of a container, or
@@ -104,7 +103,9 @@ func (s *bootstrapRun) Apply(ctx context.Context, _ plans.Change) error {
 		if status != "absent" {
 			rm = fmt.Sprintf("docker rm -f %s >/dev/null 2>&1; ", bootstrapName)
 		}
-		line := rm + fmt.Sprintf("docker run -d --name %[1]s -p %[2]d:8080 --env-file %[3]s -v /var/run/docker.sock:/var/run/docker.sock %[4]s; rc=$?; rm -f %[3]s; exit $rc",
+		// Published on the node's loopback only: haplan reaches it
+		// through the node's SSH connection (tunnel.go).
+		line := rm + fmt.Sprintf("docker run -d --name %[1]s -p 127.0.0.1:%[2]d:8080 --env-file %[3]s -v /var/run/docker.sock:/var/run/docker.sock %[4]s; rc=$?; rm -f %[3]s; exit $rc",
 			bootstrapName, bootstrapPort, bootstrapEnv, transport.Quote(s.env.c.Rancher.Image))
 		engine.Progress(ctx, "starting %s on %s", bootstrapName, s.node.Name)
 		if _, err := run(ctx, r, line, true); err != nil {
@@ -121,7 +122,7 @@ func (s *bootstrapRun) waitReady(ctx context.Context, r transport.Runner) error 
 	timeout := s.env.c.Rancher.Timeouts.Bootstrap
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	api, err := s.env.api(s.url())
+	api, err := s.env.apiOn(nodeTarget(s.node), bootstrapPort)
 	if err != nil {
 		return err
 	}
@@ -149,14 +150,14 @@ func (s *bootstrapRun) waitReady(ctx context.Context, r transport.Runner) error 
 		}
 		if time.Since(reported) >= reportEvery {
 			reported = time.Now()
-			engine.Progress(ctx, "waiting for %s/ping (%s of %s)", s.url(), time.Since(start).Round(time.Second), timeout)
+			engine.Progress(ctx, "waiting for /ping of the bootstrap server at %s (%s of %s)", s.where(), time.Since(start).Round(time.Second), timeout)
 		}
 		select {
 		case <-wctx.Done():
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("bootstrap server %s did not answer /ping within %s (rancher.timeouts.bootstrap): %w", s.url(), timeout, lastErr)
+			return fmt.Errorf("bootstrap server at %s did not answer /ping within %s (rancher.timeouts.bootstrap): %w", s.where(), timeout, lastErr)
 		case <-tick.C:
 		}
 	}
@@ -168,18 +169,6 @@ func (s *bootstrapRun) waitReady(ctx context.Context, r transport.Runner) error 
 		return fmt.Errorf("bootstrap server uses its embedded database (dbHost %q), not %s: check the CATTLE_DB_* settings", cfg.DBHost, s.env.c.Database.Host)
 	}
 	return nil
-}
-
-// api returns a Rancher API client for a base URL.
-// api is a client for the Rancher server at baseURL, with the manifest's
-// API key on every request.
-func (e *Env) api(baseURL string) (*rancherapi.Client, error) {
-	hint := "access control is on: set rancher.apiKey to an account API key of an admin"
-	if e.apiAccess != "" {
-		hint = "access control is on and the server refused rancher.apiKey: is it an account API key of an admin, and still active?"
-	}
-	return rancherapi.New(baseURL, rancherapi.Options{HTTP: e.apiHTTP, Timeout: e.opts.HTTPTimeout,
-		AccessKey: e.apiAccess.Reveal(), SecretKey: e.apiSecret.Reveal(), UnauthorizedHint: hint})
 }
 
 // bootstrapStop removes the bootstrap server once the script exists: it

@@ -55,9 +55,9 @@ type Env struct {
 	cert   *certMaterial
 	// apiAccess and apiSecret are rancher.apiKey, empty without one.
 	apiAccess, apiSecret manifests.Sensitive
-	// apiHTTP is the one HTTP client of every call to a Rancher server:
-	// no proxy from the environment, bounded by HTTPTimeout.
-	apiHTTP *http.Client
+	// tunnels are the HTTP clients that reach a machine's port through its
+	// SSH connection (tunnel.go), by "machine:port".
+	tunnels map[string]*http.Client
 
 	dbOnce sync.Once
 	db     *sql.DB
@@ -116,9 +116,6 @@ func NewEnv(c *manifests.Cluster, opts Options) (*Env, error) {
 			return nil, fmt.Errorf("rancher.apiKey.secretKey: %w", err)
 		}
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = nil // the servers are reached directly, whatever HTTP_PROXY says
-	e.apiHTTP = &http.Client{Transport: tr, Timeout: opts.HTTPTimeout}
 	secrets, err := c.Secrets()
 	if err != nil {
 		return nil, err
@@ -145,6 +142,7 @@ func (e *Env) Redactor() *redact.Redactor { return e.red }
 // Close closes every connection the run opened.
 func (e *Env) Close() error {
 	var errs []error
+	e.closeTunnels()
 	if e.pool != nil {
 		errs = append(errs, e.pool.Close())
 	}
@@ -373,7 +371,32 @@ func (e *Env) adminConfig() *mysql.Config {
 	cfg.WriteTimeout = 30 * time.Second
 	cfg.InterpolateParams = true
 	cfg.Logger = driverLogger{e.log}
+	if e.adminViaSSH() {
+		// An SSH channel has no deadlines, and the driver would fail every
+		// read that set one: the callers' contexts bound the time instead.
+		cfg.ReadTimeout, cfg.WriteTimeout = 0, 0
+		cfg.DialFunc = func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return e.dialFromNodes(ctx, addr)
+		}
+	}
 	return cfg
+}
+
+// adminViaSSH reports whether the admin connection goes through a node's
+// SSH connection: database.admin.via, or by default when the first node is
+// reached through a bastion (the manifest's or ssh_config's ProxyJump).
+func (e *Env) adminViaSSH() bool {
+	switch e.c.Database.Admin.Via {
+	case manifests.AdminViaSSH:
+		return true
+	case manifests.AdminDirect:
+		return false
+	}
+	if len(e.c.Nodes) == 0 {
+		return false
+	}
+	cfg, err := e.sshConfig(nodeTarget(e.c.Nodes[0]))
+	return err == nil && cfg.Bastion != nil
 }
 
 // driverLogger sends the MySQL driver's own messages to the debug log

@@ -43,6 +43,9 @@ func (e *Env) targetByName(name string) (target, error) {
 	return target{}, fmt.Errorf("no host %q in cluster %q", name, e.c.Name)
 }
 
+// DialLB connects to the load balancer as ha.verify does (tunnel.go).
+func (e *Env) DialLB(ctx context.Context, addr string) (net.Conn, error) { return e.dialLB(ctx, addr) }
+
 // AdminDB is the admin connection from this machine.
 func (e *Env) AdminDB(ctx context.Context) (*sql.DB, error) { return e.adminDB(ctx) }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -308,7 +307,7 @@ func (s *scriptGenerate) Apply(ctx context.Context, _ plans.Change) error {
 // generate asks the bootstrap server for the script and enables HA.
 func (s *scriptGenerate) generate(ctx context.Context) ([]byte, scriptMeta, error) {
 	want := s.env.wantParams()
-	api, err := s.env.api("http://" + net.JoinHostPort(s.boot.Address, strconv.Itoa(bootstrapPort)))
+	api, err := s.env.apiOn(nodeTarget(s.boot), bootstrapPort)
 	if err != nil {
 		return nil, scriptMeta{}, err
 	}

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -192,7 +191,7 @@ func (s *haVerify) observe(ctx context.Context, cached bool) haVerifyState {
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Go(func() {
-			api, err := s.env.api("http://" + net.JoinHostPort(n.Address, strconv.Itoa(haAPIPort)))
+			api, err := s.env.apiOn(nodeTarget(n), haAPIPort)
 			if err == nil {
 				answers[i].hosts, answers[i].err = api.HAHosts(ctx)
 			} else {
@@ -278,9 +277,9 @@ func (s *haVerify) checkLB(ctx context.Context, cached bool) error {
 	lb := net.JoinHostPort(s.env.c.LoadBalancer.Address, "443")
 	tr := &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, lb)
+		Proxy:           nil,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return s.env.dialLB(ctx, lb)
 		},
 	}
 	defer tr.CloseIdleConnections()
