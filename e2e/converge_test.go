@@ -82,8 +82,14 @@ func TestConvergeThreeNodes(t *testing.T) {
 		})
 	}
 	t.Run("a node and a host down", func(t *testing.T) { checkMachinesDown(t, ctx, l, manifest, nodes) })
-	t.Run("database admin through ssh", func(t *testing.T) { checkAdminViaSSH(t, ctx, l, manifest) })
-	t.Run("access control on", func(t *testing.T) { checkAccessControl(t, ctx, l, manifest, nodes) })
+	t.Run("database admin through ssh", func(t *testing.T) {
+		converge(t, ctx, l, manifest, nodes)
+		checkAdminViaSSH(t, ctx, l, manifest)
+	})
+	t.Run("access control on", func(t *testing.T) {
+		converge(t, ctx, l, manifest, nodes)
+		checkAccessControl(t, ctx, l, manifest, nodes)
+	})
 }
 
 // TestConvergeSingleNode: a cluster of size 1 on rs1 alone, in its own

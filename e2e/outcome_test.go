@@ -80,6 +80,19 @@ func checkCluster(t *testing.T, ctx context.Context, l *lab.Lab, nodes []string,
 	checkCA(t, ctx, l)
 }
 
+// converge applies the manifest and waits until the cluster is whole, so
+// a subtest starts from a converged cluster whatever the one before left.
+func converge(t *testing.T, ctx context.Context, l *lab.Lab, manifest string, nodes []string) {
+	t.Helper()
+	if r := haplan(t, ctx, "apply", "-f", manifest, "--auto-approve"); r.code != 0 {
+		t.Fatalf("converge first: apply exit %d", r.code)
+	}
+	checkCluster(t, ctx, l, nodes, nil)
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
 type apiKey struct{ access, secret string }
 
 // api sends one request to a Rancher server, with the key when set.

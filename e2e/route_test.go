@@ -4,10 +4,16 @@ package e2e
 
 import (
 	"context"
+	"errors"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/haplan/haplan/lab"
 )
@@ -60,4 +66,92 @@ func checkAdminViaSSH(t *testing.T, ctx context.Context, l *lab.Lab, manifest st
 	if strings.Contains(r.stdout+r.stderr, pw) {
 		t.Error("haplan printed the admin password")
 	}
+}
+
+// cutOffGID is the group haplan runs as in TestSiteOverSSHOnly; an
+// iptables rule refuses that group every lab address but SSH.
+const cutOffGID = 4242
+
+// TestSiteOverSSHOnly installs the cluster from a workstation that may
+// reach the lab's machines on SSH only (every other TCP port and all UDP
+// refused, for haplan's process alone): check, a full install and a
+// re-plan work, since the bootstrap and node APIs, the load balancer and
+// (with database.admin.via ssh) the database are reached through SSH. The
+// outcome is judged from outside, without the rule.
+func TestSiteOverSSHOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	l := loadLab(t)
+	resetCluster(t, ctx, l, "cattle")
+	src, err := os.ReadFile(l.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaSSH := strings.Replace(string(src), "    password: {file: secrets/db-admin-password}\n", "    password: {file: secrets/db-admin-password}\n    via: ssh\n", 1)
+	manifest := filepath.Join(l.Dir, "cluster-ssh-only.yaml")
+	if err := os.WriteFile(manifest, []byte(viaSSH), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(manifest) })
+
+	gid := strconv.Itoa(cutOffGID)
+	rules := [][]string{
+		{"OUTPUT", "-d", lab.Subnet, "-m", "owner", "--gid-owner", gid, "-p", "tcp", "!", "--dport", "22", "-j", "REJECT", "--reject-with", "tcp-reset"},
+		{"OUTPUT", "-d", lab.Subnet, "-m", "owner", "--gid-owner", gid, "-p", "udp", "-j", "REJECT"},
+	}
+	for _, r := range rules {
+		if out, err := exec.Command("iptables", append([]string{"-I"}, r...)...).CombinedOutput(); err != nil {
+			t.Fatalf("iptables -I %v: %v\n%s", r, err, out)
+		}
+		t.Cleanup(func() { exec.Command("iptables", append([]string{"-D"}, r...)...).Run() })
+	}
+	// The rule holds: the same group cannot open the database or a node's API.
+	for _, addr := range []string{net.JoinHostPort(l.DB.Host, strconv.Itoa(l.DB.Port)), net.JoinHostPort(nodeIP(t, l, "rs1"), "22")} {
+		out, err := asGroup(ctx, "bash", "-c", "exec 3<>/dev/tcp/"+strings.Replace(addr, ":", "/", 1)+" && echo open").CombinedOutput()
+		open := err == nil && strings.Contains(string(out), "open")
+		if wantOpen := strings.HasSuffix(addr, ":22"); open != wantOpen {
+			t.Fatalf("as group %s, %s open = %t, want %t (%s)", gid, addr, open, wantOpen, out)
+		}
+	}
+
+	if r := haplanAs(t, ctx, "check", "-f", manifest); r.code != 0 {
+		t.Errorf("check over SSH only: exit %d", r.code)
+	}
+	if r := haplanAs(t, ctx, "apply", "-f", manifest, "--auto-approve"); r.code != 0 {
+		t.Fatalf("full install over SSH only: exit %d", r.code)
+	}
+	if r := haplanAs(t, ctx, "plan", "-f", manifest, "--detailed-exitcode"); r.code != 0 {
+		t.Errorf("re-plan over SSH only: exit %d, want 0", r.code)
+	}
+	if out := sh(t, ctx, l, "rs1", "docker port haplan-bootstrap 2>/dev/null || true"); strings.TrimSpace(out) != "" {
+		t.Errorf("the bootstrap server is still there: %s", out)
+	}
+	checkCluster(t, ctx, l, []string{"rs1", "rs2", "rs3"}, nil)
+}
+
+// asGroup runs a command with this process's user and the cut-off group.
+func asGroup(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(os.Getuid()), Gid: cutOffGID}}
+	return cmd
+}
+
+// haplanAs runs haplan like haplan does, as the cut-off group.
+func haplanAs(t *testing.T, ctx context.Context, args ...string) result {
+	t.Helper()
+	cmd := asGroup(ctx, haplanBin, args...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("run haplan %v: %v", args, err)
+	}
+	t.Logf("haplan (group %d) %s -> exit %d\n--- stdout\n%s--- stderr\n%s", cutOffGID, strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	return r
 }

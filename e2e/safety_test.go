@@ -101,7 +101,7 @@ func restoreLab(t *testing.T, l *lab.Lab) {
 // that step finishes, nothing new starts, exit 1. The next apply converges.
 func testInstallInterruptedAndLocked(t *testing.T, ctx context.Context, s *safeCluster) {
 	first := s.start(t, ctx, "apply", "-f", s.manifest, "--auto-approve")
-	first.waitFor(t, "waiting for http://", 3*time.Minute)
+	first.waitFor(t, "waiting for /ping of the bootstrap server", 3*time.Minute)
 
 	second := s.haplan(t, ctx, "apply", "-f", s.manifest, "--auto-approve")
 	if second.code != 3 {

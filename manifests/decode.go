@@ -348,6 +348,7 @@ func (d *decoder) decodeCluster(root *node) *Cluster {
 	c.Rancher.Image = d.str(rf["image"], "rancher.image", DefaultImage)
 	c.Rancher.AgentImage = d.str(rf["agentImage"], "rancher.agentImage", DefaultAgentImage)
 	c.Rancher.AgentInstanceImage = d.str(rf["agentInstanceImage"], "rancher.agentInstanceImage", DefaultAgentInstanceImage)
+	c.Rancher.ImageRegistry = d.str(rf["imageRegistry"], "rancher.imageRegistry", "")
 	def := ""
 	if a := c.LoadBalancer.Address; a != "" {
 		if strings.Contains(a, ":") { // IPv6

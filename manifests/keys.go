@@ -8,7 +8,7 @@ func objectKeys(kind string) []string {
 	case "cluster":
 		return []string{"name", "rancher", "ssh", "database", "loadBalancer", "nodes", "hosts", "hostsFile"}
 	case "rancher":
-		return []string{"image", "agentImage", "agentInstanceImage", "hostRegistrationUrl", "certificate", "apiKey", "bootstrapNode", "timeouts"}
+		return []string{"image", "agentImage", "agentInstanceImage", "imageRegistry", "hostRegistrationUrl", "certificate", "apiKey", "bootstrapNode", "timeouts"}
 	case "apiKey":
 		return []string{"accessKey", "secretKey"}
 	case "certificate":

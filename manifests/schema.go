@@ -53,6 +53,7 @@ func schemaDoc() jsonObj {
 				"image":               jsonObj{"type": "string", "description": "Image with an explicit tag. Default " + DefaultImage + ".", "pattern": `(:[^/:]+|@.+)$`},
 				"agentImage":          jsonObj{"type": "string", "description": "Pre-pulled on every node: the agent each node runs (setting bootstrap.required.image). Default " + DefaultAgentImage + ".", "pattern": `(:[^/:]+|@.+)$`},
 				"agentInstanceImage":  jsonObj{"type": "string", "description": "Pre-pulled on every node: the network agent image (setting agent.instance.image). Default " + DefaultAgentInstanceImage + ".", "pattern": `(:[^/:]+|@.+)$`},
+				"imageRegistry":       jsonObj{"type": "string", "description": "Pull the server and agent images from this registry (host[:port][/path]) and tag them with their usual names on the nodes, for sites without Docker Hub. Default: none (the nodes' own registry configuration).", "pattern": "^[^/:]+(:[0-9]+)?(/[^:]+)?[^/]$"},
 				"hostRegistrationUrl": jsonObj{"type": "string", "description": "http(s) URL without a path. Default https://<loadBalancer.address>.", "pattern": "^https?://[^/]+/?$"},
 				"certificate": schemaObject("Your own TLS certificate; omit for a self-signed CA made by the cluster.",
 					[]string{"cert", "key", "chain"}, jsonObj{

@@ -75,6 +75,11 @@ type Rancher struct {
 	// AgentImage and AgentInstanceImage are pre-pulled on every node with
 	// Image: the node pulls them at run time otherwise.
 	AgentImage, AgentInstanceImage string
+	// ImageRegistry, when set, is where the nodes pull those images from
+	// ("registry.example.com:5000" or with a path, ".../mirror"): each is
+	// pulled as ImageRegistry/IMAGE and tagged IMAGE, so a site without
+	// Docker Hub installs from its own registry.
+	ImageRegistry string
 	HostRegistrationURL            string
 	BootstrapNode                  string
 	// Certificate is nil when the cluster makes its own self-signed CA.

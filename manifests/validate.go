@@ -116,6 +116,10 @@ func (v *validator) rancher(c *Cluster) {
 		}
 	}
 	v.registrationURL(c)
+	if reg := r.ImageRegistry; reg != "" && !validRegistry(reg) {
+		v.errorf("rancher.imageRegistry", `Write the registry's host, an optional port and an optional path, without a scheme, e.g. "registry.example.com:5000/mirror".`,
+			"rancher.imageRegistry %q is not a registry name", reg)
+	}
 	if r.BootstrapNode != "" {
 		if _, ok := c.Node(r.BootstrapNode); !ok {
 			var names []string
@@ -172,6 +176,23 @@ func imageHasTag(img string) bool {
 	last := img[strings.LastIndex(img, "/")+1:]
 	i := strings.LastIndex(last, ":")
 	return i > 0 && i < len(last)-1
+}
+
+// validRegistry accepts "host[:port][/path]" as docker names a registry
+// prefix: no scheme, no blanks, no trailing slash, no tag.
+func validRegistry(s string) bool {
+	if strings.Contains(s, "://") || strings.HasSuffix(s, "/") || strings.ContainsAny(s, " \t@") {
+		return false
+	}
+	host, path, _ := strings.Cut(s, "/")
+	if host == "" || strings.Contains(path, ":") {
+		return false
+	}
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		n, err := strconv.Atoi(p)
+		return validAddress(h) && err == nil && n > 0 && n < 65536
+	}
+	return validAddress(host)
 }
 
 // scriptSafe reports whether s can go into rancher-ha.sh unquoted: the

@@ -16,7 +16,10 @@ import (
 const (
 	errDBAccessDenied = 1044 // user authenticated, no privileges on the database
 	errAccessDenied   = 1045 // bad user/password, or no such user for this client host
-	errBadDB          = 1049 // unknown database
+	// errAccessDeniedNoPassword is MariaDB's answer when the account for
+	// this client host authenticates otherwise (unix_socket, say).
+	errAccessDeniedNoPassword = 1698
+	errBadDB                  = 1049 // unknown database
 )
 
 // database checks the admin account (from here) and the application
@@ -73,7 +76,7 @@ func (p *pass) adminChecks(ctx context.Context, addr string) (*sql.DB, []Finding
 	}
 	if err != nil {
 		f := p.failed("mysql.admin", "db", what+" failed", err)
-		f.Hint = dbHint(err, "database.admin.user and database.admin.password")
+		f.Hint = dbHint(err, "database.admin.user and database.admin.password, and that the account may log in from where haplan connects: this machine with database.admin.via direct, the nodes with ssh")
 		return nil, []Finding{f}
 	}
 	out := []Finding{{Severity: OK, Check: "mysql.admin", Host: "db", Message: what + " accepted"}}
@@ -166,7 +169,7 @@ func userExists(ctx context.Context, db *sql.DB, user string, hosts []string) (b
 
 func dbHint(err error, creds string) string {
 	var me *mysql.MySQLError
-	if errors.As(err, &me) && me.Number == errAccessDenied {
+	if errors.As(err, &me) && (me.Number == errAccessDenied || me.Number == errAccessDeniedNoPassword) {
 		return "check " + creds
 	}
 	return "check database.host and database.port, that MySQL runs and accepts TCP connections, and firewalls"

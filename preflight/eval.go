@@ -36,15 +36,29 @@ const (
 // minDocker is the oldest Docker that gets no warning.
 func minDocker() []int { return []int{1, 10, 3} }
 
-// outsidePorts are reached from clients, the LB and the node itself;
-// clusterPorts between nodes.
-func outsidePorts() []int { return []int{22, 80, 443, 18080} }
+// outsidePorts are reached from clients, the LB and the node itself (81
+// and 444 are the PROXY-protocol variants of 80 and 443 that the
+// management stack's load balancer binds on every node too, rancher v1.0.1
+// server/artifacts/compose/docker-compose.yml); clusterPorts between nodes.
+func outsidePorts() []int { return []int{22, 80, 81, 443, 444, 18080} }
 func clusterPorts() []int { return []int{2181, 2376, 2888, 3888, 6379} }
 
 // haPorts are the node-to-node ports that answer only while rancher-ha
 // runs; 2376 is included because the management stack's swarm LB may
 // already listen.
 func haPorts() []int { return clusterPorts() }
+
+// evalUDP says what haplan cannot check: UDP 500 and 4500 (IPsec of the
+// managed network) between the nodes. A closed UDP port and an open one
+// that ignores a probe look the same, so it is reported, never skipped.
+func evalUDP(nodes int) Finding {
+	if nodes < 2 {
+		return Finding{Severity: Info, Check: "udp", Message: "UDP 500 and 4500 between nodes: not needed with one node"}
+	}
+	return Finding{Severity: Info, Check: "udp",
+		Message: "UDP 500 and 4500 between the nodes (IPsec of the managed network) cannot be checked: IPsec does not answer a probe, so open and filtered look the same",
+		Hint:    "allow UDP 500 and 4500 between the nodes' cluster addresses in every firewall and security group"}
+}
 
 func evalSize(n int) Finding {
 	f := Finding{Check: "size", Severity: OK, Message: fmt.Sprintf("%d node(s)", n)}

@@ -24,7 +24,7 @@ func TestEvalPorts(t *testing.T) {
 			facts:     portFacts{Listeners: parseSS(ssLab)},
 			bootstrap: true,
 			want: []Finding{
-				{Severity: OK, Check: "ports", Host: "rs1", Message: "ports 22, 80, 443, 18080, 2181, 2376, 2888, 3888, 6379 are free"},
+				{Severity: OK, Check: "ports", Host: "rs1", Message: "ports 22, 80, 81, 443, 444, 18080, 2181, 2376, 2888, 3888, 6379 are free"},
 				{Severity: OK, Check: "bootstrap.port", Host: "rs1", Message: "8080/tcp is free for the bootstrap server"},
 			},
 		},
@@ -49,7 +49,7 @@ func TestEvalPorts(t *testing.T) {
 				Listeners:  []listener{sshd, {Addr: "0.0.0.0", Port: 18080, Process: "docker-proxy", PID: 9}},
 				Containers: []dockerapi.Container{{Name: "rancher-ha-parent", Ports: []int{18080}}},
 			},
-			want: []Finding{{Severity: OK, Check: "ports", Host: "rs1", Message: "ports 22, 80, 443, 18080, 2181, 2376, 2888, 3888, 6379 are free"}},
+			want: []Finding{{Severity: OK, Check: "ports", Host: "rs1", Message: "ports 22, 80, 81, 443, 444, 18080, 2181, 2376, 2888, 3888, 6379 are free"}},
 		},
 		{
 			name: "rancher-ha runs with host networking: its processes hold the HA ports",
@@ -62,7 +62,7 @@ func TestEvalPorts(t *testing.T) {
 			},
 			bootstrap: true,
 			want: []Finding{
-				{Severity: OK, Check: "ports", Host: "rs1", Message: "ports 22, 80, 443, 18080, 2181, 2376, 2888, 3888, 6379 are free or held by this cluster's rancher-ha"},
+				{Severity: OK, Check: "ports", Host: "rs1", Message: "ports 22, 80, 81, 443, 444, 18080, 2181, 2376, 2888, 3888, 6379 are free or held by this cluster's rancher-ha"},
 				{Severity: OK, Check: "bootstrap.port", Host: "rs1", Message: "8080/tcp is held by rancher-standin (pid 50) while rancher-ha runs"},
 			},
 		},
@@ -74,7 +74,7 @@ func TestEvalPorts(t *testing.T) {
 			},
 			bootstrap: true,
 			want: []Finding{
-				{Severity: OK, Check: "ports", Host: "rs1", Message: "ports 22, 80, 443, 18080, 2181, 2376, 2888, 3888, 6379 are free"},
+				{Severity: OK, Check: "ports", Host: "rs1", Message: "ports 22, 80, 81, 443, 444, 18080, 2181, 2376, 2888, 3888, 6379 are free"},
 				{Severity: OK, Check: "bootstrap.port", Host: "rs1", Message: "8080/tcp is held by haplan's own haplan-bootstrap"},
 			},
 		},
@@ -83,7 +83,7 @@ func TestEvalPorts(t *testing.T) {
 			facts:     portFacts{Listeners: []listener{{Addr: "0100007F", Port: 8080}}},
 			bootstrap: true,
 			want: []Finding{
-				{Severity: OK, Check: "ports", Host: "rs1", Message: "ports 22, 80, 443, 18080, 2181, 2376, 2888, 3888, 6379 are free"},
+				{Severity: OK, Check: "ports", Host: "rs1", Message: "ports 22, 80, 81, 443, 444, 18080, 2181, 2376, 2888, 3888, 6379 are free"},
 				{Severity: Error, Check: "bootstrap.port", Host: "rs1", Message: "port 8080/tcp is held by an unknown process on 0100007F",
 					Hint: "the bootstrap server publishes 8080 on the bootstrap node: stop what holds it, or choose another rancher.bootstrapNode"},
 			},
@@ -91,7 +91,7 @@ func TestEvalPorts(t *testing.T) {
 		{
 			name:  "8080 is only checked on the bootstrap node",
 			facts: portFacts{Listeners: []listener{{Addr: "*", Port: 8080, Process: "tomcat"}}},
-			want:  []Finding{{Severity: OK, Check: "ports", Host: "rs1", Message: "ports 22, 80, 443, 18080, 2181, 2376, 2888, 3888, 6379 are free"}},
+			want:  []Finding{{Severity: OK, Check: "ports", Host: "rs1", Message: "ports 22, 80, 81, 443, 444, 18080, 2181, 2376, 2888, 3888, 6379 are free"}},
 		},
 		{
 			name:  "22 held by something other than sshd",

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,7 +78,7 @@ func Run(ctx context.Context, env Env, opts Options) *Report {
 	p := &pass{env: env, c: env.Cluster(), opts: opts.withDefaults()}
 	p.sem = make(chan struct{}, p.opts.Parallelism)
 	p.add(evalSize(len(p.c.Nodes)))
-	p.add(Finding{Severity: Info, Check: "udp", Message: "UDP 500 and 4500 must be open between the nodes (IPsec of the managed network); not probed"})
+	p.add(evalUDP(len(p.c.Nodes)))
 
 	var wg sync.WaitGroup
 	facts := make([]nodeFacts, len(p.c.Nodes))
@@ -175,6 +176,12 @@ func (p *pass) abandoned(ctx context.Context, t task) Finding {
 	}
 	f.Message = fmt.Sprintf("%s: timed out, no answer within %s", t.what, p.opts.Timeout)
 	f.Hint = timeoutHint(t.check)
+	if strings.HasPrefix(t.what, "SSH to ") {
+		// A machine that does not answer SSH is an outage, not a bad
+		// setting: its steps are not probed, the others go on.
+		f.Severity = Warning
+		f.Message += "; its steps are not probed, and apply skips them"
+	}
 	return f
 }
 

@@ -330,8 +330,10 @@ func TestRunHungHost(t *testing.T) {
 		return Finding{}, false
 	}
 	f, ok := find("rs2", "ssh")
-	if !ok || f.Severity != Error || f.Message != "SSH to 10.0.0.12: timed out, no answer within 200ms" {
-		t.Errorf("rs2 ssh finding = %+v, %v; want a timeout error", f, ok)
+	// A machine that does not answer is a warning (the plan goes on
+	// without it); a database that does not answer blocks.
+	if !ok || f.Severity != Warning || f.Message != "SSH to 10.0.0.12: timed out, no answer within 200ms; its steps are not probed, and apply skips them" {
+		t.Errorf("rs2 ssh finding = %+v, %v; want a timeout warning", f, ok)
 	}
 	f, ok = find("db", "mysql.admin")
 	if !ok || f.Severity != Error || !strings.Contains(f.Message, "timed out") {
@@ -341,7 +343,7 @@ func TestRunHungHost(t *testing.T) {
 		t.Errorf("rs1 ssh = %+v; a hung neighbour must not affect it", f)
 	}
 	if r.OK() {
-		t.Error("a hung host did not block")
+		t.Error("a hung database did not block")
 	}
 }
 

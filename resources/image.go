@@ -79,7 +79,11 @@ func (s *imagePull) Diff(cur engine.State) plans.Change {
 	if len(missing) > 1 {
 		what = "images " + strings.Join(missing, ", ") + " are"
 	}
-	return s.change(plans.Create, fmt.Sprintf("%s not on %s", what, s.node.Name), details...)
+	reason := fmt.Sprintf("%s not on %s", what, s.node.Name)
+	if reg := s.env.c.Rancher.ImageRegistry; reg != "" {
+		reason += " (pulled from " + reg + ")"
+	}
+	return s.change(plans.Create, reason, details...)
 }
 
 // Apply pulls the images the node lacks, one after the other.
@@ -93,6 +97,16 @@ func (s *imagePull) Apply(ctx context.Context, _ plans.Change) error {
 		if id, err := d.ImageID(ctx, img); err != nil {
 			return err
 		} else if id != "" {
+			continue
+		}
+		if reg := s.env.c.Rancher.ImageRegistry; reg != "" {
+			// From the site's own registry, under the name the script, the
+			// server and cluster-manager use.
+			from := reg + "/" + img
+			engine.Progress(ctx, "docker pull %s (tagged %s)", from, img)
+			if _, err := run(ctx, r, "docker pull "+transport.Quote(from)+" && docker tag "+transport.Quote(from)+" "+transport.Quote(img), true); err != nil {
+				return err
+			}
 			continue
 		}
 		engine.Progress(ctx, "docker pull %s", img)

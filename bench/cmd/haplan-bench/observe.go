@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -18,10 +19,13 @@ import (
 // every observeEvery, so the waits it measures are exact to that; whatever
 // haplan adds after them (its own poll interval included) is overhead.
 type observer struct {
-	bootstrapURL string   // http://node:8080
+	bootstrapURL string   // http://node:8080, on the node's loopback
 	nodeURLs     []string // http://node:18080
 	lbPing       string   // https://lb/ping
 	nodes        int
+	// bootstrapDial reaches the bootstrap node's loopback: through an SSH
+	// connection of the observer's own, as the server listens there only.
+	bootstrapDial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	mu             sync.Mutex
 	bootstrapReady time.Time
@@ -47,7 +51,11 @@ func (o *observer) run(ctx context.Context) {
 		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // observer only
 		DisableKeepAlives: true,
 	}}
-	boot, _ := rancherapi.New(o.bootstrapURL, rancherapi.Options{HTTP: httpc, Timeout: time.Second})
+	bootc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return o.bootstrapDial(ctx, "tcp", "127.0.0.1:8080")
+		}}}
+	boot, _ := rancherapi.New(o.bootstrapURL, rancherapi.Options{HTTP: bootc, Timeout: time.Second})
 	var apis []*rancherapi.Client
 	for _, u := range o.nodeURLs {
 		a, _ := rancherapi.New(u, rancherapi.Options{HTTP: httpc, Timeout: time.Second})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/haplan/haplan/lab"
+	"github.com/haplan/haplan/transport"
 )
 
 // overhead is apply's engine overhead on a full install (issue 6): the wall
@@ -192,6 +193,15 @@ func (c *config) measureOverhead(ctx context.Context) (overhead, error) {
 		return overhead{}, fmt.Errorf("the lab has no nodes or no load balancer")
 	}
 	obs := newObserver(c.lab.IPs, nodes, lbs[0].Name)
+	pool := transport.NewPool(transport.PoolOptions{})
+	defer pool.Close()
+	ssh := c.lab.SSH
+	boot, err := pool.Client(ctx, transport.Config{Host: nodes[0], Address: c.lab.IPs[nodes[0]], Port: ssh.Port, User: ssh.User,
+		IdentityFile: ssh.IdentityFile, KnownHostsFile: ssh.KnownHostsFile, HostKeyPolicy: "strict", ConnectTimeout: 10 * time.Second})
+	if err != nil {
+		return overhead{}, fmt.Errorf("observer: ssh to %s: %w", nodes[0], err)
+	}
+	obs.bootstrapDial = boot.DialContext
 	octx, stop := context.WithCancel(ctx)
 	watched := make(chan struct{})
 	go func() { obs.run(octx); close(watched) }()
@@ -199,7 +209,7 @@ func (c *config) measureOverhead(ctx context.Context) (overhead, error) {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Run()
 	end := time.Now()
 	stop()
 	<-watched
