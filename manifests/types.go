@@ -79,9 +79,9 @@ type Rancher struct {
 	// ("registry.example.com:5000" or with a path, ".../mirror"): each is
 	// pulled as ImageRegistry/IMAGE and tagged IMAGE, so a site without
 	// Docker Hub installs from its own registry.
-	ImageRegistry string
-	HostRegistrationURL            string
-	BootstrapNode                  string
+	ImageRegistry       string
+	HostRegistrationURL string
+	BootstrapNode       string
 	// Certificate is nil when the cluster makes its own self-signed CA.
 	Certificate *Certificate
 	// APIKey is nil while the servers' access control is off.
