@@ -139,15 +139,17 @@ func systemHAHosts(ctx context.Context, base string, key *apiKey) ([]string, err
 		if !strings.HasPrefix(p.UUID, "system-ha-") {
 			continue
 		}
-		code, b, err := api(ctx, http.MethodGet, p.Links["hosts"], nil, key)
+		code, b, err := api(ctx, http.MethodGet, p.Links["hosts"]+"?include=ipAddresses", nil, key)
 		if err != nil || code != 200 {
 			return nil, fmt.Errorf("hosts: %d %v %s", code, err, b)
 		}
 		var hs struct {
 			Data []struct {
-				State      string  `json:"state"`
-				AgentState *string `json:"agentState"`
-				IP         string  `json:"agentIpAddress"`
+				State       string  `json:"state"`
+				AgentState  *string `json:"agentState"`
+				IPAddresses []struct {
+					Address string `json:"address"`
+				} `json:"ipAddresses"`
 			} `json:"data"`
 		}
 		if err := json.Unmarshal(b, &hs); err != nil {
@@ -155,8 +157,8 @@ func systemHAHosts(ctx context.Context, base string, key *apiKey) ([]string, err
 		}
 		out := []string{}
 		for _, h := range hs.Data {
-			if h.State == "active" && (h.AgentState == nil || *h.AgentState == "active") {
-				out = append(out, h.IP)
+			if h.State == "active" && (h.AgentState == nil || *h.AgentState == "active") && len(h.IPAddresses) > 0 {
+				out = append(out, h.IPAddresses[0].Address)
 			}
 		}
 		return out, nil

@@ -80,7 +80,8 @@ func probe(ctx context.Context, sl *slots, s Step, opts Options) (plans.Change, 
 	if h, ok := IsUnreachable(err); ok && ctx.Err() == nil {
 		// One machine that does not answer is a finding, not a failed plan.
 		c = plans.Change{Addr: string(addr), Host: host, Kind: plans.Kind(string(addr)), Action: plans.Unknown,
-			Reason: fmt.Sprintf("not probed: %s did not answer (%v)", h, err)}
+			Reason: fmt.Sprintf("not probed: %s did not answer (%v)", h, err), Unreachable: h,
+			Check: isCheck(s)}
 		r.change = &c
 		r.emit(ProbeFinished, c.Reason, nil)
 		opts.Logger.DebugContext(ctx, "probe unreachable", "addr", addr, "host", h, "err", err)
@@ -95,6 +96,15 @@ func probe(ctx context.Context, sl *slots, s Step, opts Options) (plans.Change, 
 	r.emit(ProbeFinished, c.Reason, nil)
 	opts.Logger.DebugContext(ctx, "probe finished", "addr", addr, "action", c.Action, "digest", digest)
 	return c, digest, nil
+}
+
+// Checker is implemented by verification steps (their changes have
+// Check set), so that a check that could not be probed stays a check.
+type Checker interface{ IsCheck() bool }
+
+func isCheck(s Step) bool {
+	c, ok := s.(Checker)
+	return ok && c.IsCheck()
 }
 
 func probeDiff(ctx context.Context, s Step) (plans.Change, string, error) {

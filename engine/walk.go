@@ -22,7 +22,12 @@ import (
 //   - When a step fails, everything that depends on it is Skipped, naming
 //     the failed step; independent branches go on.
 //   - A step whose change is Unknown (not probed: its host did not answer)
-//     fails at once with a *NotProbedError; it is never a barrier member.
+//     fails at once with a *NotProbedError, whatever is upstream; its
+//     dependents are Skipped, except checks, which it does not stop (it
+//     changed nothing they verify). In a barrier group it makes
+//     every other member Skipped, naming it: a group never starts without
+//     a member (a cluster started on fewer nodes than planned never forms,
+//     and an upgrade must never leave old and new versions on one DB).
 //   - The pending members of a barrier group are released together once all
 //     of them have their dependencies done, and run without taking any slot,
 //     global or per-host, so the limits can neither starve nor split the
@@ -50,15 +55,21 @@ func Apply(ctx context.Context, g *Graph, p *plans.Plan, opts Options) (*Result,
 	for _, s := range g.Steps() {
 		n := &node{step: s, change: changes[s.Addr()], done: make(chan struct{})}
 		n.res = StepResult{Addr: s.Addr(), Host: s.Host(), Change: n.change}
-		// An Unknown change fails on its own: it must not hold back, nor
-		// be counted in, the group that the machines that answered form.
-		if b, ok := s.(Barrier); ok && n.change.Pending() && n.change.Action != plans.Unknown {
+		if b, ok := s.(Barrier); ok && n.change.Pending() {
 			name := b.BarrierGroup()
 			if groups[name] == nil {
 				groups[name] = &barrierGroup{name: name, release: make(chan struct{})}
 			}
-			n.group = groups[name]
-			n.group.size++
+			if n.change.Action == plans.Unknown {
+				// It fails on its own, and a group never starts
+				// partially: the others are skipped because of it.
+				if a := s.Addr(); groups[name].unknown == "" || a < groups[name].unknown {
+					groups[name].unknown = a
+				}
+			} else {
+				n.group = groups[name]
+				n.group.size++
+			}
 		}
 		w.nodes[s.Addr()] = n
 	}
@@ -139,9 +150,10 @@ type node struct {
 	group  *barrierGroup // nil unless a pending barrier member
 	done   chan struct{}
 
-	res     StepResult
-	cause   Addr // the failed step, when Failed (itself) or Skipped
-	touched bool // this step or something upstream applied a pending change
+	res       StepResult
+	cause     Addr // the failed step, when Failed (itself) or Skipped
+	touched   bool // this step or something upstream applied a pending change
+	notProbed bool // Failed because its change was Unknown
 }
 
 // verdict is what a step's dependencies allow.
@@ -157,6 +169,11 @@ func (w *walker) run(ctx context.Context, n *node) {
 		<-d.done
 		switch d.res.Status {
 		case StatusFailed, StatusSkipped:
+			if n.change.Check && d.notProbed {
+				// Nothing was done there, so it changed nothing the check
+				// would verify; whether the check runs depends on the rest.
+				continue
+			}
 			if v.cause == "" {
 				v.cause = d.cause
 			}
@@ -164,6 +181,17 @@ func (w *walker) run(ctx context.Context, n *node) {
 			v.notStarted = true
 		}
 		n.touched = n.touched || d.touched
+	}
+	if n.change.Action == plans.Unknown {
+		// Its own host did not answer: that, not what is upstream, is
+		// why it is not applied.
+		if w.stopped(ctx) {
+			w.finish(n, StatusNotStarted, "", "")
+			return
+		}
+		w.fail(n, &NotProbedError{Reason: n.change.Reason})
+		n.notProbed = true
+		return
 	}
 	if n.group != nil {
 		v = n.group.arrive(w, n, v, w.stopped(ctx))
@@ -181,9 +209,6 @@ func (w *walker) run(ctx context.Context, n *node) {
 		return
 	case !n.change.Pending() && !(n.change.Check && n.touched):
 		w.finish(n, StatusUnchanged, "", "")
-		return
-	case n.change.Action == plans.Unknown:
-		w.fail(n, &NotProbedError{Reason: n.change.Reason})
 		return
 	}
 	if n.group == nil {
@@ -268,7 +293,8 @@ func (w *walker) finish(n *node, s Status, cause Addr, msg string) {
 // decides for all of them and opens release.
 type barrierGroup struct {
 	name    string
-	size    int // set before the walk starts
+	size    int  // set before the walk starts
+	unknown Addr // a pending member that was not probed; set before the walk starts
 	release chan struct{}
 
 	mu       sync.Mutex
@@ -284,6 +310,9 @@ type barrierGroup struct {
 func (b *barrierGroup) arrive(w *walker, n *node, v verdict, stopped bool) verdict {
 	b.mu.Lock()
 	b.arrived++
+	if b.cause == "" && b.unknown != "" {
+		b.cause = b.unknown
+	}
 	if v.cause != "" && (b.cause == "" || v.cause < b.cause) {
 		b.cause = v.cause
 	}

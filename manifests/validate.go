@@ -119,6 +119,17 @@ func (v *validator) rancher(c *Cluster) {
 	if reg := r.ImageRegistry; reg != "" && !validRegistry(reg) {
 		v.errorf("rancher.imageRegistry", `Write the registry's host, an optional port and an optional path, without a scheme, e.g. "registry.example.com:5000/mirror".`,
 			"rancher.imageRegistry %q is not a registry name", reg)
+	} else if reg != "" {
+		// Each image is pulled as REGISTRY/IMAGE and tagged IMAGE: that
+		// needs a plain name:tag.
+		for _, f := range []struct{ path, img string }{
+			{"rancher.image", r.Image}, {"rancher.agentImage", r.AgentImage}, {"rancher.agentInstanceImage", r.AgentInstanceImage},
+		} {
+			if strings.Contains(f.img, "@") || namesRegistry(f.img) {
+				v.errorf(f.path, "With rancher.imageRegistry, write the image as name:tag (e.g. "+DefaultImage+"): haplan pulls it from the registry and tags it with that name.",
+					"%s %q names a registry or a digest, which rancher.imageRegistry cannot be combined with", f.path, f.img)
+			}
+		}
 	}
 	if r.BootstrapNode != "" {
 		if _, ok := c.Node(r.BootstrapNode); !ok {
@@ -193,6 +204,14 @@ func validRegistry(s string) bool {
 		return validAddress(h) && err == nil && n > 0 && n < 65536
 	}
 	return validAddress(host)
+}
+
+// namesRegistry reports whether an image reference starts with a registry
+// host, as docker reads it: a first component with a dot or a colon, or
+// "localhost".
+func namesRegistry(img string) bool {
+	first, _, ok := strings.Cut(img, "/")
+	return ok && (strings.ContainsAny(first, ".:") || first == "localhost")
 }
 
 // scriptSafe reports whether s can go into rancher-ha.sh unquoted: the

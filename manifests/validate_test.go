@@ -48,6 +48,9 @@ func TestValidate(t *testing.T) {
 		{"url without host", func(s string) string { return "rancher:\n  hostRegistrationUrl: https://\n" + s },
 			[]string{`c.yaml:2:24: error: rancher.hostRegistrationUrl "https://" has no host (write e.g. "https://rancher.example.com")`}},
 		{"image registry", func(s string) string { return "rancher:\n  imageRegistry: registry.example.com:5000/mirror\n" + s }, nil},
+		{"image registry with a registry-qualified image", func(s string) string {
+			return "rancher:\n  imageRegistry: registry.example.com\n  image: quay.io/rancher/server:v1.0.1\n" + s
+		}, []string{`c.yaml:3:10: error: rancher.image "quay.io/rancher/server:v1.0.1" names a registry or a digest, which rancher.imageRegistry cannot be combined with (with rancher.imageRegistry, write the image as name:tag (e.g. rancher/server:v1.0.1): haplan pulls it from the registry and tags it with that name)`}},
 		{"image registry with a scheme", func(s string) string { return "rancher:\n  imageRegistry: https://registry.example.com\n" + s },
 			[]string{`c.yaml:2:18: error: rancher.imageRegistry "https://registry.example.com" is not a registry name (write the registry's host, an optional port and an optional path, without a scheme, e.g. "registry.example.com:5000/mirror")`}},
 		{"url with a slash", func(s string) string { return "rancher:\n  hostRegistrationUrl: https://lb.example.com/\n" + s }, nil},

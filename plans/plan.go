@@ -82,6 +82,10 @@ type Change struct {
 	// Check marks a verification step: it never counts as a change, and
 	// apply runs it when anything it depends on was changed.
 	Check bool `json:"check,omitempty"`
+	// Unreachable, on an Unknown change, names the machine that did not
+	// answer (not always the step's own host: a cluster-wide step reads
+	// every node).
+	Unreachable string `json:"unreachable,omitempty"`
 }
 
 // Pending reports whether applying c would change anything (or, for an
@@ -230,9 +234,9 @@ func (p *Plan) SummaryLine() string {
 	hosts := map[string]bool{}
 	var names []string
 	for _, c := range unknown {
-		h := c.Host
+		h := c.Unreachable
 		if h == "" {
-			h = c.Addr
+			h = cmpOr(c.Host, c.Addr)
 		}
 		if !hosts[h] {
 			hosts[h] = true
@@ -253,6 +257,13 @@ func (p *Plan) SummaryLine() string {
 		return "No changes. The cluster matches the manifest."
 	}
 	return fmt.Sprintf("Plan: %d to add, %d to change, %d to destroy.", a, c, d) + notProbed
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func pluralize(n int, one, many string) string {

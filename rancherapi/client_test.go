@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -179,15 +180,15 @@ func TestHAHosts(t *testing.T) {
 				return []map[string]any{{"id": "1a5", "type": "project", "uuid": "adminProject", "state": "active"}, systemHAProject(base)}
 			},
 			hosts: []map[string]any{
-				{"id": "1h1", "type": "host", "state": "active", "agentState": active, "hostname": "rs1", "agentIpAddress": "10.0.0.1"},
-				{"id": "1h2", "type": "host", "state": "active", "agentState": reconnecting, "hostname": "rs2", "agentIpAddress": "10.0.0.2"},
-				{"id": "1h3", "type": "host", "state": "active", "agentState": nil, "hostname": "rs3", "agentIpAddress": "10.0.0.3"},
+				{"id": "1h1", "type": "host", "state": "active", "agentState": active, "hostname": "rs1", "ipAddresses": []any{map[string]any{"address": "10.0.0.1"}}},
+				{"id": "1h2", "type": "host", "state": "active", "agentState": reconnecting, "hostname": "rs2", "ipAddresses": []any{map[string]any{"address": "10.0.0.2"}}},
+				{"id": "1h3", "type": "host", "state": "active", "agentState": nil, "hostname": "rs3", "ipAddresses": []any{map[string]any{"address": "10.0.0.3"}}},
 				{"id": "1h4", "type": "host", "state": "removed", "agentState": active},
 			},
 			want: []Host{
-				{ID: "1h1", Hostname: "rs1", AgentIP: "10.0.0.1", State: "active", AgentState: "active"},
-				{ID: "1h2", Hostname: "rs2", AgentIP: "10.0.0.2", State: "active", AgentState: "reconnecting"},
-				{ID: "1h3", Hostname: "rs3", AgentIP: "10.0.0.3", State: "active"},
+				{ID: "1h1", Hostname: "rs1", Addresses: []string{"10.0.0.1"}, State: "active", AgentState: "active"},
+				{ID: "1h2", Hostname: "rs2", Addresses: []string{"10.0.0.2"}, State: "active", AgentState: "reconnecting"},
+				{ID: "1h3", Hostname: "rs3", Addresses: []string{"10.0.0.3"}, State: "active"},
 			},
 		},
 	}
@@ -228,6 +229,21 @@ func TestHAHostsAsksForAllProjects(t *testing.T) {
 	}
 	if got := f.seen(); len(got) == 0 || got[0] != "GET /v1/projects?all=true" {
 		t.Errorf("requests = %v, want the project list with all=true first", got)
+	}
+}
+
+// Without the embedding, each host's ipAddresses link is followed.
+func TestHAHostsFollowsIPAddressesLink(t *testing.T) {
+	f, srv := newFake(t)
+	f.projects = []map[string]any{systemHAProject(srv.URL)}
+	f.hosts = []map[string]any{{"id": "1h1", "state": "active", "links": map[string]any{"ipAddresses": srv.URL + "/v1/hosts/1h1/ipaddresses"}}}
+	f.set("/v1/projects/1a7/hosts", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"type": "collection", "data": f.hosts}) // ignores include
+	})
+	f.set("/v1/hosts/1h1/ipaddresses", answer(200, "application/json", `{"type":"collection","data":[{"type":"ipAddress","address":"10.0.0.9","state":"active"}]}`))
+	hosts, err := newClient(t, srv.URL).HAHosts(context.Background())
+	if err != nil || len(hosts) != 1 || !slices.Equal(hosts[0].Addresses, []string{"10.0.0.9"}) {
+		t.Fatalf("HAHosts = %+v, %v; want the address from the link", hosts, err)
 	}
 }
 

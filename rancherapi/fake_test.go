@@ -102,6 +102,23 @@ func (f *fakeCattle) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"type": "collection", "resourceType": "project", "data": data})
 		return
 	}
+	if r.Method == http.MethodGet && r.URL.Path == "/v1/projects/1a7/hosts" {
+		// cattle v0.159.7: no agentIpAddress on a host; its ipAddresses
+		// are embedded only with include=ipAddresses.
+		embed := r.URL.Query().Get("include") == "ipAddresses"
+		data := []map[string]any{}
+		for _, h := range f.hosts {
+			out := map[string]any{}
+			for k, v := range h {
+				if k != "ipAddresses" || embed {
+					out[k] = v
+				}
+			}
+			data = append(data, out)
+		}
+		writeJSON(w, 200, map[string]any{"type": "collection", "resourceType": "host", "data": data})
+		return
+	}
 	switch key {
 	case "GET /ping":
 		w.Header().Set("Content-Type", "text/plain")
@@ -137,8 +154,6 @@ func (f *fakeCattle) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.enabled = *in.Enabled
 		f.staleLeft = f.staleGets
 		writeJSON(w, 200, f.haConfig(base)) // the cached, old value
-	case "GET /v1/projects/1a7/hosts":
-		writeJSON(w, 200, map[string]any{"type": "collection", "resourceType": "host", "data": f.hosts})
 	case "GET /v1/scripts/ca.crt":
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprint(w, f.caPEM)

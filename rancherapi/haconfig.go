@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -310,9 +311,10 @@ func gone(state string) bool { return state == "removed" || state == "purging" |
 type Host struct {
 	ID       string
 	Hostname string
-	// AgentIP is agentIpAddress: the address the host registered with
-	// (the node's cluster IP for an HA node).
-	AgentIP string
+	// Addresses are the host's ipAddresses (the first is what the UI
+	// shows; for an HA node, its cluster IP, which its agent registered
+	// with as CATTLE_AGENT_IP).
+	Addresses []string
 	// State is the host's state; AgentState the agent connection's,
 	// empty while it is null.
 	State, AgentState string
@@ -332,8 +334,12 @@ func (h Host) Healthy() bool {
 type wireHost struct {
 	wireResource
 	Hostname   string  `json:"hostname"`
-	AgentIP    string  `json:"agentIpAddress"`
 	AgentState *string `json:"agentState"`
+	// IPAddresses is embedded by ?include=ipAddresses; nil when the
+	// server did not embed it.
+	IPAddresses []struct {
+		Address string `json:"address"`
+	} `json:"ipAddresses"`
 }
 
 // ErrNoHAProject: the server has no "System HA" project yet; the first
@@ -376,6 +382,10 @@ func (c *Client) HAHosts(ctx context.Context) ([]Host, error) {
 	if err != nil {
 		return nil, &ProtocolError{Method: http.MethodGet, URL: projectsURL, Reason: "bad hosts link", Err: err}
 	}
+	// cattle v0.159.7 hosts have no agentIpAddress (it came in v0.170):
+	// the address is an ipAddress resource, embedded on request as the UI
+	// asks (ui v1.0.5 models/host.js: alwaysInclude ipAddresses).
+	u = withQuery(u, "include", "ipAddresses")
 	raws, err := c.list(ctx, u)
 	if err != nil {
 		return nil, err
@@ -389,13 +399,61 @@ func (c *Client) HAHosts(ctx context.Context) ([]Host, error) {
 		if gone(h.State) {
 			continue
 		}
-		out := Host{ID: h.ID, Hostname: h.Hostname, AgentIP: h.AgentIP, State: h.State}
+		out := Host{ID: h.ID, Hostname: h.Hostname, State: h.State}
 		if h.AgentState != nil {
 			out.AgentState = *h.AgentState
+		}
+		if h.IPAddresses != nil {
+			for _, a := range h.IPAddresses {
+				out.Addresses = append(out.Addresses, a.Address)
+			}
+		} else if l := h.Links["ipAddresses"]; l != "" {
+			// Not embedded: follow the host's link.
+			if out.Addresses, err = c.addresses(ctx, l); err != nil {
+				return nil, err
+			}
 		}
 		hosts = append(hosts, out)
 	}
 	return hosts, nil
+}
+
+// addresses lists the address of every ipAddress behind link.
+func (c *Client) addresses(ctx context.Context, link string) ([]string, error) {
+	u, err := c.follow(link)
+	if err != nil {
+		return nil, &ProtocolError{Method: http.MethodGet, URL: redactURL(link), Reason: "bad ipAddresses link", Err: err}
+	}
+	raws, err := c.list(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, raw := range raws {
+		var ip struct {
+			Address string `json:"address"`
+			State   string `json:"state"`
+		}
+		if err := json.Unmarshal(raw, &ip); err != nil {
+			return nil, &ProtocolError{Method: http.MethodGet, URL: redactURL(u), Reason: "ipAddress is not an object", Err: err, Body: excerpt(raw)}
+		}
+		if !gone(ip.State) {
+			out = append(out, ip.Address)
+		}
+	}
+	return out, nil
+}
+
+// withQuery adds key=value to a URL's query.
+func withQuery(raw, key, value string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	q := u.Query()
+	q.Set(key, value)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // CACert fetches GET /v1/scripts/ca.crt and returns its first PEM

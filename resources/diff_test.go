@@ -1,6 +1,8 @@
 package resources
 
 import (
+	"errors"
+	"github.com/haplan/haplan/transport"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +177,9 @@ func TestScriptDiff(t *testing.T) {
 		{"everywhere", scriptState{Digest: all("sha256:a"), Params: params(want)}, plans.NoOp, "every node", ""},
 		{"lost on rs3", scriptState{Digest: map[string]string{"rs1": "sha256:a", "rs2": "sha256:a"}, Params: params(want)}, plans.Update, "from rs1 to rs3", ""},
 		{"manifest resized", scriptState{Digest: all("sha256:a"), Params: params(scriptParams{ClusterSize: 5, RegistrationURL: want.RegistrationURL})}, plans.NoOp, "every node", "size 5"},
+		// rs3 did not answer: it is not a node to copy to, and is named.
+		{"rs3 unreadable, rs2 lost it", scriptState{Digest: map[string]string{"rs1": "sha256:a"}, Params: params(want), Unreadable: []string{"rs3"}},
+			plans.Update, "from rs1 to rs2 (", "not checked on rs3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,5 +255,34 @@ func TestServerFlavor(t *testing.T) {
 		if got := serverFlavor(tt.version); got != tt.want {
 			t.Errorf("serverFlavor(%q) = %v, want %v", tt.version, got, tt.want)
 		}
+	}
+}
+
+// settled refuses to let anything decide on generating a script while a
+// node that did not answer may hold one: a second encryption key.
+func TestScriptFactsSettled(t *testing.T) {
+	down := &transport.ConnectError{Host: "rs2", Address: "10.0.0.12:22", Attempts: 4, Err: errors.New("no route to host")}
+	order := []string{"rs1", "rs2", "rs3"}
+	tests := []struct {
+		name    string
+		f       scriptFacts
+		settled bool
+	}{
+		{"all answered, none has one", scriptFacts{Digest: map[string]string{}, order: order}, true},
+		{"rs2 down, rs1 has one", scriptFacts{Digest: map[string]string{"rs1": "sha256:a"}, Unreadable: map[string]error{"rs2": down}, order: order}, true},
+		{"rs2 down, none that answered has one", scriptFacts{Digest: map[string]string{}, Unreadable: map[string]error{"rs2": down}, order: order}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.f.settled()
+			if (err == nil) != tt.settled {
+				t.Fatalf("settled() = %v, want settled %t", err, tt.settled)
+			}
+			if err != nil {
+				if h, ok := engine.IsUnreachable(err); !ok || h != "rs2" {
+					t.Errorf("settled() = %v: not an Unreachable naming rs2, so the steps would fail the plan instead of being not probed", err)
+				}
+			}
+		})
 	}
 }

@@ -58,6 +58,8 @@ type Env struct {
 	// tunnels are the HTTP clients that reach a machine's port through its
 	// SSH connection (tunnel.go), by "machine:port".
 	tunnels map[string]*http.Client
+	// lastDial is the node dialFromNodes went through last.
+	lastDial int
 
 	dbOnce sync.Once
 	db     *sql.DB
@@ -375,6 +377,9 @@ func (e *Env) adminConfig() *mysql.Config {
 		// An SSH channel has no deadlines, and the driver would fail every
 		// read that set one: the callers' contexts bound the time instead.
 		cfg.ReadTimeout, cfg.WriteTimeout = 0, 0
+		// The dial may try more than one node, each with its own SSH
+		// connect timeout and retries.
+		cfg.Timeout = max(cfg.Timeout, 2*e.c.Rancher.Timeouts.SSH)
 		cfg.DialFunc = func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return e.dialFromNodes(ctx, addr)
 		}

@@ -44,19 +44,29 @@ func (e *Env) dialOn(ctx context.Context, t target, addr string) (net.Conn, erro
 }
 
 // dialFromNodes opens a TCP connection to addr from the first node that
-// answers over SSH, in manifest order.
+// answers over SSH: the one that answered last time first, then the
+// others in manifest order. When a node answered but addr did not, that
+// is the error (the nodes that did not answer before it are not); only
+// when no node answered is it every node's connect error.
 func (e *Env) dialFromNodes(ctx context.Context, addr string) (net.Conn, error) {
+	e.mu.Lock()
+	first := e.lastDial
+	e.mu.Unlock()
 	var errs []error
-	for _, n := range e.c.Nodes {
-		c, err := e.dialOn(ctx, nodeTarget(n), addr)
+	for k := range e.c.Nodes {
+		i := (first + k) % len(e.c.Nodes)
+		c, err := e.dialOn(ctx, nodeTarget(e.c.Nodes[i]), addr)
 		if err == nil {
+			e.mu.Lock()
+			e.lastDial = i
+			e.mu.Unlock()
 			return c, nil
 		}
-		errs = append(errs, err)
 		var ce *transport.ConnectError
 		if !errors.As(err, &ce) {
-			break // the node answered: addr is what failed
+			return nil, err // the node answered: addr is what failed
 		}
+		errs = append(errs, err)
 	}
 	return nil, errors.Join(errs...)
 }

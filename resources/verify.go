@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,7 +32,13 @@ import (
 // in a plan.
 type haVerify struct{ base }
 
-var _ engine.Step = (*haVerify)(nil)
+var (
+	_ engine.Step    = (*haVerify)(nil)
+	_ engine.Checker = (*haVerify)(nil)
+)
+
+// IsCheck: ha.verify is a check, also when it could not be probed.
+func (s *haVerify) IsCheck() bool { return true }
 
 // haVerifyState is what the check saw. The digested fields are facts that
 // stay put while nothing changes; the words that explain them (an error
@@ -191,7 +198,13 @@ func (s *haVerify) observe(ctx context.Context, cached bool) haVerifyState {
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Go(func() {
-			api, err := s.env.apiOn(nodeTarget(n), haAPIPort)
+			// The SSH connection first: a node that does not answer is
+			// named as such, not as an API request that timed out.
+			_, err := s.env.runner(ctx, nodeTarget(n), false)
+			var api *rancherapi.Client
+			if err == nil {
+				api, err = s.env.apiOn(nodeTarget(n), haAPIPort)
+			}
 			if err == nil {
 				answers[i].hosts, answers[i].err = api.HAHosts(ctx)
 			} else {
@@ -212,7 +225,9 @@ func (s *haVerify) observe(ctx context.Context, cached bool) haVerifyState {
 	}
 	byIP := map[string]rancherapi.Host{}
 	for _, h := range view {
-		byIP[h.AgentIP] = h
+		for _, a := range h.Addresses {
+			byIP[a] = h
+		}
 	}
 	matched := map[string]bool{}
 	for i, n := range nodes {
@@ -235,8 +250,8 @@ func (s *haVerify) observe(ctx context.Context, cached bool) haVerifyState {
 	}
 	var extra []string
 	for _, h := range view {
-		if !matched[h.AgentIP] {
-			extra = append(extra, fmt.Sprintf("%s (%s, %s)", cmp.Or(h.AgentIP, h.ID), cmp.Or(h.Hostname, "no hostname"), h.State))
+		if !slices.ContainsFunc(h.Addresses, func(a string) bool { return matched[a] }) {
+			extra = append(extra, fmt.Sprintf("%s (%s, %s)", cmp.Or(strings.Join(h.Addresses, " "), h.ID), cmp.Or(h.Hostname, "no hostname"), h.State))
 		}
 	}
 	if len(extra) > 0 {

@@ -261,22 +261,31 @@ func haHosts(ctx context.Context, c *http.Client, projectsURL string) ([]string,
 		if !strings.HasPrefix(pr.UUID, "system-ha-") {
 			continue
 		}
+		// A v0.159.7 host has no agentIpAddress (cattle cd03586e6, v0.170,
+		// added it): its address is the first of its ipAddresses, which the
+		// UI embeds with include=ipAddresses (ui v1.0.5 models/host.js).
 		var hosts struct {
 			Data []struct {
-				State          string `json:"state"`
-				AgentIPAddress string `json:"agentIpAddress"`
+				State       string          `json:"state"`
+				Legacy      json.RawMessage `json:"agentIpAddress"`
+				IPAddresses []struct {
+					Address string `json:"address"`
+				} `json:"ipAddresses"`
 			} `json:"data"`
 		}
 		if pr.Links["hosts"] == "" {
 			return nil, fmt.Errorf("project %s has no hosts link", pr.UUID)
 		}
-		if err := getJSON(ctx, c, pr.Links["hosts"], &hosts); err != nil {
+		if err := getJSON(ctx, c, pr.Links["hosts"]+"?include=ipAddresses", &hosts); err != nil {
 			return nil, err
 		}
 		active := []string{}
 		for _, h := range hosts.Data {
-			if h.State == "active" {
-				active = append(active, h.AgentIPAddress)
+			if h.Legacy != nil {
+				return nil, fmt.Errorf("a host has agentIpAddress, which cattle v0.159.7 does not have")
+			}
+			if h.State == "active" && len(h.IPAddresses) > 0 {
+				active = append(active, h.IPAddresses[0].Address)
 			}
 		}
 		return active, nil

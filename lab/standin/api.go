@@ -95,7 +95,13 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 	case "localauthconfig", "localauthconfigs":
 		a.localAuthConfig(w, r)
 	case "hosts":
-		a.onlyGet(w, r, func(w http.ResponseWriter, r *http.Request) { a.hosts(w, r) })
+		a.onlyGet(w, r, func(w http.ResponseWriter, r *http.Request) {
+			if len(rest) == 3 && rest[2] == "ipaddresses" {
+				a.hostIPAddresses(w, r, rest[1])
+				return
+			}
+			a.hosts(w, r)
+		})
 	case "schemas":
 		a.onlyGet(w, r, func(w http.ResponseWriter, r *http.Request) { a.schemas(w, r, rest[1:]) })
 	case "scripts":

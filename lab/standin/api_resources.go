@@ -22,20 +22,48 @@ type project struct {
 	Actions  map[string]string `json:"actions"`
 }
 
-// host is a cattle host.
+// host is a cattle host. v0.159.7 has no agentIpAddress field (it came
+// in v0.170, cattle cd03586e6): a host's address is an ipAddress resource
+// behind its ipAddresses link, embedded with ?include=ipAddresses (which
+// the UI always asks for: ui v1.0.5 models/host.js alwaysInclude,
+// displayIp = the first one's address).
 type host struct {
-	ID             string            `json:"id"`
-	Type           string            `json:"type"`
-	BaseType       string            `json:"baseType"`
-	Kind           string            `json:"kind"`
-	Name           *string           `json:"name"`
-	Hostname       string            `json:"hostname"`
-	AgentIPAddress string            `json:"agentIpAddress"`
-	State          string            `json:"state"`
-	AgentState     *string           `json:"agentState"`
-	AccountID      string            `json:"accountId"`
-	Links          map[string]string `json:"links"`
-	Actions        map[string]string `json:"actions"`
+	ID          string            `json:"id"`
+	Type        string            `json:"type"`
+	BaseType    string            `json:"baseType"`
+	Kind        string            `json:"kind"`
+	Name        *string           `json:"name"`
+	Hostname    string            `json:"hostname"`
+	State       string            `json:"state"`
+	AgentState  *string           `json:"agentState"`
+	AccountID   string            `json:"accountId"`
+	Links       map[string]string `json:"links"`
+	Actions     map[string]string `json:"actions"`
+	IPAddresses []ipAddress       `json:"ipAddresses,omitempty"`
+}
+
+// ipAddress is a cattle ipAddress resource.
+type ipAddress struct {
+	ID       string            `json:"id"`
+	Type     string            `json:"type"`
+	BaseType string            `json:"baseType"`
+	Kind     string            `json:"kind"`
+	Address  string            `json:"address"`
+	State    string            `json:"state"`
+	Links    map[string]string `json:"links"`
+	Actions  map[string]string `json:"actions"`
+}
+
+// included reports whether ?include= names link.
+func included(r *http.Request, link string) bool {
+	for _, v := range r.URL.Query()["include"] {
+		for _, l := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(l), link) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // setting is cattle's activeSetting resource.
@@ -151,13 +179,44 @@ func (a *API) hostList(r *http.Request) ([]host, error) {
 		return nil, err
 	}
 	base := baseURL(r) + "/v1/hosts/"
+	embed := included(r, "ipAddresses")
 	for _, m := range Hosts(ms) {
 		id := "1h" + strconv.FormatInt(m.ID, 10)
-		out = append(out, host{ID: id, Type: "host", BaseType: "host", Kind: "docker", Hostname: m.Name,
-			AgentIPAddress: m.IP, State: "active", AccountID: systemHAProjectID,
-			Links: map[string]string{"self": base + id}, Actions: map[string]string{}})
+		h := host{ID: id, Type: "host", BaseType: "host", Kind: "docker", Hostname: m.Name,
+			State: "active", AccountID: systemHAProjectID,
+			Links: map[string]string{"self": base + id, "ipAddresses": base + id + "/ipaddresses"}, Actions: map[string]string{}}
+		if embed {
+			h.IPAddresses = []ipAddress{hostIP(r, m)}
+		}
+		out = append(out, h)
 	}
 	return out, nil
+}
+
+// hostIP is the ipAddress a member's agent registered with (its
+// CATTLE_AGENT_IP, the node's cluster IP).
+func hostIP(r *http.Request, m Member) ipAddress {
+	id := "1i" + strconv.FormatInt(m.ID, 10)
+	return ipAddress{ID: id, Type: "ipAddress", BaseType: "ipAddress", Kind: "docker", Address: m.IP, State: "active",
+		Links: map[string]string{"self": baseURL(r) + "/v1/ipaddresses/" + id}, Actions: map[string]string{}}
+}
+
+// hostIPAddresses serves a host's ipAddresses link.
+func (a *API) hostIPAddresses(w http.ResponseWriter, r *http.Request, id string) {
+	if a.Hosts != nil {
+		ms, err := a.Hosts(r.Context())
+		if err != nil {
+			a.internal(w, r, err)
+			return
+		}
+		for _, m := range Hosts(ms) {
+			if "1h"+strconv.FormatInt(m.ID, 10) == id {
+				a.writeJSON(w, http.StatusOK, a.collection(r, "ipAddress", "/v1/hosts/"+id+"/ipaddresses", []ipAddress{hostIP(r, m)}))
+				return
+			}
+		}
+	}
+	a.writeError(w, r, http.StatusNotFound, "NotFound", "")
 }
 
 func (a *API) hosts(w http.ResponseWriter, r *http.Request) {

@@ -48,7 +48,15 @@ func (e *dockerError) Error() string {
 
 var errImageNotFound = errors.New("image not found")
 
+// callTimeout bounds every Engine API call but a pull, whose stream lasts
+// as long as the pull does.
+const callTimeout = 30 * time.Second
+
 func (d *docker) call(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	return d.callWithin(ctx, callTimeout, method, path, body)
+}
+
+func (d *docker) callWithin(ctx context.Context, limit time.Duration, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -57,7 +65,10 @@ func (d *docker) call(ctx context.Context, method, path string, body any) (*http
 		}
 		rd = bytes.NewReader(b)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	cancel := context.CancelFunc(func() {})
+	if limit > 0 {
+		ctx, cancel = context.WithTimeout(ctx, limit)
+	}
 	req, err := http.NewRequestWithContext(ctx, method, d.base+path, rd)
 	if err != nil {
 		cancel()
@@ -150,10 +161,16 @@ func (d *docker) create(ctx context.Context, c containerSpec) error {
 // pull pulls image ("name:tag"); an error in the progress stream fails it.
 func (d *docker) pull(ctx context.Context, image string, out io.Writer) error {
 	name, tag := image, "latest"
-	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+	if strings.Contains(image, "@") {
+		tag = "" // a digest: fromImage names it whole
+	} else if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
 		name, tag = image[:i], image[i+1:]
 	}
-	resp, err := d.call(ctx, http.MethodPost, "/images/create?fromImage="+url.QueryEscape(name)+"&tag="+url.QueryEscape(tag), nil)
+	q := "fromImage=" + url.QueryEscape(name)
+	if tag != "" {
+		q += "&tag=" + url.QueryEscape(tag)
+	}
+	resp, err := d.callWithin(ctx, 0, http.MethodPost, "/images/create?"+q, nil)
 	if err != nil {
 		return err
 	}

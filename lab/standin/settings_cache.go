@@ -32,7 +32,10 @@ const DefaultSettingsRefresh = 60 * time.Second
 type settingsCache struct {
 	every time.Duration
 
-	mu     sync.Mutex
+	// loading serialises refreshes, so that a slow load that read the
+	// database before a write cannot overwrite the load made after it.
+	loading sync.Mutex
+	mu      sync.Mutex
 	vals   map[string]string
 	loaded time.Time
 }
@@ -61,6 +64,8 @@ func (c *settingsCache) isLoaded() bool {
 
 // refresh reloads every cached setting from the database.
 func (c *settingsCache) refresh(ctx context.Context, be Backend) error {
+	c.loading.Lock()
+	defer c.loading.Unlock()
 	vals := map[string]string{}
 	for _, n := range cachedSettings {
 		v, ok, err := be.Setting(ctx, n)
