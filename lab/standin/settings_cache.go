@@ -36,8 +36,8 @@ type settingsCache struct {
 	// database before a write cannot overwrite the load made after it.
 	loading sync.Mutex
 	mu      sync.Mutex
-	vals   map[string]string
-	loaded time.Time
+	vals    map[string]string
+	loaded  time.Time
 }
 
 // get returns a cached setting, reloading the cache when the timer says so.
