@@ -73,11 +73,13 @@ func checkAdminViaSSH(t *testing.T, ctx context.Context, l *lab.Lab, manifest st
 const cutOffGID = 4242
 
 // TestSiteOverSSHOnly installs the cluster from a workstation that may
-// reach the lab's machines on SSH only (every other TCP port and all UDP
-// refused, for haplan's process alone): check, a full install and a
-// re-plan work, since the bootstrap and node APIs, the load balancer and
-// (with database.admin.via ssh) the database are reached through SSH. The
-// outcome is judged from outside, without the rule.
+// reach nothing of the lab but SSH to one bastion (the LB host; every other
+// lab address and port refused, TCP and UDP, for haplan's process alone):
+// check, a full install and a re-plan work, since every machine is reached
+// through the bastion, and the bootstrap and node APIs, the load balancer
+// and the database (database.admin.via defaults to ssh behind a bastion)
+// through those SSH connections. The outcome is judged from outside,
+// without the rule.
 func TestSiteOverSSHOnly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -87,17 +89,25 @@ func TestSiteOverSSHOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	viaSSH := strings.Replace(string(src), "    password: {file: secrets/db-admin-password}\n", "    password: {file: secrets/db-admin-password}\n    via: ssh\n", 1)
+	bastion := l.IP("lb")
+	viaBastion := strings.Replace(string(src), "\nssh:\n  user: root\n", "\nssh:\n  user: root\n  bastion: root@"+bastion+"\n", 1)
+	viaBastion = strings.Replace(viaBastion, "    reloadCommand: service haproxy reload || service haproxy start\n",
+		"    reloadCommand: service haproxy reload || service haproxy start\n    ssh: {bastion: \"\"}\n", 1)
+	if strings.Count(viaBastion, bastion) < 2 || !strings.Contains(viaBastion, `bastion: ""`) {
+		t.Fatalf("could not put the lab's machines behind the bastion:\n%s", viaBastion)
+	}
 	manifest := filepath.Join(l.Dir, "cluster-ssh-only.yaml")
-	if err := os.WriteFile(manifest, []byte(viaSSH), 0o600); err != nil {
+	if err := os.WriteFile(manifest, []byte(viaBastion), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Remove(manifest) })
 
 	gid := strconv.Itoa(cutOffGID)
+	// Inserted in turn at the top: the last, SSH to the bastion, is first.
 	rules := [][]string{
-		{"OUTPUT", "-d", lab.Subnet, "-m", "owner", "--gid-owner", gid, "-p", "tcp", "!", "--dport", "22", "-j", "REJECT", "--reject-with", "tcp-reset"},
-		{"OUTPUT", "-d", lab.Subnet, "-m", "owner", "--gid-owner", gid, "-p", "udp", "-j", "REJECT"},
+		{"OUTPUT", "-d", lab.Subnet, "-m", "owner", "--gid-owner", gid, "-j", "REJECT"},
+		{"OUTPUT", "-d", lab.Subnet, "-m", "owner", "--gid-owner", gid, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"},
+		{"OUTPUT", "-d", bastion, "-m", "owner", "--gid-owner", gid, "-p", "tcp", "--dport", "22", "-j", "ACCEPT"},
 	}
 	for _, r := range rules {
 		if out, err := exec.Command("iptables", append([]string{"-I"}, r...)...).CombinedOutput(); err != nil {
@@ -105,11 +115,13 @@ func TestSiteOverSSHOnly(t *testing.T) {
 		}
 		t.Cleanup(func() { exec.Command("iptables", append([]string{"-D"}, r...)...).Run() })
 	}
-	// The rule holds: the same group cannot open the database or a node's API.
-	for _, addr := range []string{net.JoinHostPort(l.DB.Host, strconv.Itoa(l.DB.Port)), net.JoinHostPort(nodeIP(t, l, "rs1"), "22")} {
+	// The rules hold: the group reaches the bastion's SSH and nothing else.
+	for addr, wantOpen := range map[string]bool{
+		net.JoinHostPort(bastion, "22"): true, net.JoinHostPort(nodeIP(t, l, "rs1"), "22"): false,
+		net.JoinHostPort(l.DB.Host, strconv.Itoa(l.DB.Port)): false, net.JoinHostPort(bastion, "443"): false,
+	} {
 		out, err := asGroup(ctx, "bash", "-c", "exec 3<>/dev/tcp/"+strings.Replace(addr, ":", "/", 1)+" && echo open").CombinedOutput()
-		open := err == nil && strings.Contains(string(out), "open")
-		if wantOpen := strings.HasSuffix(addr, ":22"); open != wantOpen {
+		if open := err == nil && strings.Contains(string(out), "open"); open != wantOpen {
 			t.Fatalf("as group %s, %s open = %t, want %t (%s)", gid, addr, open, wantOpen, out)
 		}
 	}

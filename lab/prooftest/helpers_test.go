@@ -144,6 +144,11 @@ func newHTTPClient(tlsc *tls.Config) *http.Client {
 // do sends a request with an optional JSON body and returns the response
 // with its body read.
 func do(ctx context.Context, c *http.Client, method, url string, body any) (*http.Response, []byte, error) {
+	return doAs(ctx, c, "", "", method, url, body)
+}
+
+// doAs is do with an API key pair over HTTP Basic (none when access is "").
+func doAs(ctx context.Context, c *http.Client, access, secret, method, url string, body any) (*http.Response, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -159,6 +164,9 @@ func do(ctx context.Context, c *http.Client, method, url string, body any) (*htt
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if access != "" {
+		req.SetBasicAuth(access, secret)
 	}
 	resp, err := c.Do(req)
 	if err != nil {

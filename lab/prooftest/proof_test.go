@@ -266,6 +266,7 @@ func testProcedure(t *testing.T, ctx context.Context, p *proof) {
 	if hc.Enabled || hc.ClusterSize != 0 {
 		t.Errorf("fresh haConfig: enabled=%t clusterSize=%d, want false/0", hc.Enabled, hc.ClusterSize)
 	}
+	p.checkAccessControl(ctx, bootstrapURL)
 
 	// createscript: hostRegistrationUrl is required ...
 	action := hc.Actions["createscript"]
@@ -294,7 +295,9 @@ func testProcedure(t *testing.T, ctx context.Context, p *proof) {
 	if cd := resp.Header.Get("Content-Disposition"); cd != "attachment; filename=rancher-ha.sh" {
 		t.Errorf("createscript Content-Disposition = %q", cd)
 	}
-	for _, want := range []string{"#!/bin/sh\n", "export CATTLE_HA_CLUSTER_SIZE=3\n",
+	// script.ftl: unquoted here-documents and values (cattle v0.159.7
+	// resources/content/haconfig/script.ftl lines 14-24).
+	for _, want := range []string{"#!/bin/sh\n", "cat > /var/lib/rancher/etc/server.conf << EOF\n", "export CATTLE_HA_CLUSTER_SIZE=3\n",
 		"export CATTLE_HA_HOST_REGISTRATION_URL=" + regURL + "\n",
 		"export CATTLE_DB_CATTLE_MYSQL_HOST=" + p.l.DB.Host + "\n",
 		"export CATTLE_DB_CATTLE_MYSQL_NAME=" + dbName + "\n",
@@ -768,4 +771,47 @@ func (p *proof) serverCert(ctx context.Context, n node, ca *x509.Certificate) *x
 		p.t.Errorf("%s:443 certificate does not chain to ca.crt: %v", n.name, err)
 	}
 	return certs[0]
+}
+
+// checkAccessControl switches access control on and off on one server as
+// an operator does, and proves what the real one does (cattle v0.159.7:
+// AdminAuthLookUp answers the admin only while api.security.enabled is
+// false; BasicAuthImpl / AuthDaoImpl.getAccountByKeys take an API key
+// pair; ApiAuthenticator answers 401 with a Basic challenge; /ping is in
+// api.ignore.paths): off, a wrong key still runs as the admin; on, /v1
+// without a valid key is 401 and /ping is open; off again, open again.
+func (p *proof) checkAccessControl(ctx context.Context, base string) {
+	t := p.t
+	t.Helper()
+	resp, body, err := do(ctx, p.http, http.MethodPost, base+"/v1/apikeys", map[string]any{"name": "proof"})
+	var key struct{ PublicValue, SecretValue string }
+	if err != nil || resp.StatusCode != http.StatusCreated || json.Unmarshal(body, &key) != nil || key.PublicValue == "" {
+		t.Fatalf("POST /v1/apikeys: %v %v %s", err, resp, body)
+	}
+	if resp, _, err := doAs(ctx, p.http, key.PublicValue, "wrong", http.MethodGet, base+"/v1/haconfigs", nil); err != nil || resp.StatusCode != 200 {
+		t.Errorf("access control off, wrong secret: %v %v, want 200 (runs as the admin)", err, resp)
+	}
+	if resp, body, err = do(ctx, p.http, http.MethodPost, base+"/v1/localauthconfig", map[string]any{"enabled": true, "username": "admin", "password": "proof-pw"}); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("enable access control: %v %v %s", err, resp, body)
+	}
+	resp, _, err = do(ctx, p.http, http.MethodGet, base+"/v1/haconfigs", nil)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic realm=") {
+		t.Errorf("access control on, no key: %v %v, want 401 with a Basic challenge", err, resp)
+	}
+	if err := ping(ctx, p.http, base); err != nil {
+		t.Errorf("access control on: /ping must stay open: %v", err)
+	}
+	if resp, _, err := doAs(ctx, p.http, key.PublicValue, "wrong", http.MethodGet, base+"/v1/haconfigs", nil); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("access control on, wrong secret: %v %v, want 401", err, resp)
+	}
+	if resp, _, err := doAs(ctx, p.http, key.PublicValue, key.SecretValue, http.MethodGet, base+"/v1/projects?all=true", nil); err != nil || resp.StatusCode != 200 {
+		t.Errorf("access control on, the admin's key: %v %v, want 200", err, resp)
+	}
+	if resp, body, err := doAs(ctx, p.http, key.PublicValue, key.SecretValue, http.MethodPut, base+"/v1/settings/api.security.enabled", map[string]any{"value": "false"}); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("switch access control off: %v %v %s", err, resp, body)
+	}
+	if resp, _, err := do(ctx, p.http, http.MethodGet, base+"/v1/haconfigs", nil); err != nil || resp.StatusCode != 200 {
+		t.Errorf("access control off again, no key: %v %v, want 200", err, resp)
+	}
+	t.Logf("access control: off, a wrong key runs as the admin; on, /v1 is 401 with a Basic challenge without the key pair, /ping open; off again")
 }
