@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/haplan/haplan/transport"
 )
@@ -36,12 +37,19 @@ const Socket = "/var/run/docker.sock"
 type Reader struct {
 	r    transport.Runner
 	dial func(ctx context.Context, network, addr string) (net.Conn, error) // nil: CLI only
+	// timeout bounds each Engine API request (the CLI fallback is bounded
+	// by the runner's command timeout).
+	timeout time.Duration
 }
+
+// APITimeout bounds each Engine API GET: a socket that accepts and never
+// answers (a hung dockerd) fails the read, naming the node and the path.
+const APITimeout = 30 * time.Second
 
 // New returns a Reader for the host r runs on. It uses the Engine API when
 // r (or the runner it wraps) can open channels on its SSH connection.
 func New(r transport.Runner) *Reader {
-	rd := &Reader{r: r}
+	rd := &Reader{r: r, timeout: APITimeout}
 	if d, ok := transport.DialerOf(r); ok {
 		rd.dial = d.DialContext
 	}
@@ -67,6 +75,9 @@ func (d *Reader) get(ctx context.Context, path string, v any) (found bool, err e
 	if d.dial == nil {
 		return false, errNoAPI
 	}
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
 	conn, err := d.dial(ctx, "unix", Socket)
 	if err != nil {
 		return false, errNoAPI
@@ -83,6 +94,9 @@ func (d *Reader) get(ctx context.Context, path string, v any) (found bool, err e
 		return false, err
 	}
 	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil && ctx.Err() != nil && parent.Err() == nil {
+		return false, fmt.Errorf("%s: docker API GET %s: no answer within %s: %w", d.r.Host(), path, d.timeout, context.DeadlineExceeded)
+	}
 	if err != nil {
 		return false, fmt.Errorf("%s: docker API GET %s: %w", d.r.Host(), path, err)
 	}

@@ -27,6 +27,8 @@ rancher {
     bootstrap        = "20m" # first start creates the schema; upstream says up to 15 min
     clusterFormation = "10m"
     ssh              = "15s" # connect timeout per attempt
+    command          = "2m"  # any remote command (a hung one is killed and named)
+    pull             = "30m" # commands that may pull an image
   }
 }
 

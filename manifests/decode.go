@@ -382,6 +382,8 @@ func (d *decoder) decodeCluster(root *node) *Cluster {
 		Bootstrap:        d.duration(tf["bootstrap"], "rancher.timeouts.bootstrap", DefaultBootstrapTimeout),
 		ClusterFormation: d.duration(tf["clusterFormation"], "rancher.timeouts.clusterFormation", DefaultClusterFormationTimeout),
 		SSH:              d.duration(tf["ssh"], "rancher.timeouts.ssh", DefaultSSHTimeout),
+		Command:          d.duration(tf["command"], "rancher.timeouts.command", DefaultCommandTimeout),
+		Pull:             d.duration(tf["pull"], "rancher.timeouts.pull", DefaultPullTimeout),
 	}
 
 	df := d.obj(f["database"], "database", "database")

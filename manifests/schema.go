@@ -71,6 +71,8 @@ func schemaDoc() jsonObj {
 					"bootstrap":        schemaDuration("First start, which creates the schema. Default 20m."),
 					"clusterFormation": schemaDuration("Waiting for every node to join. Default 10m."),
 					"ssh":              schemaDuration("SSH connect timeout per attempt. Default 15s."),
+					"command":          schemaDuration("Bounds every remote command but pulls; a command still running then is killed. Default 2m."),
+					"pull":             schemaDuration("Bounds the commands that may pull an image (docker pull, the bootstrap's docker run, rancher-ha.sh). Default 30m."),
 				}),
 			}),
 			"ssh": schemaRef("ssh", "SSH defaults for every machine."),

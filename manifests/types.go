@@ -39,6 +39,8 @@ const (
 	DefaultBootstrapTimeout        = 20 * time.Minute
 	DefaultClusterFormationTimeout = 10 * time.Minute
 	DefaultSSHTimeout              = 15 * time.Second
+	DefaultCommandTimeout          = 2 * time.Minute
+	DefaultPullTimeout             = 30 * time.Minute
 )
 
 // Host key policies.
@@ -101,9 +103,13 @@ type Certificate struct {
 	Cert, Key, Chain Secret
 }
 
-// Timeouts bound the slow phases.
+// Timeouts bound the slow phases and every remote command: Pull bounds
+// the commands that may pull an image (docker pull, the bootstrap's docker
+// run, rancher-ha.sh), Command every other one (a stat, a file write, a
+// reload).
 type Timeouts struct {
 	Bootstrap, ClusterFormation, SSH time.Duration
+	Command, Pull                    time.Duration
 }
 
 // SSH is how haplan reaches one machine: the manifest's defaults with the

@@ -108,7 +108,7 @@ func (s *bootstrapRun) Apply(ctx context.Context, _ plans.Change) error {
 		line := rm + fmt.Sprintf("docker run -d --name %[1]s -p 127.0.0.1:%[2]d:8080 --env-file %[3]s -v /var/run/docker.sock:/var/run/docker.sock %[4]s; rc=$?; rm -f %[3]s; exit $rc",
 			bootstrapName, bootstrapPort, bootstrapEnv, transport.Quote(s.env.c.Rancher.Image))
 		engine.Progress(ctx, "starting %s on %s", bootstrapName, s.node.Name)
-		if _, err := run(ctx, r, line, true); err != nil {
+		if _, err := runWithin(ctx, r, line, true, s.env.c.Rancher.Timeouts.Pull); err != nil {
 			return fmt.Errorf("start bootstrap server: %w", err)
 		}
 	}

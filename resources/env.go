@@ -131,9 +131,10 @@ func NewEnv(c *manifests.Cluster, opts Options) (*Env, error) {
 		return nil, err
 	}
 	e.pool = transport.NewPool(transport.PoolOptions{
-		Logger:  e.log,
-		Redact:  e.red.String,
-		Retries: opts.SSHRetries,
+		Logger:         e.log,
+		Redact:         e.red.String,
+		Retries:        opts.SSHRetries,
+		CommandTimeout: c.Rancher.Timeouts.Command,
 	})
 	return e, nil
 }
@@ -351,7 +352,12 @@ const (
 
 // run executes a command and returns trimmed stdout.
 func run(ctx context.Context, r transport.Runner, line string, mutates bool) (string, error) {
-	res, err := r.Run(ctx, transport.Cmd{Line: line, Mutates: mutates})
+	return runWithin(ctx, r, line, mutates, 0)
+}
+
+// runWithin is run with a timeout of its own (0: the pool's default).
+func runWithin(ctx context.Context, r transport.Runner, line string, mutates bool, limit time.Duration) (string, error) {
+	res, err := r.Run(ctx, transport.Cmd{Line: line, Mutates: mutates, Timeout: limit})
 	if err != nil {
 		return "", err
 	}

@@ -125,7 +125,7 @@ func (s *haStart) Apply(ctx context.Context, _ plans.Change) error {
 	}
 	img := s.env.c.Rancher.Image
 	engine.Progress(ctx, "sh rancher-ha.sh %s", img)
-	if _, err := run(ctx, r, "sh "+scriptPath+" "+transport.Quote(img), true); err != nil {
+	if _, err := runWithin(ctx, r, "sh "+scriptPath+" "+transport.Quote(img), true, s.env.c.Rancher.Timeouts.Pull); err != nil {
 		return fmt.Errorf("run rancher-ha.sh on %s: %w", s.node.Name, err)
 	}
 	rec, err := json.Marshal(startRecord{ScriptDigest: digest(script), Image: img, ClusterIP: s.node.ClusterIP, Started: time.Now().UTC()})

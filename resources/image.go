@@ -104,13 +104,13 @@ func (s *imagePull) Apply(ctx context.Context, _ plans.Change) error {
 			// server and cluster-manager use.
 			from := reg + "/" + img
 			engine.Progress(ctx, "docker pull %s (tagged %s)", from, img)
-			if _, err := run(ctx, r, "docker pull "+transport.Quote(from)+" && docker tag "+transport.Quote(from)+" "+transport.Quote(img), true); err != nil {
+			if _, err := runWithin(ctx, r, "docker pull "+transport.Quote(from)+" && docker tag "+transport.Quote(from)+" "+transport.Quote(img), true, s.env.c.Rancher.Timeouts.Pull); err != nil {
 				return err
 			}
 			continue
 		}
 		engine.Progress(ctx, "docker pull %s", img)
-		if _, err := run(ctx, r, "docker pull "+transport.Quote(img), true); err != nil {
+		if _, err := runWithin(ctx, r, "docker pull "+transport.Quote(img), true, s.env.c.Rancher.Timeouts.Pull); err != nil {
 			return err
 		}
 	}

@@ -23,7 +23,17 @@ type Cmd struct {
 	Stdin []byte
 	// Mutates marks commands that change the host; ReadOnly refuses them.
 	Mutates bool
+	// Timeout bounds the command; when it passes, the remote process group
+	// is killed and Run returns a *TimeoutError. Zero means
+	// DefaultCommandTimeout; commands that are slow by nature (an image
+	// pull, a server start) set their own.
+	Timeout time.Duration
 }
+
+// DefaultCommandTimeout bounds a command that names no Timeout: a stat, a
+// file write, a docker inspect take seconds; one that has not ended after
+// this is hung.
+const DefaultCommandTimeout = 2 * time.Minute
 
 // Result is what a command produced. It is returned with a *ProcessError too.
 type Result struct {
@@ -40,15 +50,16 @@ type Runner interface {
 // Client is a persistent SSH connection to one host. Obtain it from a Pool;
 // it is safe for concurrent use.
 type Client struct {
-	cfg       Config
-	ssh       *ssh.Client
-	redact    func(string) string
-	log       *slog.Logger
-	sem       chan struct{}
-	dead      chan struct{}
-	closeOnce sync.Once
-	lostMu    sync.Mutex
-	lost      string // why the connection ended, for the commands it cut
+	cfg        Config
+	ssh        *ssh.Client
+	redact     func(string) string
+	log        *slog.Logger
+	sem        chan struct{}
+	dead       chan struct{}
+	cmdTimeout time.Duration
+	closeOnce  sync.Once
+	lostMu     sync.Mutex
+	lost       string // why the connection ended, for the commands it cut
 }
 
 var _ Runner = (*Client)(nil)
@@ -61,6 +72,8 @@ func newClient(c Config, sc *ssh.Client, opts PoolOptions) *Client {
 		log:    opts.Logger,
 		sem:    make(chan struct{}, opts.MaxSessions),
 		dead:   make(chan struct{}),
+		// A pool's options were defaulted by NewPool.
+		cmdTimeout: opts.CommandTimeout,
 	}
 	go func() {
 		err := sc.Wait()
@@ -167,18 +180,38 @@ func (c *Client) Close() error {
 // together with the Result. When ctx ends the remote process is sent SIGKILL,
 // the session is closed and the error wraps ctx.Err().
 func (c *Client) Run(ctx context.Context, cmd Cmd) (Result, error) {
+	limit := cmd.Timeout
+	if limit <= 0 {
+		limit = c.cmdTimeout
+	}
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	res, err := c.run(ctx, cmd, true)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
+		return res, &TimeoutError{Host: c.cfg.Host, Command: c.redact(cmd.Line), After: limit}
+	}
+	return res, err
+}
+
+// run is Run without the timeout; with slot unset it does not wait for a
+// session slot (the kill of a cancelled command must not queue behind the
+// commands that fill them).
+func (c *Client) run(ctx context.Context, cmd Cmd, slot bool) (Result, error) {
 	line := cmd.Line
 	if c.cfg.Sudo {
 		line = "exec sudo -n sh -c " + Quote(line)
 	}
 	shown := c.redact(cmd.Line)
-	select {
-	case c.sem <- struct{}{}:
-		defer func() { <-c.sem }()
-	case <-ctx.Done():
-		return Result{ExitCode: -1}, fmt.Errorf("%s: %q: %w", c.cfg.Host, shown, ctx.Err())
-	case <-c.dead:
-		return Result{ExitCode: -1}, fmt.Errorf("%s: %q: connection closed", c.cfg.Host, shown)
+	if slot {
+		select {
+		case c.sem <- struct{}{}:
+			defer func() { <-c.sem }()
+		case <-ctx.Done():
+			return Result{ExitCode: -1}, fmt.Errorf("%s: %q: %w", c.cfg.Host, shown, ctx.Err())
+		case <-c.dead:
+			return Result{ExitCode: -1}, fmt.Errorf("%s: %q: connection closed", c.cfg.Host, shown)
+		}
 	}
 	sess, err := c.ssh.NewSession()
 	if err != nil {
@@ -317,7 +350,7 @@ func (c *Client) kill(ctx context.Context, p *pidWriter, done <-chan error) {
 	}
 	// "kill -9 -PGID": dash's kill does not take "--".
 	line := fmt.Sprintf("kill -9 -%[1]d 2>/dev/null || kill -9 %[1]d 2>/dev/null || true", p.pid)
-	if _, err := c.Run(kctx, Cmd{Line: line}); err != nil {
+	if _, err := c.run(kctx, Cmd{Line: line}, false); err != nil {
 		c.log.DebugContext(ctx, "ssh kill after cancel failed", "host", c.cfg.Host, "pid", p.pid, "err", err)
 	}
 }

@@ -404,3 +404,68 @@ func TestPidWriterReadFrom(t *testing.T) {
 		}
 	}
 }
+
+// A command that never returns fails within its timeout, naming the host
+// and the command, and is killed; with every session slot taken by such
+// commands, the kills still go through (they take no slot), and the
+// connection is usable afterwards.
+func TestRunTimeoutKillsWithoutAFreeSlot(t *testing.T) {
+	f := newFixture(t)
+	f.srv.ignoreSignals = true // the kill must come from the pid, in a session of its own
+	p := newTestPool(t, PoolOptions{MaxSessions: 2})
+	c, err := p.Client(context.Background(), f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	errs := make(chan error, 2)
+	start := time.Now()
+	for i := range 2 {
+		pidFile := filepath.Join(dir, strconv.Itoa(i))
+		go func() {
+			_, err := c.Run(context.Background(), Cmd{Line: "sh -c 'echo $$ > " + pidFile + ".tmp; mv " + pidFile + ".tmp " + pidFile + "; exec sleep 600'", Timeout: 500 * time.Millisecond})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		err := <-errs
+		var te *TimeoutError
+		if !errors.As(err, &te) || te.Host != f.cfg.Host || !strings.Contains(te.Command, "sleep 600") || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Run of a hung command = %v, want a TimeoutError naming %s and the command", err, f.cfg.Host)
+		}
+		if !strings.Contains(err.Error(), "did not finish within 500ms") {
+			t.Errorf("message %q does not say the limit", err)
+		}
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the timeouts took %s", d)
+	}
+	for i := range 2 {
+		b, err := os.ReadFile(filepath.Join(dir, strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		for deadline := time.Now().Add(10 * time.Second); alive(pid); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d still runs after its command timed out", pid)
+			}
+		}
+	}
+	if got, err := c.Run(context.Background(), Cmd{Line: "echo still-alive"}); err != nil || string(got.Stdout) != "still-alive\n" {
+		t.Fatalf("Run after the timeouts: %q, %v", got.Stdout, err)
+	}
+}
+
+// Without a Timeout, the pool's CommandTimeout applies.
+func TestRunPoolCommandTimeout(t *testing.T) {
+	f := newFixture(t)
+	c, err := newTestPool(t, PoolOptions{CommandTimeout: 300 * time.Millisecond}).Client(context.Background(), f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var te *TimeoutError
+	if _, err := c.Run(context.Background(), Cmd{Line: "exec sleep 600"}); !errors.As(err, &te) || te.After != 300*time.Millisecond {
+		t.Fatalf("Run = %v, want a TimeoutError after 300ms", err)
+	}
+}

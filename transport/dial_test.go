@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/crypto/ssh"
@@ -240,5 +242,51 @@ func TestKnownKeyOfOtherType(t *testing.T) {
 	}
 	if conns, _ := f.srv.counts(); conns != 1 {
 		t.Errorf("server saw %d connections; must not retry", conns)
+	}
+}
+
+// A host behind a bastion that accepts TCP and never speaks SSH: the
+// handshake runs over a channel of the bastion's connection, which has no
+// deadlines, yet it fails within the connect timeout, naming the host.
+func TestBastionTargetThatNeverSpeaks(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // accepted, silent
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	jump := newFixture(t)
+	jump.cfg.Host = "jump"
+	_, keyFile := newKey(t)
+	cfg := Config{Host: "silent", Address: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, IdentityFile: keyFile,
+		KnownHostsFile: filepath.Join(t.TempDir(), "known_hosts"), ConnectTimeout: 300 * time.Millisecond, Bastion: &jump.cfg}
+	p := newTestPool(t, PoolOptions{Retries: -1})
+	start := time.Now()
+	_, err = p.Client(context.Background(), cfg)
+	var ce *ConnectError
+	if !errors.As(err, &ce) || ce.Host != "silent" || !strings.Contains(err.Error(), "no answer within 300ms") {
+		t.Fatalf("connect to a silent host behind a bastion = %v, want a ConnectError naming it and the limit", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s", d)
 	}
 }

@@ -1,10 +1,12 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"time"
 )
 
 // ErrReadOnly is returned (wrapped) when a mutating command is run through a
@@ -107,6 +109,24 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 // UnreachableHost names the host that could not be reached: a plan
 // reports its steps as not probed and goes on (engine.Unreachable).
 func (e *ConnectError) UnreachableHost() string { return e.Host }
+
+// TimeoutError reports a command that did not end within its timeout
+// (Cmd.Timeout, or DefaultCommandTimeout); its process group was killed.
+// Retrying may help when the host was only slow; a command that hangs for
+// ever (a pull from a registry that never answers) hangs again.
+type TimeoutError struct {
+	Host    string
+	Command string // redacted
+	After   time.Duration
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("%s: %q did not finish within %s (killed)", e.Host, e.Command, e.After)
+}
+
+// Is makes errors.Is(err, context.DeadlineExceeded) true, for callers that
+// only ask whether time ran out.
+func (e *TimeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
 
 // ConnectionLostError reports a command cut off because its host's
 // connection ended (the host went down, the network was cut, sshd

@@ -77,6 +77,9 @@ type PoolOptions struct {
 	// KeepAlive is the interval of keepalive@openssh.com requests; a
 	// connection that misses one reply is closed. Default 15s.
 	KeepAlive time.Duration
+	// CommandTimeout bounds a command whose Cmd names no Timeout; default
+	// DefaultCommandTimeout.
+	CommandTimeout time.Duration
 	// MaxSessions caps concurrent sessions per host, below OpenSSH's
 	// MaxSessions default of 10. Default 8.
 	MaxSessions int
@@ -120,6 +123,9 @@ func NewPool(opts PoolOptions) *Pool {
 	}
 	if opts.MaxSessions <= 0 {
 		opts.MaxSessions = 8
+	}
+	if opts.CommandTimeout <= 0 {
+		opts.CommandTimeout = DefaultCommandTimeout
 	}
 	return &Pool{opts: opts, log: opts.Logger, entries: map[string]*poolEntry{}}
 }
@@ -325,16 +331,24 @@ func (p *Pool) dialOnce(ctx context.Context, c Config) (*Client, error) {
 			return nil, &transientError{err}
 		}
 	}
-	// The handshake has no ctx parameter: bound it by a deadline and by
-	// closing the connection when ctx ends.
+	// The handshake has no ctx parameter: bound it by closing the
+	// connection when ctx ends or the timeout passes. A deadline on the
+	// connection alone would not do: through a bastion it is an SSH
+	// channel, whose SetDeadline does nothing, and a host that accepts TCP
+	// but never speaks SSH would hang the handshake for ever.
 	_ = conn.SetDeadline(time.Now().Add(timeout))
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	hctx, hcancel := context.WithTimeout(ctx, timeout)
+	stop := context.AfterFunc(hctx, func() { conn.Close() })
 	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
 	stop()
+	timedOut := hctx.Err() != nil && ctx.Err() == nil
+	hcancel()
 	if err != nil {
 		conn.Close()
 		var hke *HostKeyError
 		switch {
+		case timedOut:
+			return nil, &transientError{fmt.Errorf("ssh handshake with %s: no answer within %s", addr, timeout)}
 		case errors.As(err, &hke):
 			return nil, hke
 		case hk.noCommonType(addr, err) != nil:
