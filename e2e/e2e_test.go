@@ -66,7 +66,12 @@ type result struct {
 // haplan runs the binary and returns its exit code and output.
 func haplan(t *testing.T, ctx context.Context, args ...string) result {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, haplanBin, args...)
+	return runHaplan(t, exec.CommandContext(ctx, haplanBin, args...), args)
+}
+
+// runHaplan runs a prepared haplan command and logs what it did.
+func runHaplan(t *testing.T, cmd *exec.Cmd, args []string) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -148,22 +147,8 @@ func asGroup(ctx context.Context, name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// haplanAs runs haplan like haplan does, as the cut-off group.
+// haplanAs runs haplan as the cut-off group.
 func haplanAs(t *testing.T, ctx context.Context, args ...string) result {
 	t.Helper()
-	cmd := asGroup(ctx, haplanBin, args...)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("run haplan %v: %v", args, err)
-	}
-	t.Logf("haplan (group %d) %s -> exit %d\n--- stdout\n%s--- stderr\n%s", cutOffGID, strings.Join(args, " "), r.code, r.stdout, r.stderr)
-	return r
+	return runHaplan(t, asGroup(ctx, haplanBin, args...), args)
 }

@@ -336,16 +336,23 @@ func activeHosts(t *testing.T, apiPort int) []string {
 	return nil
 }
 
-func TestHAClusterLab(t *testing.T) {
+// migratedStore is a throwaway database with the stand-in's schema.
+func migratedStore(t *testing.T) (DBConfig, *Store) {
+	t.Helper()
 	db := testDB(t)
 	st, err := OpenStore(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	if err := st.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return db, st
+}
+
+func TestHAClusterLab(t *testing.T) {
+	db, st := migratedStore(t)
 	nodes := newHANodes(t, db, 3, "rs1", "rs2", "rs3")
 
 	// HA not enabled: the node exits.
@@ -432,15 +439,7 @@ func TestHAClusterLab(t *testing.T) {
 // agent image cannot be pulled) is no active host of System HA, so a
 // cluster of one never launches its stack; once the agent runs, it forms.
 func TestHAAgentMustRunLab(t *testing.T) {
-	db := testDB(t)
-	st, err := OpenStore(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	db, st := migratedStore(t)
 	if err := st.SetSetting(context.Background(), SettingHAEnabled, "true"); err != nil {
 		t.Fatal(err)
 	}
