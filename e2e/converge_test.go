@@ -164,6 +164,7 @@ func nodeIP(t *testing.T, l *lab.Lab, name string) string {
 // checkCA asserts every agent host holds the CA that the nodes hold, 0400.
 func checkCA(t *testing.T, ctx context.Context, l *lab.Lab) {
 	t.Helper()
+	waitFile(t, ctx, l, "rs1", "/var/lib/rancher/etc/ssl/ca.crt")
 	want := sh(t, ctx, l, "rs1", "sha256sum /var/lib/rancher/etc/ssl/ca.crt | cut -d' ' -f1")
 	for _, h := range hostsByRole(l, lab.RoleAgent) {
 		got := sh(t, ctx, l, h.Name, "stat -c %a /var/lib/rancher/etc/ssl/ca.crt; sha256sum /var/lib/rancher/etc/ssl/ca.crt | cut -d' ' -f1")

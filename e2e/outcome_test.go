@@ -59,7 +59,10 @@ func checkCluster(t *testing.T, ctx context.Context, l *lab.Lab, nodes []string,
 			break
 		}
 	}
-	ca := sh(t, ctx, l, nodes[0], "cat /var/lib/rancher/etc/ssl/ca.crt")
+	// Every node writes the cluster's CA once it sees the management
+	// stack launched (the stand-in looks every 2 s, as cluster-manager's
+	// loop does): a node may write it a moment after the cluster answers.
+	ca := waitFile(t, ctx, l, nodes[0], "/var/lib/rancher/etc/ssl/ca.crt")
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM([]byte(ca)) {
 		t.Fatalf("%s: ca.crt holds no certificate", nodes[0])
@@ -90,6 +93,21 @@ func converge(t *testing.T, ctx context.Context, l *lab.Lab, manifest string, no
 	checkCluster(t, ctx, l, nodes, nil)
 	if t.Failed() {
 		t.FailNow()
+	}
+}
+
+// waitFile returns a file on a lab host once it exists and is not empty,
+// waiting up to 30 s.
+func waitFile(t *testing.T, ctx context.Context, l *lab.Lab, host, path string) string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		out, err := l.Exec(ctx, host, nil, "cat", path)
+		if err == nil && len(out) > 0 {
+			return string(out)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s did not appear within 30 s: %v", host, path, err)
+		}
 	}
 }
 

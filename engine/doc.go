@@ -10,11 +10,15 @@
 //     it is built, so any goroutine may read it.
 //  2. Plan calls every step's Probe concurrently (probes are read-only, so
 //     dependency order does not matter), then its Diff, and returns a
-//     plans.Plan with a digest of each probed state.
+//     plans.Plan with a digest of each probed state. A probe that fails
+//     because a machine did not answer (an Unreachable error) makes that
+//     step's change plans.Unknown instead of failing the plan.
 //  3. Apply walks the graph: each step waits for its dependencies, then
 //     runs Apply with exactly the Change from the plan. Failures skip their
-//     dependents, a barrier group starts all at once or not at all, and
-//     Options.Stop and context cancellation give a two-stage interrupt.
+//     dependents, an Unknown change fails without running (and does not
+//     stop the checks after it), a barrier group starts all at once or not
+//     at all, and Options.Stop and context cancellation give a two-stage
+//     interrupt.
 //
 // # Concurrency
 //
