@@ -430,7 +430,8 @@ func (e *Env) adminDB(ctx context.Context) (*sql.DB, error) {
 	if e.dbErr != nil {
 		return nil, e.dbErr
 	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// Through SSH the dial may pass over a node that does not answer.
+	pctx, cancel := context.WithTimeout(ctx, max(10*time.Second, e.adminConfig().Timeout))
 	defer cancel()
 	if err := e.db.PingContext(pctx); err != nil {
 		// The driver's errors name users and addresses, never passwords;

@@ -55,7 +55,11 @@ func (e *Env) dialFromNodes(ctx context.Context, addr string) (net.Conn, error) 
 	var errs []error
 	for k := range e.c.Nodes {
 		i := (first + k) % len(e.c.Nodes)
-		c, err := e.dialOn(ctx, nodeTarget(e.c.Nodes[i]), addr)
+		// A node that does not connect within one SSH connect timeout is
+		// passed over: the next one may, within the caller's limit.
+		nctx, cancel := context.WithTimeout(ctx, e.c.Rancher.Timeouts.SSH)
+		c, err := e.dialOn(nctx, nodeTarget(e.c.Nodes[i]), addr)
+		cancel()
 		if err == nil {
 			e.mu.Lock()
 			e.lastDial = i
