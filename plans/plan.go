@@ -1,6 +1,7 @@
 package plans
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 	"strings"
@@ -234,10 +235,7 @@ func (p *Plan) SummaryLine() string {
 	hosts := map[string]bool{}
 	var names []string
 	for _, c := range unknown {
-		h := c.Unreachable
-		if h == "" {
-			h = cmpOr(c.Host, c.Addr)
-		}
+		h := cmp.Or(c.Unreachable, c.Host, c.Addr)
 		if !hosts[h] {
 			hosts[h] = true
 			names = append(names, h)
@@ -257,13 +255,6 @@ func (p *Plan) SummaryLine() string {
 		return "No changes. The cluster matches the manifest."
 	}
 	return fmt.Sprintf("Plan: %d to add, %d to change, %d to destroy.", a, c, d) + notProbed
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func pluralize(n int, one, many string) string {

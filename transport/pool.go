@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -341,7 +342,9 @@ func (p *Pool) dialOnce(ctx context.Context, c Config) (*Client, error) {
 	stop := context.AfterFunc(hctx, func() { conn.Close() })
 	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
 	stop()
-	timedOut := hctx.Err() != nil && ctx.Err() == nil
+	// The connection's own deadline and the timer end at the same moment;
+	// whichever fires first, it is the handshake's limit that passed.
+	timedOut := ctx.Err() == nil && (hctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded))
 	hcancel()
 	if err != nil {
 		conn.Close()
