@@ -13,8 +13,11 @@
 //     plans.Plan with a digest of each probed state. A probe that fails
 //     because a machine did not answer (an Unreachable error) makes that
 //     step's change plans.Unknown instead of failing the plan.
-//  3. Apply walks the graph: each step waits for its dependencies, then
-//     runs Apply with exactly the Change from the plan. Failures skip their
+//  3. Apply walks the graph: each step waits for its dependencies, is
+//     probed again (read-only) and, if it still needs the planned action,
+//     runs Apply with the Change from the plan; a step done meanwhile is
+//     Unchanged, one that now needs another action fails with a
+//     *DriftError (see Step). Failures skip their
 //     dependents, an Unknown change fails without running (and does not
 //     stop the checks after it), a barrier group starts all at once or not
 //     at all, and Options.Stop and context cancellation give a two-stage

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/haplan/haplan/plans"
 )
 
 // Sentinels carried by *GraphError, for errors.Is. None of them is ever
@@ -137,4 +139,17 @@ type NotProbedError struct {
 
 func (e *NotProbedError) Error() string {
 	return "not applied: it could not be probed when the plan was made (" + e.Reason + "); run haplan plan again once its host answers"
+}
+
+// DriftError fails a step whose world changed between the plan and its
+// turn in the apply so that it now needs another kind of action than the
+// one planned (and approved): planned to copy the cluster's script, but no
+// node holds one any more. Nothing is changed; a new plan shows what to do.
+type DriftError struct {
+	Planned, Now plans.Change
+}
+
+func (e *DriftError) Error() string {
+	return fmt.Sprintf("not applied: the world changed since the plan (planned: %s %s; now: %s %s); run haplan plan again",
+		e.Planned.Action.Symbol(), e.Planned.Reason, e.Now.Action.Symbol(), e.Now.Reason)
 }

@@ -32,7 +32,7 @@ import (
 // *StepError, joined.
 func Plan(ctx context.Context, g *Graph, opts Options) (*plans.Plan, error) {
 	opts = opts.withDefaults()
-	ctx = withProbeMemo(ctx)
+	ctx = withProbeMemo(withoutChange(ctx))
 	sl := newSlots(g, opts)
 	steps := g.Steps()
 	changes := make([]plans.Change, len(steps))

@@ -15,10 +15,25 @@ type Addr string
 // never hold a secret: steps record digests of secret material instead.
 type State any
 
-// Step is one unit of convergence. The engine calls, per run:
-// Probe once (read-only, possibly concurrently with other steps' probes),
-// Diff (pure, no I/O) on what Probe returned, and, during apply, Apply with
-// exactly the Change that Diff produced, after all of Deps have been applied.
+// Step is one unit of convergence. The engine calls, per run: Probe
+// (read-only, possibly concurrently with other steps' probes) and Diff
+// (pure, no I/O) on what Probe returned, which make the plan; then, during
+// apply, once all of Deps have been applied and only for a pending change:
+//
+//  1. Probe and Diff again, read-only (the re-check). If the world now
+//     needs no change, Apply is not called (the step is Unchanged); if it
+//     needs another action than the planned one, the step fails with a
+//     *DriftError and Apply is not called.
+//  2. Apply with the planned Change (what the operator approved), on a
+//     context where MayChange is true.
+//
+// So Apply may rely on this: the world, as its Probe sees it a moment
+// before, needs exactly the planned kind of action. It converges the step
+// to the manifest from what it finds (reading again what it needs: its
+// details may differ from the plan's where its dependencies have just
+// acted, e.g. the CA that did not exist yet), and never does another kind
+// of action than c.Action. Checks (Change.Check) are not re-checked: their
+// Apply only reads.
 type Step interface {
 	Addr() Addr
 	// Deps are the steps that must be applied before this one.
@@ -27,14 +42,15 @@ type Step interface {
 	// concurrency cap and for reporting. Empty for steps that act only
 	// through local connections (MySQL, HTTP).
 	Host() string
-	// Probe reads the live state. It must not change anything: in plan
-	// mode it runs behind read-only transports that fail loudly on a
+	// Probe reads the live state. It must not change anything: its
+	// context has MayChange false, and transports then refuse (loudly) a
 	// mutating command.
 	Probe(ctx context.Context) (State, error)
 	// Diff compares the probed state with the manifest. It is pure.
 	Diff(cur State) plans.Change
-	// Apply makes the world match c. It is called only when c is pending,
-	// or for Check steps when a dependency changed something.
+	// Apply makes the world match the manifest by the action c plans. It is
+	// called only when c is pending (and the re-check agrees), or for
+	// Check steps when a dependency changed something.
 	Apply(ctx context.Context, c plans.Change) error
 }
 

@@ -14,9 +14,13 @@ import (
 // Apply carries out plan p over graph g. Every step runs in its own
 // goroutine, which waits for its dependencies to finish without holding any
 // slot, then takes a slot of the step's host and a global slot only around
-// Apply. Each step is given exactly the Change planned for it in p.
+// Apply. Each step is given exactly the Change planned for it in p, once a
+// re-check (Probe and Diff again) confirms the world still needs that
+// action (see Step).
 //
 //   - A step whose change is not pending is Unchanged; its dependents go on.
+//     So is one the re-check finds done; one it finds needing another
+//     action fails with a *DriftError.
 //   - A check (Change.Check) runs only when something it transitively
 //     depends on applied a pending change in this run; otherwise Unchanged.
 //   - When a step fails, everything that depends on it is Skipped, naming
@@ -246,7 +250,19 @@ func (w *walker) apply(ctx context.Context, n *node) {
 	r.emit(ApplyStarted, "", nil)
 	w.opts.Logger.DebugContext(ctx, "apply started", "addr", addr, "host", host, "action", n.change.Action, "check", n.change.Check)
 
-	err := n.step.Apply(withReporter(ctx, r), n.change)
+	now, err := w.recheck(ctx, n, r)
+	if err == nil && !now.Pending() && n.change.Pending() {
+		// Done meanwhile (by hand, or by an earlier run cut short):
+		// nothing left to do.
+		n.res.Elapsed = time.Since(r.start)
+		n.res.Status = StatusUnchanged
+		r.emit(ApplyFinished, "nothing to do any more: "+now.Reason, nil)
+		w.opts.Logger.DebugContext(ctx, "apply found nothing to do", "addr", addr, "reason", now.Reason)
+		return
+	}
+	if err == nil {
+		err = n.step.Apply(withChange(withReporter(ctx, r)), n.change)
+	}
 	n.res.Elapsed = time.Since(r.start)
 	if err != nil {
 		n.res.Status = StatusFailed
@@ -330,4 +346,25 @@ func (b *barrierGroup) arrive(w *walker, n *node, v verdict, stopped bool) verdi
 	}
 	<-b.release
 	return b.decision
+}
+
+// recheck probes a step with a pending change again just before its Apply
+// (read-only, sharing nothing with other probes) and returns what it finds.
+// The world may have moved since the plan: its dependencies have just been
+// applied, and people or other tools act too. Apply goes on only when the
+// step still needs the action that was planned and approved; a different
+// one is a *DriftError and nothing is changed; no change at all means it is
+// done and Apply is not called. Checks are not re-checked: they only read.
+func (w *walker) recheck(ctx context.Context, n *node, r *reporter) (plans.Change, error) {
+	if !n.change.Pending() {
+		return n.change, nil
+	}
+	now, _, err := probeDiff(withReporter(withoutChange(ctx), r), n.step)
+	if err != nil {
+		return now, fmt.Errorf("probe again before applying: %w", err)
+	}
+	if now.Pending() && now.Action != n.change.Action {
+		return now, &DriftError{Planned: n.change, Now: now}
+	}
+	return now, nil
 }

@@ -94,8 +94,8 @@ func TestApplyUsesThePlannedChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := a.diffs.Load(); n != 1 {
-		t.Errorf("Diff called %d times, want once (by Plan only)", n)
+	if n := a.diffs.Load(); n != 2 {
+		t.Errorf("Diff called %d times, want twice (by Plan, and by the re-check before Apply)", n)
 	}
 	if diff := cmp.Diff([]plans.Change{p.Changes[0]}, a.got); diff != "" {
 		t.Errorf("Apply got (-want +got):\n%s", diff)

@@ -2,6 +2,7 @@ package preflight
 
 import (
 	"fmt"
+	"github.com/haplan/haplan/layout"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,9 +13,6 @@ import (
 
 // Rancher HA's requirements (docs/rancher-1.0-ha.md, sections 2 and 5).
 const (
-	// bootstrapPort is where the script-generating server listens on the
-	// bootstrap node.
-	bootstrapPort = 8080
 	// connsPerNode is the upstream rule: 50 MySQL connections per node.
 	connsPerNode = 50
 	// maxClockSkew is the skew above which a clock gets a warning.
@@ -26,27 +24,15 @@ const (
 	memMinimum     = 4 << 30
 	memFloor       = 1 << 30
 	memSlack       = 0.9
-	// haContainer is the container rancher-ha.sh starts; cluster-manager
-	// names everything it starts with haContainer+"-".
-	haContainer = "rancher-ha"
-	// bootstrapContainer is haplan's own bootstrap server.
-	bootstrapContainer = "haplan-bootstrap"
 )
 
 // minDocker is the oldest Docker that gets no warning.
 func minDocker() []int { return []int{1, 10, 3} }
 
-// outsidePorts are reached from clients, the LB and the node itself (81
-// and 444 are the PROXY-protocol variants of 80 and 443 that the
-// management stack's load balancer binds on every node too, rancher v1.0.1
-// server/artifacts/compose/docker-compose.yml); clusterPorts between nodes.
-func outsidePorts() []int { return []int{22, 80, 81, 443, 444, 18080} }
-func clusterPorts() []int { return []int{2181, 2376, 2888, 3888, 6379} }
-
 // haPorts are the node-to-node ports that answer only while rancher-ha
 // runs; 2376 is included because the management stack's swarm LB may
 // already listen.
-func haPorts() []int { return clusterPorts() }
+func haPorts() []int { return layout.ClusterPorts() }
 
 // evalUDP says what haplan cannot check: UDP 500 and 4500 (IPsec of the
 // managed network) between the nodes. A closed UDP port and an open one
@@ -114,7 +100,7 @@ func (p portFacts) running(name string) bool {
 }
 
 // haRunning reports whether this cluster's rancher-ha container runs.
-func (p portFacts) haRunning() bool { return p.running(haContainer) }
+func (p portFacts) haRunning() bool { return p.running(layout.HA) }
 
 // publisher returns the container publishing host port n.
 func (p portFacts) publisher(n int) (string, bool) {
@@ -140,7 +126,7 @@ func (p portFacts) peerListening(clusterIP string) map[int]bool {
 }
 
 func ours(name string) bool {
-	return name == haContainer || strings.HasPrefix(name, haContainer+"-") || name == bootstrapContainer
+	return name == layout.HA || strings.HasPrefix(name, layout.HA+"-") || name == layout.Bootstrap
 }
 
 // holder describes who holds a port, for a message.
@@ -189,7 +175,7 @@ func evalPorts(host string, p portFacts, bootstrap bool) []Finding {
 	}
 	var out, held []Finding
 	var free []string
-	for _, n := range append(outsidePorts(), clusterPorts()...) {
+	for _, n := range append(layout.OutsidePorts(), layout.ClusterPorts()...) {
 		l, bad := foreign(n)
 		if !bad {
 			free = append(free, strconv.Itoa(n))
@@ -208,7 +194,7 @@ func evalPorts(host string, p portFacts, bootstrap bool) []Finding {
 		out = append(out, Finding{Severity: OK, Check: "ports", Host: host, Message: msg})
 	}
 	if bootstrap {
-		out = append(out, evalBootstrapPort(host, p, byPort[bootstrapPort], ha))
+		out = append(out, evalBootstrapPort(host, p, byPort[layout.BootstrapPort], ha))
 	}
 	return out
 }
@@ -218,9 +204,9 @@ func evalBootstrapPort(host string, p portFacts, ls []listener, ha bool) Finding
 		return Finding{Severity: OK, Check: "bootstrap.port", Host: host, Message: "8080/tcp is free for the bootstrap server"}
 	}
 	l := ls[0]
-	if c, ok := p.publisher(bootstrapPort); ok && c == bootstrapContainer {
+	if c, ok := p.publisher(layout.BootstrapPort); ok && c == layout.Bootstrap {
 		return Finding{Severity: OK, Check: "bootstrap.port", Host: host,
-			Message: "8080/tcp is held by haplan's own " + bootstrapContainer}
+			Message: "8080/tcp is held by haplan's own " + layout.Bootstrap}
 	}
 	if ha {
 		return Finding{Severity: OK, Check: "bootstrap.port", Host: host,

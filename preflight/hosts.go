@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/haplan/haplan/layout"
 	"net"
 	"strconv"
 	"strings"
@@ -228,28 +229,28 @@ func (p *pass) loadBalancer(ctx context.Context) {
 		return
 	}
 	if lb.HAProxy != nil {
-		r, ok := check(ctx, p, task{"lb", lbHost, "SSH to " + lb.Address}, func(ctx context.Context) (transport.Runner, []Finding) {
-			return p.connect(ctx, "lb", lbHost, lb.Address)
+		r, ok := check(ctx, p, task{"lb", layout.LBHost, "SSH to " + lb.Address}, func(ctx context.Context) (transport.Runner, []Finding) {
+			return p.connect(ctx, "lb", layout.LBHost, lb.Address)
 		})
 		if !ok || r == nil {
 			return
 		}
-		check(ctx, p, task{"lb", lbHost, "haproxy -v"}, func(ctx context.Context) (struct{}, []Finding) {
+		check(ctx, p, task{"lb", layout.LBHost, "haproxy -v"}, func(ctx context.Context) (struct{}, []Finding) {
 			out, err := run(ctx, r, "haproxy -v")
 			if err != nil {
-				f := p.failed("lb", lbHost, "HAProxy is not installed on the load balancer", err)
+				f := p.failed("lb", layout.LBHost, "HAProxy is not installed on the load balancer", err)
 				f.Hint = "install haproxy on " + lb.Address + " (haplan configures it but does not install it)"
 				return struct{}{}, []Finding{f}
 			}
 			first, _, _ := strings.Cut(out, "\n")
-			return struct{}{}, []Finding{{Severity: Info, Check: "lb", Host: lbHost, Message: first}}
+			return struct{}{}, []Finding{{Severity: Info, Check: "lb", Host: layout.LBHost, Message: first}}
 		})
 		return
 	}
 	var wg sync.WaitGroup
 	for _, port := range []int{80, 443} {
 		wg.Go(func() {
-			check(ctx, p, task{"lb", lbHost, "connecting to " + net.JoinHostPort(lb.Address, strconv.Itoa(port))}, func(ctx context.Context) (struct{}, []Finding) {
+			check(ctx, p, task{"lb", layout.LBHost, "connecting to " + net.JoinHostPort(lb.Address, strconv.Itoa(port))}, func(ctx context.Context) (struct{}, []Finding) {
 				return struct{}{}, []Finding{dialLB(ctx, p.env, lb.Address, port)}
 			})
 		})
@@ -264,12 +265,12 @@ func dialLB(ctx context.Context, env Env, addr string, port int) Finding {
 	hp := net.JoinHostPort(addr, strconv.Itoa(port))
 	c, err := env.DialLB(ctx, hp)
 	if err != nil {
-		return Finding{Severity: Info, Check: "lb", Host: lbHost,
+		return Finding{Severity: Info, Check: "lb", Host: layout.LBHost,
 			Message: fmt.Sprintf("external load balancer %s does not accept connections yet: %v", hp, err),
 			Hint:    "expected before the cluster is up; it must forward 80 and 443 to the nodes"}
 	}
 	_ = c.Close()
-	return Finding{Severity: OK, Check: "lb", Host: lbHost, Message: "external load balancer accepts connections on " + hp}
+	return Finding{Severity: OK, Check: "lb", Host: layout.LBHost, Message: "external load balancer accepts connections on " + hp}
 }
 
 // reachability probes, from every connected node, every other node's SSH

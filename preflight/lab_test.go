@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/haplan/haplan/layout"
 	"net"
 	"os"
 	"strconv"
@@ -81,7 +82,7 @@ func newLabEnv(t *testing.T) *labEnv {
 func (e *labEnv) Cluster() *manifests.Cluster { return e.c }
 
 func (e *labEnv) target(host string) (addr string, s manifests.SSH, err error) {
-	if host == lbHost && e.c.LoadBalancer.HAProxy != nil {
+	if host == layout.LBHost && e.c.LoadBalancer.HAProxy != nil {
 		return e.c.LoadBalancer.Address, e.c.LoadBalancer.HAProxy.SSH, nil
 	}
 	if n, ok := e.c.Node(host); ok {
@@ -222,7 +223,7 @@ func TestLabHealthy(t *testing.T) {
 	if len(app) != 1 || app[0].Severity == Error || app[0].Severity == Warning {
 		t.Errorf("mysql.app = %+v", app)
 	}
-	if fs := labFind(r, lbHost, "lb"); len(fs) < 2 || fs[0].Severity == Error {
+	if fs := labFind(r, layout.LBHost, "lb"); len(fs) < 2 || fs[0].Severity == Error {
 		t.Errorf("lb = %+v", fs)
 	}
 }

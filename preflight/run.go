@@ -68,9 +68,6 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// lbHost is the manifest name Env.Runner knows the load balancer by.
-const lbHost = "lb"
-
 // Run runs every check and returns the report; it never returns nil. It
 // returns early only when ctx is cancelled, with what it found so far plus
 // a finding per abandoned check.

@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"github.com/haplan/haplan/layout"
 	"slices"
 	"strings"
 	"testing"
@@ -66,7 +67,7 @@ func newFakeEnv(n int) *fakeEnv {
 		h.answers["probe()"] = fakeAnswer{out: reach.String()}
 		e.hosts[node.Name] = h
 	}
-	e.hosts[lbHost] = healthyNode(lbHost, fakeNowEpoch)
+	e.hosts[layout.LBHost] = healthyNode(layout.LBHost, fakeNowEpoch)
 	return e
 }
 
@@ -226,7 +227,7 @@ func TestRunClassification(t *testing.T) {
 		{
 			name: "haproxy missing on a managed LB blocks",
 			mutate: func(e *fakeEnv) {
-				delete(e.hosts[lbHost].answers, "haproxy -v")
+				delete(e.hosts[layout.LBHost].answers, "haproxy -v")
 			},
 			want:   map[key]string{{"lb", "lb", Error}: "HAProxy is not installed"},
 			blocks: true,

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/haplan/haplan/transport"
 )
 
 // Options configure an Env.
@@ -23,6 +25,11 @@ type Options struct {
 	// ~/.ssh/config then /etc/ssh/ssh_config; an empty, non-nil list means
 	// none.
 	SSHConfigFiles []string
+	// Connect, when set, replaces SSH: it returns the runner for a
+	// machine, given the settings haplan resolved for it. For unit tests
+	// of steps with a test double (transport/transporttest); nil in
+	// every real run.
+	Connect func(ctx context.Context, cfg transport.Config) (transport.Runner, error)
 }
 
 // LockHolder describes who holds the cluster's apply lock.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/haplan/haplan/layout"
+
 	"github.com/haplan/haplan/dockerapi"
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/manifests"
@@ -32,7 +34,7 @@ type bootstrapState struct {
 // where names the bootstrap server for people: it listens on the node's
 // loopback, reached through the node's SSH connection.
 func (s *bootstrapRun) where() string {
-	return fmt.Sprintf("127.0.0.1:%d on %s (through ssh)", bootstrapPort, s.node.Name)
+	return fmt.Sprintf("127.0.0.1:%d on %s (through ssh)", layout.BootstrapPort, s.node.Name)
 }
 
 // containerStatus returns docker's status and image of a container, or
@@ -43,7 +45,7 @@ func containerStatus(ctx context.Context, r transport.Runner, name string) (stat
 }
 
 func (s *bootstrapRun) Probe(ctx context.Context) (engine.State, error) {
-	facts, err := s.env.scripts(ctx, true)
+	facts, err := s.env.scripts(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -55,11 +57,11 @@ func (s *bootstrapRun) Probe(ctx context.Context) (engine.State, error) {
 		st.Container = "absent"
 		return st, nil
 	}
-	r, err := s.env.runner(ctx, nodeTarget(s.node), false)
+	r, err := s.env.runner(ctx, nodeTarget(s.node))
 	if err != nil {
 		return nil, err
 	}
-	st.Container, st.Image, err = containerStatus(ctx, r, bootstrapName)
+	st.Container, st.Image, err = containerStatus(ctx, r, layout.Bootstrap)
 	return st, err
 }
 
@@ -73,7 +75,7 @@ func (s *bootstrapRun) Diff(cur engine.State) plans.Change {
 		return s.change(plans.Update, "bootstrap server running; wait until it answers")
 	case st.Container == "absent":
 		return s.change(plans.Create, fmt.Sprintf("start a bootstrap server on %s to generate rancher-ha.sh", s.node.Name),
-			plans.Detail{Name: "container", New: bootstrapName}, plans.Detail{Name: "image", New: img})
+			plans.Detail{Name: "container", New: layout.Bootstrap}, plans.Detail{Name: "image", New: img})
 	}
 	return s.change(plans.Replace, fmt.Sprintf("bootstrap container is %s (%s); start it again", st.Container, st.Image),
 		plans.Detail{Name: "image", Old: st.Image, New: img})
@@ -83,11 +85,11 @@ func (s *bootstrapRun) Diff(cur engine.State) plans.Change {
 // file (0600, removed right after docker run), so the password is in neither
 // the node's process list nor haplan's output, then waits for it to answer.
 func (s *bootstrapRun) Apply(ctx context.Context, _ plans.Change) error {
-	r, err := s.env.runner(ctx, nodeTarget(s.node), true)
+	r, err := s.env.runner(ctx, nodeTarget(s.node))
 	if err != nil {
 		return err
 	}
-	status, image, err := containerStatus(ctx, r, bootstrapName)
+	status, image, err := containerStatus(ctx, r, layout.Bootstrap)
 	if err != nil {
 		return err
 	}
@@ -95,19 +97,19 @@ func (s *bootstrapRun) Apply(ctx context.Context, _ plans.Change) error {
 		d := s.env.c.Database
 		envFile := fmt.Sprintf("CATTLE_DB_CATTLE_MYSQL_HOST=%s\nCATTLE_DB_CATTLE_MYSQL_PORT=%d\nCATTLE_DB_CATTLE_MYSQL_NAME=%s\nCATTLE_DB_CATTLE_USERNAME=%s\nCATTLE_DB_CATTLE_PASSWORD=%s\n",
 			d.Host, d.Port, d.Name, d.User, s.env.dbPW.Reveal())
-		if err := transport.WriteFile(ctx, r, bootstrapEnv, []byte(envFile), 0o600); err != nil {
+		if err := transport.WriteFile(ctx, r, layout.BootstrapEnv, []byte(envFile), 0o600); err != nil {
 			return err
 		}
 		// A container left over (exited, or another image) is replaced.
 		rm := ""
 		if status != "absent" {
-			rm = fmt.Sprintf("docker rm -f %s >/dev/null 2>&1; ", bootstrapName)
+			rm = fmt.Sprintf("docker rm -f %s >/dev/null 2>&1; ", layout.Bootstrap)
 		}
 		// Published on the node's loopback only: haplan reaches it
 		// through the node's SSH connection (tunnel.go).
 		line := rm + fmt.Sprintf("docker run -d --name %[1]s -p 127.0.0.1:%[2]d:8080 --env-file %[3]s -v /var/run/docker.sock:/var/run/docker.sock %[4]s; rc=$?; rm -f %[3]s; exit $rc",
-			bootstrapName, bootstrapPort, bootstrapEnv, transport.Quote(s.env.c.Rancher.Image))
-		engine.Progress(ctx, "starting %s on %s", bootstrapName, s.node.Name)
+			layout.Bootstrap, layout.BootstrapPort, layout.BootstrapEnv, transport.Quote(s.env.c.Rancher.Image))
+		engine.Progress(ctx, "starting %s on %s", layout.Bootstrap, s.node.Name)
 		if _, err := runWithin(ctx, r, line, true, s.env.c.Rancher.Timeouts.Pull); err != nil {
 			return fmt.Errorf("start bootstrap server: %w", err)
 		}
@@ -122,7 +124,7 @@ func (s *bootstrapRun) waitReady(ctx context.Context, r transport.Runner) error 
 	timeout := s.env.c.Rancher.Timeouts.Bootstrap
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	api, err := s.env.apiOn(nodeTarget(s.node), bootstrapPort)
+	api, err := s.env.apiOn(nodeTarget(s.node), layout.BootstrapPort)
 	if err != nil {
 		return err
 	}
@@ -142,9 +144,9 @@ func (s *bootstrapRun) waitReady(ctx context.Context, r transport.Runner) error 
 		}
 		if time.Since(looked) >= containerCheckEvery {
 			looked = time.Now()
-			status, _, err := containerStatus(wctx, r, bootstrapName)
+			status, _, err := containerStatus(wctx, r, layout.Bootstrap)
 			if err == nil && status != "running" {
-				logs, _ := run(wctx, r, "docker logs --tail 20 "+bootstrapName+" 2>&1", false)
+				logs, _ := run(wctx, r, "docker logs --tail 20 "+layout.Bootstrap+" 2>&1", false)
 				return fmt.Errorf("bootstrap server on %s is %s; last log lines:\n%s", s.node.Name, status, s.env.red.String(logs))
 			}
 		}
@@ -187,18 +189,18 @@ type bootstrapStopState struct {
 }
 
 func (s *bootstrapStop) Probe(ctx context.Context) (engine.State, error) {
-	facts, err := s.env.scripts(ctx, true)
+	facts, err := s.env.scripts(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if err := facts.settled(); err != nil {
 		return nil, err
 	}
-	r, err := s.env.runner(ctx, nodeTarget(s.node), false)
+	r, err := s.env.runner(ctx, nodeTarget(s.node))
 	if err != nil {
 		return nil, err
 	}
-	status, _, err := containerStatus(ctx, r, bootstrapName)
+	status, _, err := containerStatus(ctx, r, layout.Bootstrap)
 	return bootstrapStopState{Container: status, ScriptGenerated: facts.generated()}, err
 }
 
@@ -214,19 +216,19 @@ func (s *bootstrapStop) Diff(cur engine.State) plans.Change {
 }
 
 func (s *bootstrapStop) Apply(ctx context.Context, _ plans.Change) error {
-	r, err := s.env.runner(ctx, nodeTarget(s.node), true)
+	r, err := s.env.runner(ctx, nodeTarget(s.node))
 	if err != nil {
 		return err
 	}
-	status, _, err := containerStatus(ctx, r, bootstrapName)
+	status, _, err := containerStatus(ctx, r, layout.Bootstrap)
 	if err != nil {
 		return err
 	}
-	line := "rm -f " + bootstrapEnv
+	line := "rm -f " + layout.BootstrapEnv
 	if status != "absent" {
 		// docker rm -f fails for a container that went away meanwhile: that
 		// is success too.
-		line = fmt.Sprintf("docker rm -f %[1]s >/dev/null || ! docker inspect %[1]s >/dev/null 2>&1; rc=$?; %[2]s; exit $rc", bootstrapName, line)
+		line = fmt.Sprintf("docker rm -f %[1]s >/dev/null || ! docker inspect %[1]s >/dev/null 2>&1; rc=$?; %[2]s; exit $rc", layout.Bootstrap, line)
 	}
 	_, err = run(ctx, r, line, true)
 	return err

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/haplan/haplan/layout"
+
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/plans"
 	"github.com/haplan/haplan/transport"
@@ -38,12 +40,12 @@ func (s *certDistribute) Probe(ctx context.Context) (engine.State, error) {
 	read := make(chan struct{})
 	go func() {
 		defer close(read)
-		ca, caErr = s.env.clusterCA(ctx, true)
+		ca, caErr = s.env.clusterCA(ctx)
 	}()
-	r, err := s.env.runner(ctx, s.target, false)
+	r, err := s.env.runner(ctx, s.target)
 	var fi transport.FileInfo
 	if err == nil {
-		fi, err = transport.StatFile(ctx, r, caPath)
+		fi, err = transport.StatFile(ctx, r, layout.CA)
 	}
 	<-read
 	if caErr != nil {
@@ -72,28 +74,28 @@ func (s *certDistribute) Diff(cur engine.State) plans.Change {
 	}
 	switch {
 	case !st.Exists:
-		return s.change(plans.Create, caPath+" is missing", plans.Detail{Name: "ca.crt", New: newCA}, plans.Detail{Name: "mode", New: want})
+		return s.change(plans.Create, layout.CA+" is missing", plans.Detail{Name: "ca.crt", New: newCA}, plans.Detail{Name: "mode", New: want})
 	case st.ClusterCA == "":
-		return s.change(plans.Update, caPath+" cannot be compared until the cluster has formed", plans.Detail{Name: "ca.crt", Old: short(st.Digest), New: newCA})
+		return s.change(plans.Update, layout.CA+" cannot be compared until the cluster has formed", plans.Detail{Name: "ca.crt", Old: short(st.Digest), New: newCA})
 	case st.Digest != st.ClusterCA:
-		return s.change(plans.Update, caPath+" is not the cluster CA", plans.Detail{Name: "ca.crt", Old: short(st.Digest), New: newCA})
+		return s.change(plans.Update, layout.CA+" is not the cluster CA", plans.Detail{Name: "ca.crt", Old: short(st.Digest), New: newCA})
 	case st.Mode != want:
-		return s.change(plans.Update, fmt.Sprintf("%s has mode %s, want %s", caPath, st.Mode, want), plans.Detail{Name: "mode", Old: st.Mode, New: want})
+		return s.change(plans.Update, fmt.Sprintf("%s has mode %s, want %s", layout.CA, st.Mode, want), plans.Detail{Name: "mode", Old: st.Mode, New: want})
 	}
-	return s.change(plans.NoOp, caPath+" is the cluster CA, mode "+want)
+	return s.change(plans.NoOp, layout.CA+" is the cluster CA, mode "+want)
 }
 
 func (s *certDistribute) Apply(ctx context.Context, _ plans.Change) error {
-	ca, err := s.env.clusterCA(ctx, true)
+	ca, err := s.env.clusterCA(ctx)
 	if err != nil {
 		return err
 	}
 	if ca == nil {
-		return errors.New("no node has the cluster CA (" + caPath + ")")
+		return errors.New("no node has the cluster CA (" + layout.CA + ")")
 	}
-	r, err := s.env.runner(ctx, s.target, true)
+	r, err := s.env.runner(ctx, s.target)
 	if err != nil {
 		return err
 	}
-	return transport.WriteFile(ctx, r, caPath, ca, caMode)
+	return transport.WriteFile(ctx, r, layout.CA, ca, caMode)
 }

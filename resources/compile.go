@@ -3,6 +3,8 @@ package resources
 import (
 	"fmt"
 
+	"github.com/haplan/haplan/layout"
+
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/plans"
@@ -86,7 +88,7 @@ func Compile(c *manifests.Cluster, e *Env) ([]engine.Step, error) {
 	var lbAddr engine.Addr
 	if c.LoadBalancer.HAProxy != nil {
 		lbAddr = addr("lb.config", "")
-		add(&lbConfig{base: base{addr: lbAddr, host: lbHostName, env: e}})
+		add(&lbConfig{base: base{addr: lbAddr, host: layout.LBHost, env: e}})
 	}
 
 	pulls := map[string]engine.Addr{}

@@ -2,10 +2,11 @@ package resources
 
 import (
 	"errors"
-	"github.com/haplan/haplan/transport"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/haplan/haplan/transport"
 
 	"github.com/google/go-cmp/cmp"
 

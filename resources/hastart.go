@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/haplan/haplan/layout"
+
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/plans"
@@ -47,19 +49,19 @@ type startRecord struct {
 }
 
 func (s *haStart) Probe(ctx context.Context) (engine.State, error) {
-	f, err := s.env.scripts(ctx, true)
+	f, err := s.env.scripts(ctx)
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.env.runner(ctx, nodeTarget(s.node), false)
+	r, err := s.env.runner(ctx, nodeTarget(s.node))
 	if err != nil {
 		return nil, err
 	}
 	st := haStartState{ScriptDigest: f.Digest[s.node.Name]}
-	if st.Container, st.Image, err = containerStatus(ctx, r, haContainer); err != nil {
+	if st.Container, st.Image, err = containerStatus(ctx, r, layout.HA); err != nil {
 		return nil, err
 	}
-	if b, ok, err := transport.ReadFile(ctx, r, startedPath); err != nil {
+	if b, ok, err := transport.ReadFile(ctx, r, layout.Started); err != nil {
 		return nil, err
 	} else if ok {
 		var rec startRecord
@@ -67,7 +69,7 @@ func (s *haStart) Probe(ctx context.Context) (engine.State, error) {
 			st.StartedWith = rec.ScriptDigest
 		}
 	}
-	if b, ok, err := transport.ReadFile(ctx, r, agentConfPath); err != nil {
+	if b, ok, err := transport.ReadFile(ctx, r, layout.AgentConf); err != nil {
 		return nil, err
 	} else if ok {
 		st.ClusterIP = confValue(string(b), "CATTLE_HA_CLUSTER_IP")
@@ -99,11 +101,11 @@ func (s *haStart) Diff(cur engine.State) plans.Change {
 }
 
 func (s *haStart) Apply(ctx context.Context, _ plans.Change) error {
-	r, err := s.env.runner(ctx, nodeTarget(s.node), true)
+	r, err := s.env.runner(ctx, nodeTarget(s.node))
 	if err != nil {
 		return err
 	}
-	old, _, err := transport.ReadFile(ctx, r, agentConfPath)
+	old, _, err := transport.ReadFile(ctx, r, layout.AgentConf)
 	if err != nil {
 		return err
 	}
@@ -112,27 +114,27 @@ func (s *haStart) Apply(ctx context.Context, _ plans.Change) error {
 		"CATTLE_AGENT_IP":      s.node.ClusterIP,
 	})
 	if conf != string(old) {
-		if err := transport.WriteFile(ctx, r, agentConfPath, []byte(conf), 0o600); err != nil {
+		if err := transport.WriteFile(ctx, r, layout.AgentConf, []byte(conf), 0o600); err != nil {
 			return err
 		}
 	}
-	script, ok, err := transport.ReadFile(ctx, r, scriptPath)
+	script, ok, err := transport.ReadFile(ctx, r, layout.Script)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%s has no %s: script.generate did not run", s.node.Name, scriptPath)
+		return fmt.Errorf("%s has no %s: script.generate did not run", s.node.Name, layout.Script)
 	}
 	img := s.env.c.Rancher.Image
 	engine.Progress(ctx, "sh rancher-ha.sh %s", img)
-	if _, err := runWithin(ctx, r, "sh "+scriptPath+" "+transport.Quote(img), true, s.env.c.Rancher.Timeouts.Pull); err != nil {
+	if _, err := runWithin(ctx, r, "sh "+layout.Script+" "+transport.Quote(img), true, s.env.c.Rancher.Timeouts.Pull); err != nil {
 		return fmt.Errorf("run rancher-ha.sh on %s: %w", s.node.Name, err)
 	}
 	rec, err := json.Marshal(startRecord{ScriptDigest: digest(script), Image: img, ClusterIP: s.node.ClusterIP, Started: time.Now().UTC()})
 	if err != nil {
 		return err
 	}
-	return transport.WriteFile(ctx, r, startedPath, append(rec, '\n'), 0o600)
+	return transport.WriteFile(ctx, r, layout.Started, append(rec, '\n'), 0o600)
 }
 
 // confValue reads KEY from "export KEY=value" / "KEY=value" lines.

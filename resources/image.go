@@ -38,7 +38,7 @@ func (e *Env) images() []string {
 }
 
 func (s *imagePull) Probe(ctx context.Context) (engine.State, error) {
-	r, err := s.env.runner(ctx, nodeTarget(s.node), false)
+	r, err := s.env.runner(ctx, nodeTarget(s.node))
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ func (s *imagePull) Diff(cur engine.State) plans.Change {
 
 // Apply pulls the images the node lacks, one after the other.
 func (s *imagePull) Apply(ctx context.Context, _ plans.Change) error {
-	r, err := s.env.runner(ctx, nodeTarget(s.node), true)
+	r, err := s.env.runner(ctx, nodeTarget(s.node))
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/haplan/haplan/layout"
+
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/plans"
 	"github.com/haplan/haplan/transport"
@@ -46,14 +48,14 @@ defaults
 		fmt.Fprintf(&b, "\nbackend rancher_%d\n    balance source\n    option httpchk GET /ping\n    http-check expect string pong\n", port)
 		for _, n := range s.env.c.Nodes {
 			fmt.Fprintf(&b, "    server %s %s check port %d inter 2s fall 3 rise 2\n",
-				n.Name, net.JoinHostPort(n.Address, strconv.Itoa(port)), haAPIPort)
+				n.Name, net.JoinHostPort(n.Address, strconv.Itoa(port)), layout.HAAPIPort)
 		}
 	}
 	return []byte(b.String())
 }
 
 func (s *lbConfig) Probe(ctx context.Context) (engine.State, error) {
-	r, err := s.env.runner(ctx, s.env.lbTarget(), false)
+	r, err := s.env.runner(ctx, s.env.lbTarget())
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +94,7 @@ func (s *lbConfig) Diff(cur engine.State) plans.Change {
 // haproxy -c, and only then moves it into place and reloads: an invalid
 // configuration never replaces the running one.
 func (s *lbConfig) Apply(ctx context.Context, _ plans.Change) error {
-	r, err := s.env.runner(ctx, s.env.lbTarget(), true)
+	r, err := s.env.runner(ctx, s.env.lbTarget())
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/haplan/haplan/layout"
+
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/haplan/haplan/manifests"
@@ -25,14 +27,14 @@ func (e *Env) Runner(ctx context.Context, host string) (transport.Runner, error)
 	if err != nil {
 		return nil, err
 	}
-	return e.runner(ctx, t, false)
+	return e.runner(ctx, t)
 }
 
 func (e *Env) targetByName(name string) (target, error) {
 	if n, ok := e.c.Node(name); ok {
 		return nodeTarget(n), nil
 	}
-	if name == lbHostName && e.c.LoadBalancer.HAProxy != nil {
+	if name == layout.LBHost && e.c.LoadBalancer.HAProxy != nil {
 		return e.lbTarget(), nil
 	}
 	for _, h := range e.c.Hosts {

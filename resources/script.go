@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/haplan/haplan/layout"
+
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/plans"
@@ -98,41 +100,23 @@ func (e *Env) wantParams() scriptParams {
 	return p
 }
 
-// scripts reads the script digest and params on every node. With cached
-// set, probes share one reading (kept for the run, and shared through
-// engine.Shared while it is made); Apply passes cached=false to see the world
-// as it is.
-func (e *Env) scripts(ctx context.Context, cached bool) (*scriptFacts, error) {
-	if !cached {
-		return e.readScripts(ctx)
-	}
-	e.mu.Lock()
-	f := e.script
-	e.mu.Unlock()
-	if f != nil {
-		return f, nil
-	}
-	f, err := engine.Shared(ctx, "scripts", e.readScripts)
-	if err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	e.script = f
-	e.mu.Unlock()
-	return f, nil
+// scripts is what every node holds of the script: shared by one plan's
+// probes, read afresh by every re-check and Apply (perPlan).
+func (e *Env) scripts(ctx context.Context) (*scriptFacts, error) {
+	return sharedRead(ctx, &e.facts, "scripts", perPlan, e.readScripts, nil)
 }
 
 // readScripts reads every node's script digest and params, the nodes at
 // once. A node that does not answer is recorded in Unreadable; only when
 // none answers, or one fails otherwise, is it an error.
 func (e *Env) readScripts(ctx context.Context) (*scriptFacts, error) {
-	line := fmt.Sprintf("if [ -f %[1]s ]; then sha256sum %[1]s | cut -d' ' -f1; else echo -; fi; cat %[2]s 2>/dev/null || true", scriptPath, scriptMetaPath)
+	line := fmt.Sprintf("if [ -f %[1]s ]; then sha256sum %[1]s | cut -d' ' -f1; else echo -; fi; cat %[2]s 2>/dev/null || true", layout.Script, layout.ScriptMeta)
 	outs := make([]string, len(e.c.Nodes))
 	errs := make([]error, len(e.c.Nodes))
 	var wg sync.WaitGroup
 	for i, n := range e.c.Nodes {
 		wg.Go(func() {
-			r, err := e.runner(ctx, nodeTarget(n), false)
+			r, err := e.runner(ctx, nodeTarget(n))
 			if err == nil {
 				outs[i], err = run(ctx, r, line, false)
 			}
@@ -189,7 +173,7 @@ type scriptState struct {
 }
 
 func (s *scriptGenerate) Probe(ctx context.Context) (engine.State, error) {
-	f, err := s.env.scripts(ctx, true)
+	f, err := s.env.scripts(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +228,7 @@ func certLabel(p scriptParams) string {
 }
 
 func (s *scriptGenerate) Apply(ctx context.Context, _ plans.Change) error {
-	f, err := s.env.scripts(ctx, false)
+	f, err := s.env.scripts(ctx)
 	if err != nil {
 		return err
 	}
@@ -255,17 +239,17 @@ func (s *scriptGenerate) Apply(ctx context.Context, _ plans.Change) error {
 	var meta scriptMeta
 	if src := f.source(); src != "" {
 		n, _ := s.env.c.Node(src)
-		r, err := s.env.runner(ctx, nodeTarget(n), false)
+		r, err := s.env.runner(ctx, nodeTarget(n))
 		if err != nil {
 			return err
 		}
 		var ok bool
-		if script, ok, err = transport.ReadFile(ctx, r, scriptPath); err != nil {
+		if script, ok, err = transport.ReadFile(ctx, r, layout.Script); err != nil {
 			return fmt.Errorf("read rancher-ha.sh from %s: %w", src, err)
 		} else if !ok {
 			return fmt.Errorf("rancher-ha.sh vanished from %s while copying it", src)
 		}
-		if mb, ok, _ := transport.ReadFile(ctx, r, scriptMetaPath); ok {
+		if mb, ok, _ := transport.ReadFile(ctx, r, layout.ScriptMeta); ok {
 			_ = json.Unmarshal(mb, &meta)
 		}
 		meta.ScriptDigest = digest(script)
@@ -288,12 +272,12 @@ func (s *scriptGenerate) Apply(ctx context.Context, _ plans.Change) error {
 		}
 		wg.Go(func() {
 			engine.Progress(ctx, "writing rancher-ha.sh to %s", n.Name)
-			r, err := s.env.runner(ctx, nodeTarget(n), true)
+			r, err := s.env.runner(ctx, nodeTarget(n))
 			if err == nil {
-				err = transport.WriteFile(ctx, r, scriptPath, script, 0o700)
+				err = transport.WriteFile(ctx, r, layout.Script, script, 0o700)
 			}
 			if err == nil {
-				err = transport.WriteFile(ctx, r, scriptMetaPath, append(mb, '\n'), 0o600)
+				err = transport.WriteFile(ctx, r, layout.ScriptMeta, append(mb, '\n'), 0o600)
 			}
 			if err != nil {
 				errs[i] = fmt.Errorf("%s: %w", n.Name, err)
@@ -307,7 +291,7 @@ func (s *scriptGenerate) Apply(ctx context.Context, _ plans.Change) error {
 // generate asks the bootstrap server for the script and enables HA.
 func (s *scriptGenerate) generate(ctx context.Context) ([]byte, scriptMeta, error) {
 	want := s.env.wantParams()
-	api, err := s.env.apiOn(nodeTarget(s.boot), bootstrapPort)
+	api, err := s.env.apiOn(nodeTarget(s.boot), layout.BootstrapPort)
 	if err != nil {
 		return nil, scriptMeta{}, err
 	}

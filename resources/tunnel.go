@@ -2,6 +2,7 @@ package resources
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -32,7 +33,7 @@ import (
 
 // dialOn opens a TCP connection to addr from machine t.
 func (e *Env) dialOn(ctx context.Context, t target, addr string) (net.Conn, error) {
-	r, err := e.runner(ctx, t, false)
+	r, err := e.runner(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -49,9 +50,9 @@ func (e *Env) dialOn(ctx context.Context, t target, addr string) (net.Conn, erro
 // is the error (the nodes that did not answer before it are not); only
 // when no node answered is it every node's connect error.
 func (e *Env) dialFromNodes(ctx context.Context, addr string) (net.Conn, error) {
-	e.mu.Lock()
+	e.cmu.Lock()
 	first := e.lastDial
-	e.mu.Unlock()
+	e.cmu.Unlock()
 	var errs []error
 	for k := range e.c.Nodes {
 		i := (first + k) % len(e.c.Nodes)
@@ -61,9 +62,9 @@ func (e *Env) dialFromNodes(ctx context.Context, addr string) (net.Conn, error) 
 		c, err := e.dialOn(nctx, nodeTarget(e.c.Nodes[i]), addr)
 		cancel()
 		if err == nil {
-			e.mu.Lock()
+			e.cmu.Lock()
 			e.lastDial = i
-			e.mu.Unlock()
+			e.cmu.Unlock()
 			return c, nil
 		}
 		var ce *transport.ConnectError
@@ -80,21 +81,13 @@ func (e *Env) dialFromNodes(ctx context.Context, addr string) (net.Conn, error) 
 // and port, kept for the run so that connections are reused.
 func (e *Env) viaHTTP(t target, port int) *http.Client {
 	key := t.name + ":" + strconv.Itoa(port)
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.cmu.Lock()
+	defer e.cmu.Unlock()
 	if c := e.tunnels[key]; c != nil {
 		return c
 	}
 	local := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	tr := &http.Transport{
-		Proxy: nil, // only ever the site, through SSH
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return e.dialOn(ctx, t, local)
-		},
-		MaxIdleConnsPerHost: 2,
-		IdleConnTimeout:     30 * time.Second,
-	}
-	c := &http.Client{Transport: tr, Timeout: e.opts.HTTPTimeout}
+	c := e.siteHTTP(func(ctx context.Context) (net.Conn, error) { return e.dialOn(ctx, t, local) }, nil)
 	if e.tunnels == nil {
 		e.tunnels = map[string]*http.Client{}
 	}
@@ -104,8 +97,8 @@ func (e *Env) viaHTTP(t target, port int) *http.Client {
 
 // closeTunnels drops the idle HTTP connections of every tunnel.
 func (e *Env) closeTunnels() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.cmu.Lock()
+	defer e.cmu.Unlock()
 	for _, c := range e.tunnels {
 		c.CloseIdleConnections()
 	}
@@ -131,4 +124,21 @@ func (e *Env) dialLB(ctx context.Context, addr string) (net.Conn, error) {
 		return e.dialOn(ctx, e.lbTarget(), addr)
 	}
 	return e.dialFromNodes(ctx, addr)
+}
+
+// siteHTTP is the one way haplan configures an HTTP client for the site:
+// every connection dialled by dial (through SSH), never a proxy from the
+// environment, each request bounded by Options.HTTPTimeout; TLS with tlsCfg
+// when the server speaks it.
+func (e *Env) siteHTTP(dial func(context.Context) (net.Conn, error), tlsCfg *tls.Config) *http.Client {
+	tr := &http.Transport{
+		Proxy: nil, // only ever the site, through SSH
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dial(ctx)
+		},
+		TLSClientConfig:     tlsCfg,
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &http.Client{Transport: tr, Timeout: e.opts.HTTPTimeout}
 }

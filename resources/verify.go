@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/haplan/haplan/layout"
+
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/plans"
 	"github.com/haplan/haplan/rancherapi"
@@ -71,7 +73,7 @@ func (st haVerifyState) activeCount() int {
 }
 
 func (s *haVerify) Probe(ctx context.Context) (engine.State, error) {
-	f, err := s.env.scripts(ctx, true)
+	f, err := s.env.scripts(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +84,7 @@ func (s *haVerify) Probe(ctx context.Context) (engine.State, error) {
 	if !st.Started {
 		return st, nil
 	}
-	st = s.observe(ctx, true)
+	st = s.observe(ctx, lookProbe)
 	st.Started = true
 	return st, nil
 }
@@ -138,7 +140,7 @@ func (s *haVerify) Apply(ctx context.Context, _ plans.Change) error {
 	var reported time.Time
 	var last haVerifyState
 	for {
-		st := s.observe(wctx, false)
+		st := s.observe(wctx, lookWait)
 		if st.healthy(n) {
 			return nil
 		}
@@ -183,12 +185,18 @@ func (s *haVerify) describe(st haVerifyState) string {
 	return out
 }
 
+// look is why observe looks: for a plan's probe, or in apply's wait.
+type look int
+
+const (
+	lookProbe look = iota // checks the load balancer too
+	lookWait              // checks the load balancer once every node is active
+)
+
 // observe asks every node's own API for the System HA hosts, all at once,
-// and matches the manifest's nodes to them by cluster IP. With cached (a
-// probe) it also checks the load balancer, with the probes' shared reading
-// of the cluster CA; without (apply's wait), only once every node is
-// active, reading the CA afresh.
-func (s *haVerify) observe(ctx context.Context, cached bool) haVerifyState {
+// and matches the manifest's nodes to them by cluster IP, then checks the
+// load balancer (in apply's wait only once every node is active).
+func (s *haVerify) observe(ctx context.Context, why look) haVerifyState {
 	nodes := s.env.c.Nodes
 	type answer struct {
 		hosts []rancherapi.Host
@@ -200,10 +208,10 @@ func (s *haVerify) observe(ctx context.Context, cached bool) haVerifyState {
 		wg.Go(func() {
 			// The SSH connection first: a node that does not answer is
 			// named as such, not as an API request that timed out.
-			_, err := s.env.runner(ctx, nodeTarget(n), false)
+			_, err := s.env.runner(ctx, nodeTarget(n))
 			var api *rancherapi.Client
 			if err == nil {
-				api, err = s.env.apiOn(nodeTarget(n), haAPIPort)
+				api, err = s.env.apiOn(nodeTarget(n), layout.HAAPIPort)
 			}
 			if err == nil {
 				answers[i].hosts, answers[i].err = api.HAHosts(ctx)
@@ -258,12 +266,12 @@ func (s *haVerify) observe(ctx context.Context, cached bool) haVerifyState {
 		sort.Strings(extra)
 		st.Observed["extra"] = "System HA also lists hosts that are not nodes of the manifest: " + strings.Join(extra, ", ")
 	}
-	if !cached && st.activeCount() < len(nodes) {
+	if why == lookWait && st.activeCount() < len(nodes) {
 		// While apply waits, the LB is looked at once the nodes are up.
 		st.Observed["lb"] = "not checked until every node is active"
 		return st
 	}
-	if err := s.checkLB(ctx, cached); err != nil {
+	if err := s.checkLB(ctx); err != nil {
 		st.Observed["lb"] = err.Error()
 	} else {
 		st.LB = true
@@ -273,8 +281,8 @@ func (s *haVerify) observe(ctx context.Context, cached bool) haVerifyState {
 
 // checkLB fetches /ping through the load balancer over TLS, verifying the
 // certificate against the cluster CA for the registration URL's host name.
-func (s *haVerify) checkLB(ctx context.Context, cached bool) error {
-	ca, err := s.env.clusterCA(ctx, cached)
+func (s *haVerify) checkLB(ctx context.Context) error {
+	ca, err := s.env.clusterCA(ctx)
 	if err != nil {
 		return err
 	}
@@ -290,15 +298,9 @@ func (s *haVerify) checkLB(ctx context.Context, cached bool) error {
 		return err
 	}
 	lb := net.JoinHostPort(s.env.c.LoadBalancer.Address, "443")
-	tr := &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12},
-		Proxy:           nil,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return s.env.dialLB(ctx, lb)
-		},
-	}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: s.env.opts.HTTPTimeout}
+	hc := s.env.siteHTTP(func(ctx context.Context) (net.Conn, error) { return s.env.dialLB(ctx, lb) },
+		&tls.Config{RootCAs: pool, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12})
+	defer hc.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+u.Host+"/ping", nil)
 	if err != nil {
 		return err
@@ -315,40 +317,26 @@ func (s *haVerify) checkLB(ctx context.Context, cached bool) error {
 	return nil
 }
 
-// clusterCA reads the CA from the first node that has it. With cached set,
-// a CA once found is kept, and the probes of one plan share one reading
-// (engine.Shared), found or not; otherwise it reads again, so a call during
-// apply sees a CA that appeared since.
-func (e *Env) clusterCA(ctx context.Context, cached bool) ([]byte, error) {
-	if !cached {
-		return e.readClusterCA(ctx)
-	}
-	e.mu.Lock()
-	ca := e.ca
-	e.mu.Unlock()
-	if ca != nil {
-		return ca, nil
-	}
-	return engine.Shared(ctx, "cluster-ca", e.readClusterCA)
+// clusterCA reads the CA from the first node that has it; nil while none
+// has. Once found it is kept for the run (onceFound): it never changes.
+func (e *Env) clusterCA(ctx context.Context) ([]byte, error) {
+	return sharedRead(ctx, &e.facts, "cluster-ca", onceFound, e.readClusterCA, func(b []byte) bool { return len(b) > 0 })
 }
 
 func (e *Env) readClusterCA(ctx context.Context) ([]byte, error) {
 	var errs []error
 	for _, n := range e.c.Nodes {
-		r, err := e.runner(ctx, nodeTarget(n), false)
+		r, err := e.runner(ctx, nodeTarget(n))
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		b, ok, err := transport.ReadFile(ctx, r, caPath)
+		b, ok, err := transport.ReadFile(ctx, r, layout.CA)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		if ok && len(b) > 0 {
-			e.mu.Lock()
-			e.ca = b
-			e.mu.Unlock()
 			return b, nil
 		}
 	}

@@ -1,0 +1,145 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/haplan/haplan/plans"
+)
+
+// gated records whether its Probe and Apply were allowed to change things.
+type gated struct {
+	*fake
+	probeMayChange, applyMayChange atomic.Int32
+}
+
+func (g *gated) Probe(ctx context.Context) (State, error) {
+	if MayChange(ctx) {
+		g.probeMayChange.Add(1)
+	}
+	return g.fake.Probe(ctx)
+}
+
+func (g *gated) Apply(ctx context.Context, c plans.Change) error {
+	if MayChange(ctx) {
+		g.applyMayChange.Add(1)
+	}
+	return g.fake.Apply(ctx, c)
+}
+
+func TestOnlyApplyMayChange(t *testing.T) {
+	s := &gated{fake: step("a", plans.Create)}
+	g := mustGraph(t, s)
+	// Even a caller that passes an apply's context plans read-only.
+	p, err := Plan(withChange(context.Background()), g, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(context.Background(), g, p, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.probes.Load(); n != 2 {
+		t.Fatalf("%d probes, want 2 (the plan's and the re-check's)", n)
+	}
+	if n := s.probeMayChange.Load(); n != 0 {
+		t.Errorf("%d probes ran with MayChange, want none", n)
+	}
+	if n := s.applyMayChange.Load(); n != 1 {
+		t.Errorf("Apply ran with MayChange %d times, want 1", n)
+	}
+	if MayChange(context.Background()) {
+		t.Error("MayChange on a plain context")
+	}
+}
+
+func TestRecheckRefusesAnotherAction(t *testing.T) {
+	a := step("a", plans.Update) // planned: copy the script
+	b := step("b", plans.Create, "a")
+	c := step("c", plans.Create)
+	g := mustGraph(t, a, b, c)
+	p := mustPlan(t, g)
+	a.action = plans.Create // now: generate a new one; not what was approved
+
+	res, err := Apply(context.Background(), g, p, Options{})
+	var drift *DriftError
+	if !errors.As(err, &drift) {
+		t.Fatalf("Apply error = %v, want a *DriftError", err)
+	}
+	if drift.Planned.Action != plans.Update || drift.Now.Action != plans.Create {
+		t.Errorf("drift planned %v now %v, want update then create", drift.Planned.Action, drift.Now.Action)
+	}
+	if a.applies.Load() != 0 || b.applies.Load() != 0 {
+		t.Error("a drifted step or its dependent was applied")
+	}
+	want := map[Addr]Status{"a": StatusFailed, "b": StatusSkipped, "c": StatusApplied}
+	if diff := cmp.Diff(want, statuses(res)); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+}
+
+func TestRecheckFindsItDone(t *testing.T) {
+	a := step("a", plans.Create)
+	b := step("b", plans.Create, "a")
+	g := mustGraph(t, a, b)
+	p := mustPlan(t, g)
+	a.action = plans.NoOp // done by hand since the plan
+
+	var msgs []string
+	res, err := Apply(context.Background(), g, p, Options{Sink: func(e Event) {
+		if e.Addr == "a" && e.Kind == ApplyFinished {
+			msgs = append(msgs, e.Message)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.applies.Load() != 0 {
+		t.Error("Apply called for a step with nothing left to do")
+	}
+	if b.applies.Load() != 1 {
+		t.Error("its dependent was not applied")
+	}
+	want := map[Addr]Status{"a": StatusUnchanged, "b": StatusApplied}
+	if diff := cmp.Diff(want, statuses(res)); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"nothing to do any more: fake"}, msgs); diff != "" {
+		t.Errorf("messages (-want +got):\n%s", diff)
+	}
+}
+
+func TestRecheckProbeFailureFailsTheStep(t *testing.T) {
+	a := step("a", plans.Create)
+	g := mustGraph(t, a)
+	p := mustPlan(t, g)
+	a.probeErr = errBoom
+	_, err := Apply(context.Background(), g, p, Options{})
+	var se *StepError
+	if !errors.As(err, &se) || se.Addr != "a" || !errors.Is(err, errBoom) {
+		t.Fatalf("Apply error = %v, want a's StepError wrapping boom", err)
+	}
+	if a.applies.Load() != 0 {
+		t.Error("applied although the re-check failed")
+	}
+}
+
+func TestChecksAreNotRechecked(t *testing.T) {
+	a := step("a", plans.Create)
+	v := step("v", plans.NoOp, "a")
+	v.check = true
+	g := mustGraph(t, a, v)
+	p := mustPlan(t, g)
+	if _, err := Apply(context.Background(), g, p, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := v.probes.Load(); n != 1 {
+		t.Errorf("the check was probed %d times, want once (by the plan)", n)
+	}
+	if v.applies.Load() != 1 {
+		t.Error("the check did not run after its dependency changed")
+	}
+}
