@@ -5,10 +5,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"time"
 
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/preflight"
+	"github.com/haplan/haplan/resources"
 )
 
 // errInvalidManifest is returned by backend.Load when the manifest has
@@ -42,9 +42,9 @@ type loadedManifest struct {
 type clusterEnv interface {
 	// Steps are the compiled steps of the manifest.
 	Steps() []engine.Step
-	// Lock takes the cluster's apply lock; *lockHeldError when another
-	// haplan holds it. The returned function releases it.
-	Lock(ctx context.Context, holder lockHolder) (func(context.Context) error, error)
+	// Lock takes the cluster's apply lock; *resources.LockHeldError when
+	// another haplan holds it. The returned function releases it.
+	Lock(ctx context.Context, holder resources.LockHolder) (func(context.Context) error, error)
 	// LockLost is closed when the held lock is lost (its database
 	// connection dropped); nil before Lock.
 	LockLost() <-chan struct{}
@@ -59,31 +59,3 @@ type clusterEnv interface {
 	Preflight(ctx context.Context) *preflight.Report
 	Close() error
 }
-
-// lockHolder says who runs an apply; recorded with the lock so that a
-// second run can name the first.
-type lockHolder struct {
-	User    string
-	Machine string
-	PID     int
-	Since   time.Time
-	Command string
-}
-
-// lockHeldError reports that another run holds the cluster's lock. Not
-// retried: the command exits with exitLocked and names the holder.
-type lockHeldError struct {
-	// Holder describes the other run, as recorded by it; empty when it did
-	// not record itself.
-	Holder string
-	Err    error // the backend's own error
-}
-
-func (e *lockHeldError) Error() string {
-	if e.Holder == "" {
-		return "the cluster is locked by another haplan run"
-	}
-	return "the cluster is locked by another haplan run: " + e.Holder
-}
-
-func (e *lockHeldError) Unwrap() error { return e.Err }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -76,16 +75,8 @@ func (r *resourcesEnv) Preflight(ctx context.Context) *preflight.Report {
 	return preflight.Run(ctx, r.env, preflight.Options{Redact: r.env.Redactor().String})
 }
 
-func (r *resourcesEnv) Lock(ctx context.Context, h lockHolder) (func(context.Context) error, error) {
-	unlock, err := r.env.Lock(ctx, resources.LockHolder{User: h.User, Machine: h.Machine, PID: h.PID, Since: h.Since, Command: h.Command})
-	var held *resources.LockHeldError
-	if errors.As(err, &held) {
-		e := &lockHeldError{Err: err}
-		if held.Holder != nil {
-			e.Holder = held.Holder.String()
-		}
-		return nil, e
-	}
+func (r *resourcesEnv) Lock(ctx context.Context, h resources.LockHolder) (func(context.Context) error, error) {
+	unlock, err := r.env.Lock(ctx, h)
 	if err != nil {
 		return nil, err
 	}

@@ -12,215 +12,237 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/plans"
+	"github.com/haplan/haplan/resources"
 )
 
 // errStalePlan is returned when a saved plan no longer describes the world.
 // Never retried: make a new plan.
 var errStalePlan = errors.New("saved plan is stale")
 
+// applyRun is apply's part of a run: its options and what its phases
+// hand each other.
+type applyRun struct {
+	planFile    string
+	autoApprove bool
+	jsonEvents  bool
+
+	saved *plans.Plan // the plan file's plan; nil without one
+	// applying says whether the walk has begun, for the two-stage
+	// interrupt.
+	applying atomic.Bool
+}
+
 func (a *app) apply(ctx context.Context, args []string) int {
 	fs := a.newFlags("apply")
-	var (
-		pf          planFlags
-		autoApprove bool
-		jsonEvents  bool
-	)
+	var pf planFlags
+	ar := &applyRun{}
 	fs.StringVar(&pf.file, "f", "cluster.yaml", "the manifest")
 	fs.IntVar(&pf.parallelism, "parallelism", 10, "steps run at once")
 	fs.Var(&pf.targets, "target", "apply only matching steps (repeatable)")
-	fs.BoolVar(&autoApprove, "auto-approve", false, "do not ask for approval")
-	fs.BoolVar(&jsonEvents, "json", false, "progress as JSON lines")
+	fs.BoolVar(&ar.autoApprove, "auto-approve", false, "do not ask for approval")
+	fs.BoolVar(&ar.jsonEvents, "json", false, "progress as JSON lines")
 	pos, code, done := parseFlags(fs, args)
 	if done {
 		return code
 	}
-	if len(pos) > 1 {
+	switch {
+	case len(pos) > 1:
 		fmt.Fprintf(a.stderr, "haplan apply: at most one plan file, got %q\n", pos)
 		return exitError
-	}
-	if pf.parallelism < 1 {
+	case pf.parallelism < 1:
 		fmt.Fprintln(a.stderr, "haplan apply: --parallelism must be at least 1")
 		return exitError
+	case len(pos) == 1 && len(pf.targets) > 0:
+		fmt.Fprintln(a.stderr, "haplan apply: --target cannot be combined with a plan file (target when making the plan)")
+		return exitError
+	case len(pos) == 1:
+		ar.planFile = pos[0]
 	}
-	planFile := ""
-	if len(pos) == 1 {
-		planFile = pos[0]
-		if len(pf.targets) > 0 {
-			fmt.Fprintln(a.stderr, "haplan apply: --target cannot be combined with a plan file (target when making the plan)")
-			return exitError
-		}
-	}
+	return a.newRun(ctx, "apply", pf).do(load, ar.interrupts, ar.readSaved, ar.openLog, session, ar.restrict,
+		lock, planPhase, ar.review, ar.approve, ar.walk, ar.report)
+}
 
-	// The first interrupt stops scheduling (or, before the apply starts,
-	// cancels); the second cancels running steps.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := make(chan struct{})
-	var stopOnce sync.Once
-	stopScheduling := func() { stopOnce.Do(func() { close(stop) }) }
-	var applying atomic.Bool
-	sigs := a.interrupts
+// interrupts installs the two-stage interrupt for the rest of the run:
+// before the walk an interrupt cancels; during it, the first stops
+// scheduling and the second cancels the running steps.
+func (ar *applyRun) interrupts(r *run) error {
+	ctx, cancel := context.WithCancel(r.ctx)
+	r.ctx = ctx
+	sigs := r.a.interrupts
 	if sigs == nil {
 		ch := make(chan os.Signal, 2)
 		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-		defer signal.Stop(ch)
 		sigs = ch
+		r.onClose(func() { signal.Stop(ch) })
 	}
+	r.onClose(cancel)
+	go watchInterrupts(ctx, sigs, r.stopScheduling, cancel, &ar.applying, r.o.errw)
+	return nil
+}
 
-	m, err := a.loadManifest(pf.file)
+// readSaved reads the plan file, refusing one made from another manifest.
+func (ar *applyRun) readSaved(r *run) error {
+	if ar.planFile == "" {
+		return nil
+	}
+	saved, err := readPlanFile(ar.planFile)
 	if err != nil {
-		return exitError
+		return err
 	}
-	o := a.newOutput(m.Secrets)
-	defer o.flush()
-	go watchInterrupts(ctx, sigs, stopScheduling, cancel, &applying, o.errw)
-
-	var saved *plans.Plan
-	if planFile != "" {
-		if saved, err = readPlanFile(planFile); err != nil {
-			printError(o.errw, err)
-			return exitError
-		}
-		if saved.ManifestDigest != m.Digest {
-			printError(o.errw, fmt.Errorf("%s: the manifest changed since the plan was made (%s): %w; run haplan plan again", planFile, pf.file, errStalePlan))
-			return exitError
-		}
+	if saved.ManifestDigest != r.m.Digest {
+		return fmt.Errorf("%s: the manifest changed since the plan was made (%s): %w; run haplan plan again", ar.planFile, r.pf.file, errStalePlan)
 	}
+	ar.saved = saved
+	return nil
+}
 
-	logPath, logFile, err := a.openLog(pf.file)
+// openLog starts the run's debug log (redacted, mode 0600).
+func (ar *applyRun) openLog(r *run) error {
+	path, f, err := r.a.openLog(r.pf.file)
 	if err != nil {
-		printError(o.errw, err)
-		return exitError
+		return err
 	}
-	logw := o.red.Writer(logFile)
-	logger := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	defer func() {
+	logw := r.o.red.Writer(f)
+	r.logPath = path
+	r.logger = slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r.onClose(func() {
 		_ = logw.Flush()
-		_ = logFile.Close()
-	}()
-	fail := func(err error) int {
-		logger.Error("apply failed", "err", err)
-		printError(o.errw, err)
-		fmt.Fprintf(o.errw, "The debug log of this run is %s\n", logPath)
-		return exitError
-	}
-	logger.Info("apply", "cluster", m.Name, "manifest", pf.file, "plan_file", planFile, "version", haplanVersion())
+		_ = f.Close()
+	})
+	r.logger.Info("apply", "cluster", r.m.Name, "manifest", r.pf.file, "plan_file", ar.planFile, "version", haplanVersion())
+	return nil
+}
 
-	env, g, err := a.connect(ctx, m, pf, logger)
-	if err != nil {
-		return fail(err)
+// restrict narrows the graph to the steps a saved, targeted plan covers.
+func (ar *applyRun) restrict(r *run) error {
+	if ar.saved == nil {
+		return nil
 	}
-	defer env.Close()
-	if saved != nil {
-		if g, err = restrictTo(g, saved); err != nil {
-			return fail(err)
-		}
-	}
+	g, err := restrictTo(r.g, ar.saved)
+	r.g = g
+	return err
+}
 
-	unlock, err := env.Lock(ctx, a.holder())
-	if err != nil {
-		var held *lockHeldError
-		if errors.As(err, &held) {
-			logger.Error("lock held", "err", err)
-			printError(o.errw, err)
-			fmt.Fprintln(o.errw, "Wait for that run to finish. If it is gone (crashed, killed), release the lock with: haplan force-unlock -f "+pf.file)
-			return exitLocked
-		}
-		return fail(fmt.Errorf("take the cluster lock: %w", err))
+// lock takes the cluster's apply lock until the run closes. Losing it
+// mid-apply (the database restarted, the network cut) means another haplan
+// could start: finish what runs, start nothing.
+func lock(r *run) error {
+	unlock, err := r.env.Lock(r.ctx, r.a.holder(r.name))
+	var held *resources.LockHeldError
+	if errors.As(err, &held) {
+		return err
 	}
-	// Losing the lock mid-apply (the database restarted, the network cut)
-	// means another haplan could start: finish what runs, start nothing.
+	if err != nil {
+		return fmt.Errorf("take the cluster lock: %w", err)
+	}
+	r.onClose(func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 30*time.Second)
+		defer cancel()
+		if err := unlock(uctx); err != nil {
+			printError(r.o.errw, fmt.Errorf("release the cluster lock: %w", err))
+		}
+	})
 	go func() {
 		select {
-		case <-env.LockLost():
-			stopScheduling()
-			logger.Error("lost the cluster lock")
-			fmt.Fprintln(o.errw, "\nLost the cluster lock (its database connection dropped): starting no new steps; running steps will finish.")
-		case <-ctx.Done():
+		case <-r.env.LockLost():
+			r.stopScheduling()
+			r.logger.Error("lost the cluster lock")
+			fmt.Fprintln(r.o.errw, "\nLost the cluster lock (its database connection dropped): starting no new steps; running steps will finish.")
+		case <-r.ctx.Done():
 		}
 	}()
-	defer func() {
-		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer ucancel()
-		if err := unlock(uctx); err != nil {
-			printError(o.errw, fmt.Errorf("release the cluster lock: %w", err))
-		}
-	}()
+	return nil
+}
 
-	fresh, err := a.checkAndPlan(ctx, m, env, g, pf, o)
-	if err != nil {
-		return fail(err)
+// human is where apply writes for people: stdout, unless stdout carries
+// JSON lines.
+func (ar *applyRun) human(r *run) io.Writer {
+	if ar.jsonEvents {
+		return r.o.errw
 	}
-	// Where the plan is shown: on stdout, unless stdout carries JSON lines.
-	human := io.Writer(o.out)
-	if jsonEvents {
-		human = o.errw
-	}
-	p := fresh
-	if saved != nil {
-		if drift := plans.Stale(saved, fresh); len(drift) > 0 {
+	return r.o.out
+}
+
+// review shows the fresh plan, or with a plan file refuses if the world
+// moved since it was made and goes on with the saved plan. With nothing
+// to do the run ends here.
+func (ar *applyRun) review(r *run) error {
+	if ar.saved != nil {
+		if drift := plans.Stale(ar.saved, r.plan); len(drift) > 0 {
 			var b strings.Builder
-			fmt.Fprintf(&b, "%s: %v: the world changed since the plan was made:", planFile, errStalePlan)
+			fmt.Fprintf(&b, "%s: %v: the world changed since the plan was made:", ar.planFile, errStalePlan)
 			for _, d := range drift {
-				b.WriteString("\n  " + d.String() + driftDetail(saved, fresh, d.Addr))
+				b.WriteString("\n  " + d.String() + driftDetail(ar.saved, r.plan, d.Addr))
 			}
 			b.WriteString("\nRun haplan plan again, review it, and apply the new plan.")
-			return fail(fmt.Errorf("%s", b.String()))
+			return errors.New(b.String())
 		}
-		p = saved
-	} else {
-		if err := renderText(human, p, textOptions{Color: a.color(a.stdoutTTY && !jsonEvents)}); err != nil {
-			return fail(err)
-		}
+		r.plan = ar.saved
+	} else if err := renderText(ar.human(r), r.plan, textOptions{Color: r.a.color(r.a.stdoutTTY && !ar.jsonEvents)}); err != nil {
+		return err
 	}
-	if !p.HasChanges() {
-		fmt.Fprintln(human, "\nNothing to apply.")
-		printEndpoints(human, env, p)
-		return exitOK
+	if r.plan.HasChanges() {
+		return nil
 	}
-	if saved == nil && !autoApprove {
-		if code, ok := a.approve(o, human); !ok {
-			logger.Info("apply not approved")
-			return code
-		}
-	}
+	fmt.Fprintln(ar.human(r), "\nNothing to apply.")
+	printEndpoints(ar.human(r), r.env, r.plan)
+	return errDone
+}
 
+// approve asks for "yes", unless the plan was saved (reviewed when it was
+// made) or --auto-approve was given.
+func (ar *applyRun) approve(r *run) error {
+	if ar.saved != nil || ar.autoApprove {
+		return nil
+	}
+	if code, ok := r.a.approve(r.o, ar.human(r)); !ok {
+		return reported(code, errors.New("apply not approved"))
+	}
+	return nil
+}
+
+// walk applies the plan, showing progress, then the summary.
+func (ar *applyRun) walk(r *run) error {
 	mode := eventsPlain
 	switch {
-	case jsonEvents:
+	case ar.jsonEvents:
 		mode = eventsJSON
-	case a.stdoutTTY:
+	case r.a.stdoutTTY:
 		mode = eventsLive
 	}
-	v := newEventView(o.out, eventViewOptions{Mode: mode, Color: a.color(a.stdoutTTY), Now: a.now})
-	fmt.Fprintln(human)
+	v := newEventView(r.o.out, eventViewOptions{Mode: mode, Color: r.a.color(r.a.stdoutTTY), Now: r.a.now})
+	fmt.Fprintln(ar.human(r))
 	v.start()
-	applying.Store(true)
-	res, err := engine.Apply(ctx, g, p, engine.Options{Parallelism: pf.parallelism, Sink: engine.SerialSink(v.handle), Logger: logger, Stop: stop})
+	ar.applying.Store(true)
+	res, err := engine.Apply(r.ctx, r.g, r.plan, engine.Options{Parallelism: r.pf.parallelism, Sink: engine.SerialSink(v.handle), Logger: r.logger, Stop: r.stop})
 	if verr := v.close(); verr != nil && err == nil {
 		err = verr
 	}
 	if res == nil {
-		return fail(fmt.Errorf("apply: %w", err))
+		return fmt.Errorf("apply: %w", err)
 	}
-	if rerr := renderApplySummary(human, res, textOptions{Color: a.color(a.stdoutTTY && !jsonEvents)}); rerr != nil && err == nil {
+	if rerr := renderApplySummary(ar.human(r), res, textOptions{Color: r.a.color(r.a.stdoutTTY && !ar.jsonEvents)}); rerr != nil && err == nil {
 		err = rerr
 	}
-	logger.Info("apply finished", "summary", res.Summary().String())
+	r.logger.Info("apply finished", "summary", res.Summary().String())
 	if err != nil {
-		logger.Error("apply failed", "err", err)
-		fmt.Fprintf(o.errw, "\nThe debug log of this run is %s\n", logPath)
-		return exitError
+		// Each failure was shown with its step; the summary counts them.
+		fmt.Fprintf(r.o.errw, "\nThe debug log of this run is %s\n", r.logPath)
+		return reported(exitError, err)
 	}
-	printEndpoints(human, env, p)
-	return exitOK
+	return nil
+}
+
+// report says where the cluster answers.
+func (ar *applyRun) report(r *run) error {
+	printEndpoints(ar.human(r), r.env, r.plan)
+	return nil
 }
 
 // printEndpoints says where the converged cluster answers. A partial
@@ -324,8 +346,8 @@ func restrictTo(g *engine.Graph, saved *plans.Plan) (*engine.Graph, error) {
 }
 
 // holder describes this run for the lock.
-func (a *app) holder() lockHolder {
-	h := lockHolder{PID: os.Getpid(), Since: a.now().UTC(), Command: "haplan apply"}
+func (a *app) holder(command string) resources.LockHolder {
+	h := resources.LockHolder{PID: os.Getpid(), Since: a.now().UTC(), Command: "haplan " + command}
 	if u, err := user.Current(); err == nil {
 		h.User = u.Username
 	}

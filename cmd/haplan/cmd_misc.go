@@ -4,22 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+
 	"github.com/haplan/haplan/preflight"
-	"log/slog"
 )
 
-func (a *app) validate(_ context.Context, args []string) int {
+func (a *app) validate(ctx context.Context, args []string) int {
 	fs := a.newFlags("validate")
-	file := fs.String("f", "cluster.yaml", "the manifest")
+	var pf planFlags
+	fs.StringVar(&pf.file, "f", "cluster.yaml", "the manifest")
 	if code, done := a.parseOnlyFlags(fs, args); done {
 		return code
 	}
-	m, err := a.loadManifest(*file)
-	if err != nil {
-		return exitError
-	}
-	fmt.Fprintf(a.stdout, "The manifest %s is valid (cluster %s).\n", *file, m.Name)
-	return exitOK
+	return a.newRun(ctx, "validate", pf).do(load, func(r *run) error {
+		fmt.Fprintf(r.o.out, "The manifest %s is valid (cluster %s).\n", pf.file, r.m.Name)
+		return nil
+	})
 }
 
 func (a *app) graph(ctx context.Context, args []string) int {
@@ -36,17 +35,14 @@ func (a *app) graph(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.stderr, "haplan graph: unknown --format %q (dot or mermaid)\n", format)
 		return exitError
 	}
-	s := a.openSession(ctx, pf, slog.New(slog.DiscardHandler))
-	if s == nil {
-		return exitError
-	}
-	defer s.close()
-	if format == "mermaid" {
-		fmt.Fprint(s.o.out, s.g.Mermaid())
-	} else {
-		fmt.Fprint(s.o.out, s.g.DOT())
-	}
-	return exitOK
+	return a.newRun(ctx, "graph", pf).do(load, session, func(r *run) error {
+		if format == "mermaid" {
+			fmt.Fprint(r.o.out, r.g.Mermaid())
+		} else {
+			fmt.Fprint(r.o.out, r.g.DOT())
+		}
+		return nil
+	})
 }
 
 // check runs the preflight checks and lists every one of them.
@@ -59,29 +55,24 @@ func (a *app) check(ctx context.Context, args []string) int {
 	if code, done := a.parseOnlyFlags(fs, args); done {
 		return code
 	}
-	s := a.openSession(ctx, pf, slog.New(slog.DiscardHandler))
-	if s == nil {
-		return exitError
-	}
-	defer s.close()
-	o := s.o
-	r := s.env.Preflight(ctx)
-	var err error
-	if asJSON {
-		enc := json.NewEncoder(o.out)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(r)
-	} else {
-		err = preflight.Render(o.out, r)
-	}
-	if err != nil {
-		printError(o.errw, err)
-		return exitError
-	}
-	if !r.OK() {
-		return exitError
-	}
-	return exitOK
+	return a.newRun(ctx, "check", pf).do(load, connect, func(r *run) error {
+		rep := r.env.Preflight(r.ctx)
+		var err error
+		if asJSON {
+			enc := json.NewEncoder(r.o.out)
+			enc.SetIndent("", "  ")
+			err = enc.Encode(rep)
+		} else {
+			err = preflight.Render(r.o.out, rep)
+		}
+		if err != nil {
+			return err
+		}
+		if !rep.OK() {
+			r.code = exitError
+		}
+		return nil
+	})
 }
 
 func (a *app) forceUnlock(ctx context.Context, args []string) int {
@@ -91,27 +82,16 @@ func (a *app) forceUnlock(ctx context.Context, args []string) int {
 	if code, done := a.parseOnlyFlags(fs, args); done {
 		return code
 	}
-	m, err := a.loadManifest(pf.file)
-	if err != nil {
-		return exitError
-	}
-	o := a.newOutput(m.Secrets)
-	defer o.flush()
-	env, err := m.Connect(ctx, slog.New(slog.DiscardHandler))
-	if err != nil {
-		printError(o.errw, err)
-		return exitError
-	}
-	defer env.Close()
-	holder, err := env.ForceUnlock(ctx)
-	if err != nil {
-		printError(o.errw, fmt.Errorf("force-unlock: %w", err))
-		return exitError
-	}
-	if holder != "" {
-		fmt.Fprintf(o.out, "The lock of cluster %s, held by %s, is released.\n", m.Name, holder)
-	} else {
-		fmt.Fprintf(o.out, "The lock of cluster %s is released.\n", m.Name)
-	}
-	return exitOK
+	return a.newRun(ctx, "force-unlock", pf).do(load, connect, func(r *run) error {
+		holder, err := r.env.ForceUnlock(r.ctx)
+		if err != nil {
+			return fmt.Errorf("force-unlock: %w", err)
+		}
+		if holder != "" {
+			fmt.Fprintf(r.o.out, "The lock of cluster %s, held by %s, is released.\n", r.m.Name, holder)
+		} else {
+			fmt.Fprintf(r.o.out, "The lock of cluster %s is released.\n", r.m.Name)
+		}
+		return nil
+	})
 }

@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -22,7 +21,6 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/redact"
 )
 
@@ -217,53 +215,6 @@ func printError(w io.Writer, err error) {
 	}
 }
 
-// loadManifest loads path through the backend; diagnostics go to stderr.
-// They are written before secrets are known, which is safe: a manifest
-// holds references to secrets, never their values.
-// session is a manifest loaded and connected for one command: its
-// redacting output, the live environment and the (targeted) step graph.
-type session struct {
-	m   *loadedManifest
-	o   *output
-	env clusterEnv
-	g   *engine.Graph
-}
-
-// close releases the connections and flushes the output.
-func (s *session) close() {
-	_ = s.env.Close()
-	s.o.flush()
-}
-
-// openSession loads the manifest at pf.file, wraps the output in its
-// redactor and connects. On failure it has reported the problem and
-// returns nil.
-func (a *app) openSession(ctx context.Context, pf planFlags, logger *slog.Logger) *session {
-	m, err := a.loadManifest(pf.file)
-	if err != nil {
-		return nil
-	}
-	o := a.newOutput(m.Secrets)
-	env, g, err := a.connect(ctx, m, pf, logger)
-	if err != nil {
-		printError(o.errw, err)
-		o.flush()
-		return nil
-	}
-	return &session{m: m, o: o, env: env, g: g}
-}
-
-func (a *app) loadManifest(path string) (*loadedManifest, error) {
-	m, err := a.backend.Load(path, a.stderr)
-	if err != nil {
-		if !errors.Is(err, errInvalidManifest) {
-			printError(a.stderr, err)
-		}
-		return nil, err
-	}
-	return m, nil
-}
-
 const exitCodesUsage = `
 Exit codes:
   0  success (plan --detailed-exitcode: no changes)
@@ -274,8 +225,14 @@ Exit codes:
 
 // usageFor returns the usage text of a command.
 func usageFor(name string) (string, bool) {
-	u, ok := map[string]string{
-		"check": `Usage: haplan check [-f cluster.yaml] [--json]
+	u, ok := usages[name]
+	return u, ok
+}
+
+// usages are the per-command usage texts, written by hand (a test checks
+// them against the commands table).
+var usages = map[string]string{
+	"check": `Usage: haplan check [-f cluster.yaml] [--json]
 
 Checks what the cluster needs before anything is changed: every node reachable
 over SSH with the privileges needed and dockerd answering; the ports Rancher
@@ -293,7 +250,7 @@ Examples:
   haplan check
   haplan check -f prod/cluster.yaml --json
 ` + exitCodesUsage,
-		"validate": `Usage: haplan validate [-f cluster.yaml]
+	"validate": `Usage: haplan validate [-f cluster.yaml]
 
 Checks the manifest: unknown keys, wrong types and bad values are errors,
 reported with file:line:col and the source line. Warnings are shown too.
@@ -305,7 +262,7 @@ Examples:
   haplan validate
   haplan validate -f prod/cluster.yaml
 ` + exitCodesUsage,
-		"plan": `Usage: haplan plan [-f cluster.yaml] [options]
+	"plan": `Usage: haplan plan [-f cluster.yaml] [options]
 
 Probes the live state (read-only) and shows what apply would change: a sorted
 summary, one line per step, then details, warnings and checks.
@@ -327,7 +284,7 @@ Examples:
   haplan plan --format markdown > comment.md
   haplan plan --detailed-exitcode || [ $? -eq 2 ]
 ` + exitCodesUsage,
-		"apply": `Usage: haplan apply [-f cluster.yaml] [options] [PLANFILE]
+	"apply": `Usage: haplan apply [-f cluster.yaml] [options] [PLANFILE]
 
 Without PLANFILE: plans, shows the plan and asks for 'yes' on a terminal.
 With PLANFILE (from 'haplan plan --out'): re-probes, refuses if anything
@@ -348,7 +305,7 @@ Examples:
   haplan apply --auto-approve
   haplan plan --out tonight.plan && haplan apply tonight.plan
 ` + exitCodesUsage,
-		"graph": `Usage: haplan graph [-f cluster.yaml] [--format dot|mermaid] [--target GLOB]
+	"graph": `Usage: haplan graph [-f cluster.yaml] [--format dot|mermaid] [--target GLOB]
 
 Prints the step graph: DOT (default) for Graphviz, or Mermaid, which renders
 in a pull request. Nothing is probed; only the SSH connections are prepared.
@@ -363,7 +320,7 @@ Examples:
   haplan graph --format mermaid
   haplan graph --target 'ha.start[*]'
 ` + exitCodesUsage,
-		"schema": `Usage: haplan schema
+	"schema": `Usage: haplan schema
 
 Prints the JSON Schema (draft 2020-12) of the manifest, for editors and CI
 linters. It describes the fields of cluster.yaml and, block for block, of
@@ -376,7 +333,7 @@ Examples:
   # first line of cluster.yaml, for editors with yaml-language-server:
   # yaml-language-server: $schema=./cluster.schema.json
 ` + exitCodesUsage,
-		"completion": `Usage: haplan completion bash|zsh|fish
+	"completion": `Usage: haplan completion bash|zsh|fish
 
 Prints a completion script for the shell: commands, their flags, the values
 of --format and file names where a file is expected.
@@ -387,7 +344,7 @@ Examples:
   haplan completion zsh > "${fpath[1]}/_haplan"
   haplan completion fish > ~/.config/fish/completions/haplan.fish
 ` + exitCodesUsage,
-		"version": `Usage: haplan version
+	"version": `Usage: haplan version
 
 Prints the version haplan was built from ("(devel)" for a build from a
 work tree).
@@ -395,7 +352,7 @@ work tree).
 Examples:
   haplan version
 ` + exitCodesUsage,
-		"help": `Usage: haplan help [command]
+	"help": `Usage: haplan help [command]
 
 Prints the usage of haplan, or of one command.
 
@@ -403,7 +360,7 @@ Examples:
   haplan help
   haplan help plan
 ` + exitCodesUsage,
-		"force-unlock": `Usage: haplan force-unlock [-f cluster.yaml]
+	"force-unlock": `Usage: haplan force-unlock [-f cluster.yaml]
 
 Releases the cluster's apply lock. Use it only when the run named by the
 lock is gone (crashed, killed, machine lost): two applies at once can break
@@ -416,6 +373,4 @@ Options:
 Examples:
   haplan force-unlock -f prod/cluster.yaml
 ` + exitCodesUsage,
-	}[name]
-	return u, ok
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/haplan/haplan/internal/syncbuf"
 	"io"
 	"log/slog"
 	"os"
@@ -15,11 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haplan/haplan/internal/syncbuf"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/plans"
 	"github.com/haplan/haplan/preflight"
+	"github.com/haplan/haplan/resources"
 )
 
 const testSecret = "hunter2-db-password"
@@ -106,7 +108,7 @@ type fakeEnv struct {
 }
 
 func (e *fakeEnv) Steps() []engine.Step { return e.steps }
-func (e *fakeEnv) Lock(context.Context, lockHolder) (func(context.Context) error, error) {
+func (e *fakeEnv) Lock(context.Context, resources.LockHolder) (func(context.Context) error, error) {
 	if e.lockErr != nil {
 		return nil, e.lockErr
 	}
@@ -361,7 +363,7 @@ func TestApplyStalePlanRefused(t *testing.T) {
 
 func TestApplyLockHeld(t *testing.T) {
 	f := newFixture(t)
-	f.env.lockErr = &lockHeldError{Holder: "alice@ops1 pid 4242 since 2026-11-27T07:00:00Z (haplan apply)"}
+	f.env.lockErr = &resources.LockHeldError{Name: "haplan-lab", Holder: &resources.LockHolder{User: "alice", Machine: "ops1", PID: 4242, Since: time.Date(2026, 11, 27, 7, 0, 0, 0, time.UTC), Command: "haplan apply"}}
 	f.wantCode(f.run("apply", "-f", f.manifest, "--auto-approve"), exitLocked)
 	if !strings.Contains(f.stderr.String(), "alice@ops1 pid 4242") || !strings.Contains(f.stderr.String(), "force-unlock") {
 		t.Errorf("holder not named:\n%s", f.stderr)

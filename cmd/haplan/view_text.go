@@ -173,6 +173,26 @@ func renderText(w io.Writer, p *plans.Plan, o textOptions) error {
 		ew.printf("\n")
 	}
 
+	writeDetails(ew, pal, pending)
+
+	if ws := p.Warnings(); len(ws) > 0 {
+		ew.printf("%s\n\n", pal.wrap(ansiYellow, "Warnings:"))
+		for _, s := range ws {
+			ew.printf("  ! %s\n", oneLine(s))
+		}
+		ew.printf("\n")
+	}
+
+	if !o.ShowUnchanged && len(same) > 0 {
+		ew.printf("%s\n", pal.wrap(ansiDim, fmt.Sprintf("%d unchanged %s hidden (--show-unchanged lists them).", len(same), plural(len(same), "step", "steps"))))
+	}
+	ew.printf("%s\n", pal.wrap(ansiBold, p.SummaryLine()))
+	return ew.err
+}
+
+// writeDetails lists the attribute-level details of the pending changes
+// that have any.
+func writeDetails(ew *errWriter, pal palette, pending []plans.Change) {
 	var withDetails []plans.Change
 	for _, c := range pending {
 		if len(c.Details) > 0 {
@@ -193,20 +213,6 @@ func renderText(w io.Writer, p *plans.Plan, o textOptions) error {
 			ew.printf("\n")
 		}
 	}
-
-	if ws := p.Warnings(); len(ws) > 0 {
-		ew.printf("%s\n\n", pal.wrap(ansiYellow, "Warnings:"))
-		for _, s := range ws {
-			ew.printf("  ! %s\n", oneLine(s))
-		}
-		ew.printf("\n")
-	}
-
-	if !o.ShowUnchanged && len(same) > 0 {
-		ew.printf("%s\n", pal.wrap(ansiDim, fmt.Sprintf("%d unchanged %s hidden (--show-unchanged lists them).", len(same), plural(len(same), "step", "steps"))))
-	}
-	ew.printf("%s\n", pal.wrap(ansiBold, p.SummaryLine()))
-	return ew.err
 }
 
 func plural(n int, one, many string) string {
