@@ -9,8 +9,9 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -301,6 +302,12 @@ func (p *Pool) dialOnce(ctx context.Context, c Config) (*Client, error) {
 	if len(c.KexAlgorithms) > 0 {
 		algs.KeyExchanges = c.KexAlgorithms
 	}
+	// x/crypto has no typed client-side authentication error: the auth
+	// callback, which runs after each method the server turned down
+	// (starting with "none"), tells that the handshake reached
+	// authentication, so a failure after it that is not the connection's
+	// is the server refusing us.
+	var authing atomic.Bool
 	cfg := &ssh.ClientConfig{
 		Config:            algs,
 		User:              c.user(),
@@ -308,6 +315,10 @@ func (p *Pool) dialOnce(ctx context.Context, c Config) (*Client, error) {
 		HostKeyCallback:   hk.verify,
 		HostKeyAlgorithms: algos,
 		Timeout:           timeout,
+		AuthCallback: func(*ssh.ClientAuthContext) (ssh.AuthMethod, error) {
+			authing.Store(true)
+			return nil, nil // the next method of Auth
+		},
 	}
 
 	dctx, cancel := context.WithTimeout(ctx, timeout)
@@ -358,8 +369,7 @@ func (p *Pool) dialOnce(ctx context.Context, c Config) (*Client, error) {
 			return nil, hk.noCommonType(addr, err)
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("%s: connect: %w", c.Host, ctx.Err())
-		case hk.passed && strings.Contains(err.Error(), "unable to authenticate"):
-			// x/crypto has no typed client-side auth error.
+		case hk.passed && authing.Load() && !isNetErr(err):
 			return nil, &AuthError{Host: c.Host, User: c.user(), Err: err}
 		case !hk.passed && !isNetErr(err):
 			// e.g. a host key callback I/O error or no common algorithm.
@@ -380,9 +390,6 @@ func isNetErr(err error) bool {
 	if errors.As(err, &ne) {
 		return true
 	}
-	if errors.Is(err, io.EOF) {
-		return true
-	}
-	s := err.Error()
-	return strings.Contains(s, "EOF") || strings.Contains(s, "connection reset") || strings.Contains(s, "broken pipe")
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
