@@ -2,13 +2,13 @@ package preflight
 
 import (
 	"fmt"
-	"github.com/haplan/haplan/layout"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/haplan/haplan/dockerapi"
+	"github.com/haplan/haplan/layout"
 )
 
 // Rancher HA's requirements (docs/rancher-1.0-ha.md, sections 2 and 5).

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/haplan/haplan/layout"
 	"net"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/haplan/haplan/dockerapi"
+	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/transport"
 )

@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/haplan/haplan/layout"
 	"net"
 	"os"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/haplan/haplan/lab"
+	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/transport"
 )

@@ -5,7 +5,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"github.com/haplan/haplan/layout"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/transport"
 )

@@ -6,10 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/haplan/haplan/layout"
-
 	"github.com/haplan/haplan/dockerapi"
 	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/plans"
 	"github.com/haplan/haplan/transport"

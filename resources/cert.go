@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 
-	"github.com/haplan/haplan/layout"
-
 	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/plans"
 	"github.com/haplan/haplan/transport"
 )

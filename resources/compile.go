@@ -3,9 +3,8 @@ package resources
 import (
 	"fmt"
 
-	"github.com/haplan/haplan/layout"
-
 	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/plans"
 )

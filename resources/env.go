@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/haplan/haplan/layout"
-
 	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/redact"
 	"github.com/haplan/haplan/transport"

@@ -8,9 +8,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/haplan/haplan/layout"
-
 	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/plans"
 	"github.com/haplan/haplan/transport"
 )

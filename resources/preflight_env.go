@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/haplan/haplan/layout"
-
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/preflight"
 	"github.com/haplan/haplan/transport"

@@ -11,9 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/haplan/haplan/layout"
-
 	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/plans"
 	"github.com/haplan/haplan/rancherapi"
