@@ -143,3 +143,55 @@ func TestChecksAreNotRechecked(t *testing.T) {
 		t.Error("the check did not run after its dependency changed")
 	}
 }
+
+func TestRecheckDriftStopsTheWholeBarrierGroup(t *testing.T) {
+	var members []*fake
+	var steps []Step
+	for _, a := range []Addr{"ha[1]", "ha[2]", "ha[3]"} {
+		f := step(a, plans.Create)
+		members = append(members, f)
+		steps = append(steps, barrierFake{fake: f, group: "ha"})
+	}
+	g := mustGraph(t, steps...)
+	p := mustPlan(t, g)
+	members[1].action = plans.Replace // started by hand with another image
+
+	res, err := Apply(deadline(t), g, p, Options{})
+	var drift *DriftError
+	if !errors.As(err, &drift) {
+		t.Fatalf("Apply error = %v, want a *DriftError", err)
+	}
+	for _, m := range members {
+		if m.applies.Load() != 0 {
+			t.Errorf("%s was applied: a group never starts partially", m.addr)
+		}
+	}
+	want := map[Addr]Status{"ha[1]": StatusSkipped, "ha[2]": StatusFailed, "ha[3]": StatusSkipped}
+	if diff := cmp.Diff(want, statuses(res)); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+}
+
+func TestRecheckedBarrierMemberDoneMeanwhileLetsThePeersRun(t *testing.T) {
+	var members []*fake
+	var steps []Step
+	for _, a := range []Addr{"ha[1]", "ha[2]"} {
+		f := step(a, plans.Create)
+		members = append(members, f)
+		steps = append(steps, barrierFake{fake: f, group: "ha"})
+	}
+	g := mustGraph(t, steps...)
+	p := mustPlan(t, g)
+	members[0].action = plans.NoOp
+	res, err := Apply(deadline(t), g, p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Addr]Status{"ha[1]": StatusUnchanged, "ha[2]": StatusApplied}
+	if diff := cmp.Diff(want, statuses(res)); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+	if members[0].probes.Load() != 2 || members[1].probes.Load() != 2 {
+		t.Error("each member is probed once by the plan and once by the re-check")
+	}
+}

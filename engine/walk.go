@@ -20,7 +20,9 @@ import (
 //
 //   - A step whose change is not pending is Unchanged; its dependents go on.
 //     So is one the re-check finds done; one it finds needing another
-//     action fails with a *DriftError.
+//     action fails with a *DriftError. Barrier members are re-checked
+//     before their group is released, so one that drifted (or whose
+//     re-check failed) skips the whole group.
 //   - A check (Change.Check) runs only when something it transitively
 //     depends on applied a pending change in this run; otherwise Unchanged.
 //   - When a step fails, everything that depends on it is Skipped, naming
@@ -155,9 +157,11 @@ type node struct {
 	done   chan struct{}
 
 	res       StepResult
-	cause     Addr // the failed step, when Failed (itself) or Skipped
-	touched   bool // this step or something upstream applied a pending change
-	notProbed bool // Failed because its change was Unknown
+	rechecked bool         // a barrier member re-checked before the group's release
+	now       plans.Change // what the re-check found, when rechecked
+	cause     Addr         // the failed step, when Failed (itself) or Skipped
+	touched   bool         // this step or something upstream applied a pending change
+	notProbed bool         // Failed because its change was Unknown
 }
 
 // verdict is what a step's dependencies allow.
@@ -198,7 +202,20 @@ func (w *walker) run(ctx context.Context, n *node) {
 		return
 	}
 	if n.group != nil {
+		// A member is re-checked before the group is released, so that
+		// one that drifted stops the whole group: it never starts
+		// partially.
+		failed := false
+		if v.cause == "" && !v.notStarted && !w.stopped(ctx) {
+			failed = w.recheckMember(ctx, n)
+			if failed {
+				v.cause = n.step.Addr()
+			}
+		}
 		v = n.group.arrive(w, n, v, w.stopped(ctx))
+		if failed {
+			return
+		}
 	}
 	switch {
 	case v.cause != "":
@@ -250,7 +267,10 @@ func (w *walker) apply(ctx context.Context, n *node) {
 	r.emit(ApplyStarted, "", nil)
 	w.opts.Logger.DebugContext(ctx, "apply started", "addr", addr, "host", host, "action", n.change.Action, "check", n.change.Check)
 
-	now, err := w.recheck(ctx, n, r)
+	now, err := n.now, error(nil)
+	if !n.rechecked {
+		now, err = w.recheck(ctx, n, r)
+	}
 	if err == nil && !now.Pending() && n.change.Pending() {
 		// Done meanwhile (by hand, or by an earlier run cut short):
 		// nothing left to do.
@@ -278,6 +298,20 @@ func (w *walker) apply(ctx context.Context, n *node) {
 	w.opts.Logger.DebugContext(ctx, "apply finished", "addr", addr, "elapsed", n.res.Elapsed)
 }
 
+// recheckMember re-checks a pending barrier member before its group is
+// released. It reports whether the member failed (recorded, with its
+// ApplyFailed event); otherwise apply uses what it found.
+func (w *walker) recheckMember(ctx context.Context, n *node) bool {
+	r := &reporter{sink: w.opts.Sink, addr: n.step.Addr(), host: n.step.Host(), phase: PhaseApply, change: &n.change, start: time.Now()}
+	now, err := w.recheck(ctx, n, r)
+	if err != nil {
+		w.fail(n, err)
+		return true
+	}
+	n.rechecked, n.now = true, now
+	return false
+}
+
 // fail records a step that failed without running Apply.
 func (w *walker) fail(n *node, err error) {
 	addr, host := n.step.Addr(), n.step.Host()
@@ -286,7 +320,7 @@ func (w *walker) fail(n *node, err error) {
 	n.cause = addr
 	r := &reporter{sink: w.opts.Sink, addr: addr, host: host, phase: PhaseApply, change: &n.change, start: time.Now()}
 	r.emit(ApplyFailed, "", err)
-	w.opts.Logger.Debug("step not probed, failed", "addr", addr)
+	w.opts.Logger.Debug("step failed before its Apply", "addr", addr, "err", err)
 }
 
 // finish records the outcome of a step that did not run Apply.
