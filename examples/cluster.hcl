@@ -75,11 +75,20 @@ node "rs3" {
   ssh { port = 2222 }
 }
 
-# Hosts that will join the cluster and need its CA.
+# Defaults for every host below and in the hostsFile.
+hostDefaults {
+  environment = "Default" # the Rancher environment they join (default Default)
+  register    = true      # default; false: only put the cluster CA on them
+  labels      = { managed-by = "ops" } # io.haplan.host=<name> is added by haplan
+}
+
+# Hosts that join the cluster: the CA, then registered.
 host "h1" {
   address = "10.0.1.1"
+  agentIP = "10.0.1.1" # CATTLE_AGENT_IP: behind NAT or with several interfaces
+  labels  = { zone = "a" }
 }
 host { # name defaults to the address
   address = "10.0.1.2"
 }
-hostsFile = "hosts.txt" # optional: one address (or "name address") per line, '#' comments
+hostsFile = "hosts.txt" # optional: "address" or "name address" per line, then options (register=false environment=NAME agentIP=IP label.KEY=VALUE)

@@ -29,6 +29,8 @@ type decoder struct {
 	filename string
 	// hostsFile is the manifest's hostsFile value, if any.
 	hostsFile string
+	// defHost holds hostDefaults, for hosts and hostsFile lines.
+	defHost Host
 	// defSSH is the manifest's ssh defaults merged over the built-in ones.
 	defSSH SSH
 }
@@ -187,6 +189,83 @@ func (d *decoder) strList(n *node, path string) []string {
 	return out
 }
 
+// boolean decodes true or false; absent or null leaves def.
+func (d *decoder) boolean(n *node, path string, def bool) bool {
+	if !present(n) {
+		return def
+	}
+	if n.kind != kindBool {
+		d.errAt(n, path, fmt.Sprintf("%s must be true or false, not %s", path, n.kind), "")
+		return def
+	}
+	return n.text == "true"
+}
+
+// strMap decodes a mapping of strings to strings (labels); absent or null
+// yields nil. Keys keep their positions as path.key.
+func (d *decoder) strMap(n *node, path string) map[string]string {
+	if !present(n) {
+		return nil
+	}
+	d.pos[path] = n.rng
+	if n.kind != kindMap {
+		d.errAt(n, path, fmt.Sprintf("%s must be a mapping of names to strings, not %s", path, n.kind), "")
+		return nil
+	}
+	out := map[string]string{}
+	for _, e := range n.entries {
+		p := join(path, e.key)
+		if _, dup := out[e.key]; dup {
+			r := e.keyRng
+			d.diags = d.diags.Append(diag.Diagnostic{Severity: diag.Error,
+				Summary: fmt.Sprintf("duplicate label %q", e.key), Path: path, Subject: &r})
+			continue
+		}
+		d.pos[p] = e.val.rng
+		d.keyPos[p] = e.keyRng
+		out[e.key] = d.str(e.val, p, "")
+	}
+	return out
+}
+
+// inheritPositions points a host's fields that came from hostDefaults at
+// where the defaults wrote them, so a diagnostic about the value names the
+// line that set it. own are the host's own fields (nil for a hostsFile
+// line).
+func (d *decoder) inheritPositions(path string, own map[string]*node) {
+	for _, k := range []string{"register", "environment"} {
+		if _, set := own[k]; set {
+			continue
+		}
+		if r, ok := d.pos["hostDefaults."+k]; ok {
+			d.pos[path+"."+k] = r
+		}
+	}
+	for k, r := range d.pos {
+		if lk, ok := strings.CutPrefix(k, "hostDefaults.labels."); ok {
+			if _, set := d.pos[path+".labels."+lk]; !set {
+				d.pos[path+".labels."+lk] = r
+				d.keyPos[path+".labels."+lk] = d.keyPos[k]
+			}
+		}
+	}
+}
+
+// mergeLabels is defaults overridden by own; nil when both are empty.
+func mergeLabels(defaults, own map[string]string) map[string]string {
+	if len(defaults)+len(own) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(defaults)+len(own))
+	for k, v := range defaults {
+		out[k] = v
+	}
+	for k, v := range own {
+		out[k] = v
+	}
+	return out
+}
+
 // seq returns the items of a list; absent or null yields none.
 func (d *decoder) seq(n *node, path string) []*node {
 	if !present(n) {
@@ -332,14 +411,25 @@ func (d *decoder) decodeCluster(root *node) *Cluster {
 		n.ClusterIP = d.str(nf["clusterIP"], p+".clusterIP", n.Address)
 		c.Nodes = append(c.Nodes, n)
 	}
+	hd := d.obj(f["hostDefaults"], "hostDefaults", "hostDefaults")
+	d.defHost = Host{
+		Register:    d.boolean(hd["register"], "hostDefaults.register", true),
+		Environment: d.str(hd["environment"], "hostDefaults.environment", DefaultEnvironment),
+		Labels:      d.strMap(hd["labels"], "hostDefaults.labels"),
+	}
 	for i, hn := range d.seq(f["hosts"], "hosts") {
 		p := index("hosts", i)
 		hf := d.obj(hn, p, "host")
 		h := Host{
-			Address: d.str(hf["address"], p+".address", ""),
-			SSH:     d.sshBlock(hf["ssh"], p+".ssh").apply(defSSH),
+			Address:     d.str(hf["address"], p+".address", ""),
+			SSH:         d.sshBlock(hf["ssh"], p+".ssh").apply(defSSH),
+			Register:    d.boolean(hf["register"], p+".register", d.defHost.Register),
+			Environment: d.str(hf["environment"], p+".environment", d.defHost.Environment),
+			AgentIP:     d.str(hf["agentIP"], p+".agentIP", ""),
+			Labels:      mergeLabels(d.defHost.Labels, d.strMap(hf["labels"], p+".labels")),
 		}
 		h.Name = d.str(hf["name"], p+".name", h.Address)
+		d.inheritPositions(p, hf)
 		c.Hosts = append(c.Hosts, h)
 	}
 	d.hostsFile = d.str(f["hostsFile"], "hostsFile", "")

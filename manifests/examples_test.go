@@ -180,6 +180,12 @@ func (v *schemaValidator) validate(s map[string]any, val any, path string) {
 					v.validate(ap, pv, join(path, name))
 				}
 			}
+		case "propertyNames":
+			if obj, ok := val.(map[string]any); ok {
+				for name := range obj {
+					v.validate(kw.(map[string]any), name, join(path, name))
+				}
+			}
 		case "required":
 			obj, ok := val.(map[string]any)
 			if !ok {

@@ -6,7 +6,7 @@ package manifests
 func objectKeys(kind string) []string {
 	switch kind {
 	case "cluster":
-		return []string{"name", "rancher", "ssh", "database", "loadBalancer", "nodes", "hosts", "hostsFile"}
+		return []string{"name", "rancher", "ssh", "database", "loadBalancer", "nodes", "hostDefaults", "hosts", "hostsFile"}
 	case "rancher":
 		return []string{"image", "agentImage", "agentInstanceImage", "imageRegistry", "hostRegistrationUrl", "certificate", "apiKey", "bootstrapNode", "timeouts"}
 	case "apiKey":
@@ -28,7 +28,9 @@ func objectKeys(kind string) []string {
 	case "node":
 		return []string{"name", "address", "clusterIP", "ssh"}
 	case "host":
-		return []string{"name", "address", "ssh"}
+		return []string{"name", "address", "ssh", "register", "environment", "agentIP", "labels"}
+	case "hostDefaults":
+		return []string{"register", "environment", "labels"}
 	case "secret":
 		return []string{"env", "file"}
 	}
@@ -38,7 +40,7 @@ func objectKeys(kind string) []string {
 // objectKinds are the kinds objectKeys knows.
 func objectKinds() []string {
 	return []string{"cluster", "rancher", "certificate", "apiKey", "timeouts", "ssh", "database", "admin",
-		"loadBalancer", "haproxy", "node", "host", "secret"}
+		"loadBalancer", "haproxy", "node", "hostDefaults", "host", "secret"}
 }
 
 // suggest returns the candidate closest to s by edit distance, or "" when

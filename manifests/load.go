@@ -140,7 +140,11 @@ func (d *decoder) loadHostsFile(manifest string, c *Cluster) ([]Host, []string, 
 		d.pos[p] = e.lineRng
 		d.pos[p+".name"] = e.nameRng
 		d.pos[p+".address"] = e.addressRng
-		hosts = append(hosts, Host{Name: e.name, Address: e.address, SSH: d.defSSH})
+		h := Host{Name: e.name, Address: e.address, SSH: d.defSSH,
+			Register: d.defHost.Register, Environment: d.defHost.Environment, Labels: mergeLabels(d.defHost.Labels, nil)}
+		diags = append(diags, applyHostsFileOpts(&h, e.opts, p, d.pos, i+1)...)
+		d.inheritPositions(p, nil)
+		hosts = append(hosts, h)
 		paths = append(paths, p)
 	}
 	return hosts, paths, diags, src

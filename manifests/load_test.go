@@ -23,7 +23,7 @@ func exampleDir(t *testing.T) string {
 		"tls/server-key.pem":        "-----BEGIN PRIVATE KEY-----\nkey-secret-material\n-----END PRIVATE KEY-----\n",
 		"tls/ca.crt":                "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n",
 		"secrets/db-admin-password": "admin-secret-pw\n",
-		"hosts.txt":                 "# extra hosts\n10.0.1.3\nh4 10.0.1.4  # comment\n\n",
+		"hosts.txt":                 "# extra hosts\n10.0.1.3\nh4 10.0.1.4 register=false environment=Staging label.zone=b # comment\n\n",
 	}
 	for _, src := range []string{"../examples/cluster.yaml", "testdata/good/cluster.hcl"} {
 		b, err := os.ReadFile(src)
@@ -91,10 +91,11 @@ func TestLoadExample(t *testing.T) {
 			{Name: "rs3", Address: "10.0.0.13", ClusterIP: "10.0.0.13", SSH: port2222},
 		},
 		Hosts: []Host{
-			{Name: "h1", Address: "10.0.1.1", SSH: def},
-			{Name: "10.0.1.2", Address: "10.0.1.2", SSH: def},
-			{Name: "10.0.1.3", Address: "10.0.1.3", SSH: def},
-			{Name: "h4", Address: "10.0.1.4", SSH: def},
+			{Name: "h1", Address: "10.0.1.1", SSH: def, Register: true, Environment: "Default", AgentIP: "10.0.1.1",
+				Labels: map[string]string{"managed-by": "ops", "zone": "a"}},
+			{Name: "10.0.1.2", Address: "10.0.1.2", SSH: def, Register: true, Environment: "Default", Labels: map[string]string{"managed-by": "ops"}},
+			{Name: "10.0.1.3", Address: "10.0.1.3", SSH: def, Register: true, Environment: "Default", Labels: map[string]string{"managed-by": "ops"}},
+			{Name: "h4", Address: "10.0.1.4", SSH: def, Register: false, Environment: "Staging", Labels: map[string]string{"managed-by": "ops", "zone": "b"}},
 		},
 		Dir: dir,
 	}
@@ -206,5 +207,29 @@ func TestLoadMissingFile(t *testing.T) {
 	}
 	if !strings.Contains(ds[0].Summary, "no such file") {
 		t.Errorf("summary = %q", ds[0].Summary)
+	}
+}
+
+func TestHostsFileOptionErrors(t *testing.T) {
+	dir := exampleDir(t)
+	lines := "h5 10.0.1.5 register=maybe\nh6 10.0.1.6 enviroment=Prod\nh7 10.0.1.7 label.bad!key=x agentIP=10.0.1.7 agentIP=10.0.1.8\nregister=false\n"
+	if err := os.WriteFile(filepath.Join(dir, "hosts.txt"), []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, ds := testLoader().Load(filepath.Join(dir, "cluster.yaml"))
+	var got []string
+	for _, d := range ds {
+		got = append(got, strings.TrimPrefix(d.Compact(), dir+"/"))
+	}
+	help := ` (a line is "address" or "name address", then options: register=false, environment=NAME, agentIP=IP, label.KEY=VALUE. Start a comment with '#')`
+	want := []string{
+		`hosts.txt:4:1: error: hosts file line 4 has options but no address` + help,
+		`hosts.txt:1:13: error: hosts file line 1: register must be true or false, not "maybe"` + help,
+		`hosts.txt:2:13: error: hosts file line 2: unknown option "enviroment" (did you mean "environment"?)` + help,
+		`hosts.txt:3:46: error: hosts file line 3: option "agentIP" given twice` + help,
+		`hosts.txt:3:13: error: label key "bad!key" is not valid (a label key is letters, digits, '.', '_', '/' and '-', starting and ending with a letter or digit)`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("diagnostics (-want +got):\n%s", diff)
 	}
 }

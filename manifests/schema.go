@@ -44,6 +44,16 @@ func schemaObject(desc string, required []string, props jsonObj) jsonObj {
 	return o
 }
 
+// schemaEnvironment and schemaLabels describe the host fields that
+// hostDefaults shares.
+var (
+	schemaEnvironment = jsonObj{"type": "string", "minLength": 1,
+		"description": "Name of the Rancher environment the host joins (never System HA). Default " + DefaultEnvironment + "."}
+	schemaLabels = jsonObj{"type": "object", "description": "Host labels (CATTLE_HOST_LABELS); keys io.haplan.* are haplan's own.",
+		"propertyNames":        jsonObj{"pattern": labelKeyPattern},
+		"additionalProperties": jsonObj{"type": "string", "pattern": labelValuePattern}}
+)
+
 func schemaDoc() jsonObj {
 	root := schemaObject("A haplan manifest: a Rancher Server v1.0.1 HA cluster.",
 		[]string{"name", "database", "loadBalancer", "nodes"}, jsonObj{
@@ -102,8 +112,13 @@ func schemaDoc() jsonObj {
 			"nodes": jsonObj{"type": "array", "description": "Rancher servers: 1, 3 or 5 (ZooKeeper quorum).",
 				"items": jsonObj{"$ref": "#/$defs/node"},
 				"anyOf": []jsonObj{{"minItems": 1, "maxItems": 1}, {"minItems": 3, "maxItems": 3}, {"minItems": 5, "maxItems": 5}}},
-			"hosts":     jsonObj{"type": "array", "description": "Hosts that will join and need the cluster CA.", "items": jsonObj{"$ref": "#/$defs/host"}},
-			"hostsFile": schemaStr(`File of further hosts: one "address" or "name address" per line, '#' comments.`),
+			"hostDefaults": schemaObject("Defaults for every host (in hosts and in the hostsFile).", nil, jsonObj{
+				"register":    jsonObj{"type": "boolean", "description": "Register the hosts with Rancher (run the registration command); false: only put the cluster CA on them. Default true."},
+				"environment": schemaEnvironment,
+				"labels":      schemaLabels,
+			}),
+			"hosts":     jsonObj{"type": "array", "description": "Hosts that join the cluster: the cluster CA, then (unless register is false) registered in their environment.", "items": jsonObj{"$ref": "#/$defs/host"}},
+			"hostsFile": schemaStr(`File of further hosts: one "address" or "name address" per line, then options (register=false, environment=NAME, agentIP=IP, label.KEY=VALUE); '#' comments.`),
 		})
 	machineName := jsonObj{"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$"}
 	root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -133,9 +148,13 @@ func schemaDoc() jsonObj {
 			"ssh":       schemaRef("ssh", "Overrides of the ssh defaults."),
 		}),
 		"host": schemaObject("A host that joins the cluster.", []string{"address"}, jsonObj{
-			"name":    machineName,
-			"address": schemaStr("IP address or host name."),
-			"ssh":     schemaRef("ssh", "Overrides of the ssh defaults."),
+			"name":        machineName,
+			"address":     schemaStr("IP address or host name."),
+			"ssh":         schemaRef("ssh", "Overrides of the ssh defaults."),
+			"register":    jsonObj{"type": "boolean", "description": "Register with Rancher; false: only the cluster CA. Default: hostDefaults.register (true)."},
+			"environment": schemaEnvironment,
+			"agentIP":     schemaStr("CATTLE_AGENT_IP: the address the host registers with (behind NAT, with several interfaces). Default: detected by the agent."),
+			"labels":      schemaLabels,
 		}),
 	}
 	return root

@@ -195,12 +195,38 @@ type Node struct {
 	SSH       SSH
 }
 
-// Host is a machine that will join the cluster and needs its CA.
+// Host is a machine that joins the cluster: it gets the cluster CA and,
+// unless Register is off, is registered as a Rancher host of Environment
+// (its agent started with the environment's registration command).
 type Host struct {
 	// Name defaults to Address.
 	Name, Address string
 	SSH           SSH
+	// Register: run the registration command (default true); false only
+	// puts the CA on the machine.
+	Register bool
+	// Environment is the name of the Rancher environment (project) the
+	// host joins; DefaultEnvironment unless set.
+	Environment string
+	// AgentIP is CATTLE_AGENT_IP, the address the host registers with
+	// (behind NAT, with several interfaces); empty: the agent detects it.
+	AgentIP string
+	// Labels are the host's labels (CATTLE_HOST_LABELS); haplan adds
+	// HostLabel.
+	Labels map[string]string
 }
+
+// DefaultEnvironment is the environment hosts join unless set: the one
+// every Rancher server creates for its admin.
+const DefaultEnvironment = "Default"
+
+// HostLabel is the label haplan sets on every host it registers, to its
+// manifest name: how a later plan finds the Rancher host of a manifest
+// entry, and the hosts haplan registered (and may remove).
+const HostLabel = "io.haplan.host"
+
+// ReservedLabelPrefix starts the label keys haplan owns.
+const ReservedLabelPrefix = "io.haplan."
 
 // Node returns the node with the given name.
 func (c *Cluster) Node(name string) (Node, bool) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -463,6 +464,7 @@ func (v *validator) hosts(c *Cluster, paths []string) {
 	names := map[string]string{}
 	addrs := map[string]string{}
 	nodeAddrs := map[string]string{}
+	agentIPs := map[string]string{}
 	for _, n := range c.Nodes {
 		nodeAddrs[n.Address] = n.Name
 	}
@@ -484,8 +486,72 @@ func (v *validator) hosts(c *Cluster, paths []string) {
 			addrs[h.Address] = p + ".address"
 		}
 		if n, ok := nodeAddrs[h.Address]; ok && h.Address != "" {
-			v.warnf(p+".address", "", "host %s has the address of node %s", h.Name, n)
+			if h.Register {
+				v.errorf(p+".address", "An HA node runs its own agent for System HA; registering it as a host of an environment would replace that agent. Run applications on other machines, or set register: false to only give it the CA.",
+					"host %s has the address of node %s", h.Name, n)
+			} else {
+				v.warnf(p+".address", "", "host %s has the address of node %s", h.Name, n)
+			}
+		}
+		if _, ok := c.Node(h.Name); ok && h.Name != "" {
+			v.errorf(p+".name", "Nodes and hosts share one namespace in plans and step addresses.", "host %q has the name of a node", h.Name)
 		}
 		v.sshConfig(p+".ssh", h.SSH)
+		v.hostRegistration(p, h, agentIPs)
 	}
 }
+
+// hostRegistration checks what a host is registered with: its
+// environment, agent IP and labels.
+func (v *validator) hostRegistration(p string, h Host, agentIPs map[string]string) {
+	env := strings.TrimSpace(h.Environment)
+	switch {
+	case env == "":
+		v.errorf(p+".environment", "Name an environment, or leave the field out for "+DefaultEnvironment+".", "%s.environment must not be empty", p)
+	case isSystemHA(env):
+		v.errorf(p+".environment", "System HA is the project of the HA nodes' own agents; hosts join an environment of yours (e.g. "+DefaultEnvironment+").", "host %s cannot join %q", h.Name, h.Environment)
+	case env != h.Environment || strings.ContainsAny(env, "\n\r\t"):
+		v.errorf(p+".environment", "", "%s.environment %q has blanks around it or control characters", p, h.Environment)
+	}
+	if h.AgentIP != "" {
+		if net.ParseIP(h.AgentIP) == nil {
+			v.errorf(p+".agentIP", "CATTLE_AGENT_IP is an IP address.", "%s.agentIP: %q is not an IP address", p, h.AgentIP)
+		} else if first, dup := agentIPs[h.AgentIP]; dup {
+			v.errorf(p+".agentIP", v.firstAt(first), "duplicate agent IP %s: two hosts would register as one address", h.AgentIP)
+		} else {
+			agentIPs[h.AgentIP] = p + ".agentIP"
+		}
+	}
+	keys := make([]string, 0, len(h.Labels))
+	for k := range h.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		lp := p + ".labels." + k
+		switch {
+		case !labelKeyRE().MatchString(k):
+			v.errorf(lp, "A label key is letters, digits, '.', '_', '/' and '-', starting and ending with a letter or digit.", "label key %q is not valid", k)
+		case strings.HasPrefix(k, ReservedLabelPrefix):
+			v.errorf(lp, "haplan sets "+HostLabel+" itself, to the host's name, to find the hosts it registered.", "label key %q is reserved for haplan", k)
+		case !labelValueRE().MatchString(h.Labels[k]):
+			v.errorf(lp, "A label value has no blanks, quotes, '&', '=' or control characters (CATTLE_HOST_LABELS is k1=v1&k2=v2).", "label %s: value %q is not valid", k, h.Labels[k])
+		}
+	}
+}
+
+// isSystemHA reports an environment name that is Rancher's System HA
+// project ("System HA"; cattle names its kind system-ha).
+func isSystemHA(name string) bool {
+	n := strings.ToLower(strings.NewReplacer(" ", "", "-", "", "_", "").Replace(name))
+	return strings.HasPrefix(n, "systemha")
+}
+
+// The label syntax, shared with the schema.
+const (
+	labelKeyPattern   = `^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$`
+	labelValuePattern = `^[^&=\s"'\\\x00-\x1f\x7f]*$`
+)
+
+func labelKeyRE() *regexp.Regexp   { return regexp.MustCompile(labelKeyPattern) }
+func labelValueRE() *regexp.Regexp { return regexp.MustCompile(labelValuePattern) }

@@ -71,7 +71,29 @@ func TestValidate(t *testing.T) {
 			return s + "hosts:\n  - address: 10.0.1.1\nhostsFile: hosts.txt\n"
 		}, []string{`hosts.txt:2:1: error: duplicate host "10.0.1.1" (first defined as hosts[0].name at c.yaml:18:5)`}},
 		{"host with node address", func(s string) string { return s + "hosts:\n  - address: 10.0.0.11\n" },
+			[]string{`c.yaml:18:14: error: host 10.0.0.11 has the address of node rs1 (an HA node runs its own agent for System HA; registering it as a host of an environment would replace that agent. Run applications on other machines, or set register: false to only give it the CA)`}},
+		{"host with node address, CA only", func(s string) string { return s + "hosts:\n  - address: 10.0.0.11\n    register: false\n" },
 			[]string{`c.yaml:18:14: warning: host 10.0.0.11 has the address of node rs1`}},
+		{"host named like a node", func(s string) string { return s + "hosts:\n  - {name: rs1, address: 10.0.1.1}\n" },
+			[]string{`c.yaml:18:12: error: host "rs1" has the name of a node (nodes and hosts share one namespace in plans and step addresses)`}},
+		{"host in System HA", func(s string) string { return s + "hosts:\n  - {address: 10.0.1.1, environment: System HA}\n" },
+			[]string{`c.yaml:18:38: error: host 10.0.1.1 cannot join "System HA" (system HA is the project of the HA nodes' own agents; hosts join an environment of yours (e.g. Default))`}},
+		{"empty environment in the defaults", func(s string) string { return s + "hostDefaults: {environment: ''}\nhosts:\n  - {address: 10.0.1.1}\n" },
+			[]string{`c.yaml:17:29: error: hosts[0].environment must not be empty (name an environment, or leave the field out for Default)`}},
+		{"agent IPs", func(s string) string {
+			return s + "hosts:\n  - {address: 10.0.1.1, agentIP: 10.9.0.1}\n  - {address: 10.0.1.2, agentIP: 10.9.0.1}\n  - {address: 10.0.1.3, agentIP: h3.example}\n"
+		}, []string{
+			`c.yaml:19:34: error: duplicate agent IP 10.9.0.1: two hosts would register as one address (first defined as hosts[0].agentIP at c.yaml:18:34)`,
+			`c.yaml:20:34: error: hosts[2].agentIP: "h3.example" is not an IP address (CATTLE_AGENT_IP is an IP address)`,
+		}},
+		{"labels", func(s string) string {
+			return s + "hosts:\n  - address: 10.0.1.1\n    labels: {'bad key': x, io.haplan.host: h, ok: 'a&b=c', fine: ok, n: 5}\n"
+		}, []string{
+			`c.yaml:19:73: error: hosts[0].labels.n must be a string, not an integer (quote the value to make it a string)`,
+			`c.yaml:19:25: error: label key "bad key" is not valid (a label key is letters, digits, '.', '_', '/' and '-', starting and ending with a letter or digit)`,
+			`c.yaml:19:44: error: label key "io.haplan.host" is reserved for haplan (haplan sets io.haplan.host itself, to the host's name, to find the hosts it registered)`,
+			`c.yaml:19:51: error: label ok: value "a&b=c" is not valid (a label value has no blanks, quotes, '&', '=' or control characters (CATTLE_HOST_LABELS is k1=v1&k2=v2))`,
+		}},
 		{"database on a node", func(s string) string { return strings.Replace(s, "host: 10.0.0.20", "host: 10.0.0.12", 1) },
 			[]string{`c.yaml:3:9: warning: database.host 10.0.0.12 is also node rs2 (nodes[1]): the database should outlive any one server`}},
 		{"admin user missing", func(s string) string { return strings.Replace(s, "    user: root\n", "", 1) },

@@ -62,8 +62,16 @@ node "rs3" {
   ssh { port = 2222 }
 }
 
+hostDefaults {
+  environment = "Default"
+  register    = true
+  labels      = { managed-by = "ops" }
+}
+
 host "h1" {
   address = "10.0.1.1"
+  agentIP = "10.0.1.1"
+  labels  = { zone = "a" }
 }
 host {
   address = "10.0.1.2"
