@@ -318,6 +318,11 @@ type Host struct {
 	// State is the host's state; AgentState the agent connection's,
 	// empty while it is null.
 	State, AgentState string
+	// Labels are the host's labels (CATTLE_HOST_LABELS at registration).
+	Labels map[string]string
+	// Links and Actions are the resource's, for DeactivateHost,
+	// DeleteHost and HostByID.
+	Links, Actions map[string]string
 }
 
 // Healthy reports whether the host is active and its agent connected:
@@ -333,8 +338,10 @@ func (h Host) Healthy() bool {
 
 type wireHost struct {
 	wireResource
-	Hostname   string  `json:"hostname"`
-	AgentState *string `json:"agentState"`
+	Hostname   string            `json:"hostname"`
+	AgentState *string           `json:"agentState"`
+	Labels     map[string]string `json:"labels"`
+	Actions    map[string]string `json:"actions"`
 	// IPAddresses is embedded by ?include=ipAddresses; nil when the
 	// server did not embed it.
 	IPAddresses []struct {
@@ -374,13 +381,19 @@ func (c *Client) HAHosts(ctx context.Context) ([]Host, error) {
 	if project == nil {
 		return nil, ErrNoHAProject
 	}
-	link := project.Links["hosts"]
+	return c.projectHosts(ctx, project.ID, project.Links)
+}
+
+// projectHosts lists the hosts behind a project's hosts link, leaving out
+// removed ones.
+func (c *Client) projectHosts(ctx context.Context, id string, links map[string]string) ([]Host, error) {
+	link := links["hosts"]
 	if link == "" {
-		return nil, &ProtocolError{Method: http.MethodGet, URL: projectsURL, Reason: fmt.Sprintf("project %s has no hosts link", project.ID)}
+		return nil, &ProtocolError{Method: http.MethodGet, URL: redactURL(c.endpoint("/v1/projects/" + id)), Reason: fmt.Sprintf("project %s has no hosts link", id)}
 	}
 	u, err := c.follow(link)
 	if err != nil {
-		return nil, &ProtocolError{Method: http.MethodGet, URL: projectsURL, Reason: "bad hosts link", Err: err}
+		return nil, &ProtocolError{Method: http.MethodGet, URL: redactURL(link), Reason: "bad hosts link", Err: err}
 	}
 	// cattle v0.159.7 hosts have no agentIpAddress (it came in v0.170):
 	// the address is an ipAddress resource, embedded on request as the UI
@@ -392,30 +405,40 @@ func (c *Client) HAHosts(ctx context.Context) ([]Host, error) {
 	}
 	hosts := []Host{}
 	for _, raw := range raws {
-		var h wireHost
-		if err := json.Unmarshal(raw, &h); err != nil {
-			return nil, &ProtocolError{Method: http.MethodGet, URL: redactURL(u), Reason: "host is not an object", Err: err, Body: excerpt(raw)}
+		h, err := c.decodeHost(ctx, http.MethodGet, u, raw)
+		if err != nil {
+			return nil, err
 		}
-		if gone(h.State) {
-			continue
+		if !gone(h.State) {
+			hosts = append(hosts, *h)
 		}
-		out := Host{ID: h.ID, Hostname: h.Hostname, State: h.State}
-		if h.AgentState != nil {
-			out.AgentState = *h.AgentState
-		}
-		if h.IPAddresses != nil {
-			for _, a := range h.IPAddresses {
-				out.Addresses = append(out.Addresses, a.Address)
-			}
-		} else if l := h.Links["ipAddresses"]; l != "" {
-			// Not embedded: follow the host's link.
-			if out.Addresses, err = c.addresses(ctx, l); err != nil {
-				return nil, err
-			}
-		}
-		hosts = append(hosts, out)
 	}
 	return hosts, nil
+}
+
+// decodeHost converts one host, following its ipAddresses link when they
+// were not embedded.
+func (c *Client) decodeHost(ctx context.Context, method, u string, raw json.RawMessage) (*Host, error) {
+	var h wireHost
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return nil, &ProtocolError{Method: method, URL: redactURL(u), Reason: "host is not an object", Err: err, Body: excerpt(raw)}
+	}
+	out := &Host{ID: h.ID, Hostname: h.Hostname, State: h.State, Labels: h.Labels, Links: h.Links, Actions: h.Actions}
+	if h.AgentState != nil {
+		out.AgentState = *h.AgentState
+	}
+	if h.IPAddresses != nil {
+		for _, a := range h.IPAddresses {
+			out.Addresses = append(out.Addresses, a.Address)
+		}
+	} else if l := h.Links["ipAddresses"]; l != "" && !gone(h.State) {
+		// Not embedded: follow the host's link.
+		var err error
+		if out.Addresses, err = c.addresses(ctx, l); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // addresses lists the address of every ipAddress behind link.
