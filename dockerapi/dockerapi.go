@@ -11,8 +11,9 @@
 // When the socket cannot be reached that way (the SSH user may not open it
 // and reaches Docker through sudo, or the server refuses stream forwarding
 // with AllowStreamLocalForwarding no), every read falls back to the docker
-// CLI through the runner, with the same results. Reads only: nothing here
-// sends anything but GET.
+// CLI through the runner, with the same results. Reads, but for one write:
+// Run starts a container through the API (run.go), so that what it is
+// started with never shows in the node's process list.
 package dockerapi
 
 import (

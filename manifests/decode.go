@@ -474,6 +474,7 @@ func (d *decoder) decodeCluster(root *node) *Cluster {
 		SSH:              d.duration(tf["ssh"], "rancher.timeouts.ssh", DefaultSSHTimeout),
 		Command:          d.duration(tf["command"], "rancher.timeouts.command", DefaultCommandTimeout),
 		Pull:             d.duration(tf["pull"], "rancher.timeouts.pull", DefaultPullTimeout),
+		Register:         d.duration(tf["register"], "rancher.timeouts.register", DefaultRegisterTimeout),
 	}
 
 	df := d.obj(f["database"], "database", "database")

@@ -14,7 +14,7 @@ func objectKeys(kind string) []string {
 	case "certificate":
 		return []string{"cert", "key", "chain"}
 	case "timeouts":
-		return []string{"bootstrap", "clusterFormation", "ssh", "command", "pull"}
+		return []string{"bootstrap", "clusterFormation", "ssh", "command", "pull", "register"}
 	case "ssh":
 		return []string{"user", "port", "identityFile", "knownHostsFile", "hostKeyPolicy", "hostKey", "bastion"}
 	case "database":

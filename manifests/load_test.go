@@ -78,7 +78,7 @@ func TestLoadExample(t *testing.T) {
 				Chain: Secret{File: filepath.Join(dir, "tls/ca.crt")},
 			},
 			APIKey:   &APIKey{AccessKey: Secret{Env: "RANCHER_ACCESS_KEY"}, SecretKey: Secret{Env: "RANCHER_SECRET_KEY"}},
-			Timeouts: Timeouts{Bootstrap: 20 * time.Minute, ClusterFormation: 10 * time.Minute, SSH: 15 * time.Second, Command: 2 * time.Minute, Pull: 30 * time.Minute},
+			Timeouts: Timeouts{Bootstrap: 20 * time.Minute, ClusterFormation: 10 * time.Minute, SSH: 15 * time.Second, Command: 2 * time.Minute, Pull: 30 * time.Minute, Register: 5 * time.Minute},
 		},
 		Database: Database{Host: "10.0.0.20", Port: 3306, Name: "cattle", User: "cattle",
 			Password: Secret{Env: "HAPLAN_DB_PASSWORD"},
@@ -139,7 +139,7 @@ func TestLoadMinimalDefaults(t *testing.T) {
 	want := &Cluster{
 		Name: "lab",
 		Rancher: Rancher{Image: "rancher/server:v1.0.1", AgentImage: DefaultAgentImage, AgentInstanceImage: DefaultAgentInstanceImage, HostRegistrationURL: "https://10.0.0.10", BootstrapNode: "rs1",
-			Timeouts: Timeouts{Bootstrap: 20 * time.Minute, ClusterFormation: 10 * time.Minute, SSH: 15 * time.Second, Command: 2 * time.Minute, Pull: 30 * time.Minute}},
+			Timeouts: Timeouts{Bootstrap: 20 * time.Minute, ClusterFormation: 10 * time.Minute, SSH: 15 * time.Second, Command: 2 * time.Minute, Pull: 30 * time.Minute, Register: 5 * time.Minute}},
 		Database: Database{Host: "db.example.com", Port: 3306, Name: "cattle", User: "cattle",
 			Password: Secret{Env: "HAPLAN_DB_PASSWORD"}, Admin: DBAdmin{User: "root", Password: Secret{Env: "HAPLAN_DB_PASSWORD"}}},
 		LoadBalancer: LoadBalancer{Address: "10.0.0.10"},

@@ -83,6 +83,7 @@ func schemaDoc() jsonObj {
 					"ssh":              schemaDuration("SSH connect timeout per attempt. Default 15s."),
 					"command":          schemaDuration("Bounds every remote command but pulls; a command still running then is killed. Default 2m."),
 					"pull":             schemaDuration("Bounds the commands that may pull an image (docker pull, the bootstrap's docker run, rancher-ha.sh). Default 30m."),
+					"register":         schemaDuration("Waiting for a registered host to be active in its environment. Default 5m."),
 				}),
 			}),
 			"ssh": schemaRef("ssh", "SSH defaults for every machine."),

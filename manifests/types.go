@@ -41,6 +41,7 @@ const (
 	DefaultSSHTimeout              = 15 * time.Second
 	DefaultCommandTimeout          = 2 * time.Minute
 	DefaultPullTimeout             = 30 * time.Minute
+	DefaultRegisterTimeout         = 5 * time.Minute
 )
 
 // Host key policies.
@@ -110,6 +111,8 @@ type Certificate struct {
 type Timeouts struct {
 	Bootstrap, ClusterFormation, SSH time.Duration
 	Command, Pull                    time.Duration
+	// Register bounds the wait for a registered host to be active.
+	Register time.Duration
 }
 
 // SSH is how haplan reaches one machine: the manifest's defaults with the
