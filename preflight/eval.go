@@ -89,6 +89,37 @@ func evalDocker(host string, ev dockerapi.EngineVersion) []Finding {
 	return out
 }
 
+// agentAPI is the Engine API of the docker client the Rancher v1.0.1
+// agent runs (rancher v1.0.1 agent/Dockerfile bundles docker-1.6.0, API
+// 1.18, which run.sh uses; docker-1.9 is kept beside it).
+const agentAPI = "1.18"
+
+// evalHostDocker judges a registered host's Docker: the agent needs Docker
+// 1.6 or later (agent/run.sh verify_docker_client_server_version), and a
+// daemon that still accepts its client's API 1.18.
+func evalHostDocker(host string, ev dockerapi.EngineVersion) []Finding {
+	version := strings.TrimSpace(ev.Version)
+	v, ok := parseVersion(version)
+	if !ok {
+		return []Finding{{Severity: Warning, Check: "docker", Host: host,
+			Message: fmt.Sprintf("dockerd answered with an unreadable version %q", version)}}
+	}
+	out := []Finding{{Severity: Info, Check: "docker", Host: host, Message: "Docker " + version + " for the Rancher agent"}}
+	if versionLess(v, []int{1, 6}) {
+		out = append(out, Finding{Severity: Error, Check: "docker", Host: host,
+			Message: fmt.Sprintf("Docker %s is older than 1.6, the oldest the Rancher agent runs on", version),
+			Hint:    "upgrade Docker on the host, or set register: false for it"})
+	}
+	if minAPI, ok := parseVersion(ev.MinAPIVersion); ok {
+		if want, _ := parseVersion(agentAPI); versionLess(want, minAPI) {
+			out = append(out, Finding{Severity: Error, Check: "docker", Host: host,
+				Message: fmt.Sprintf("Docker %s accepts Engine API %s and later; the Rancher v1.0.1 agent's docker client speaks API %s", version, ev.MinAPIVersion, agentAPI),
+				Hint:    "start dockerd on the host with DOCKER_MIN_API_VERSION=" + agentAPI + " in its environment (Docker 25 and later), or set register: false for it"})
+		}
+	}
+	return out
+}
+
 // portFacts is what one node's ports check read.
 type portFacts struct {
 	Listeners  []listener

@@ -228,3 +228,28 @@ func TestReportJSON(t *testing.T) {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 }
+
+func TestEvalHostDocker(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ev   dockerapi.EngineVersion
+		want []Severity
+	}{
+		{"recent, old APIs still accepted", dockerapi.EngineVersion{Version: "20.10.24", APIVersion: "1.41", MinAPIVersion: "1.12"}, []Severity{Info}},
+		{"too old for the agent", dockerapi.EngineVersion{Version: "1.5.0"}, []Severity{Info, Error}},
+		{"refuses the agent's API 1.18", dockerapi.EngineVersion{Version: "26.1.0", APIVersion: "1.45", MinAPIVersion: "1.24"}, []Severity{Info, Error}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []Severity
+			for _, f := range evalHostDocker("h1", tc.ev) {
+				got = append(got, f.Severity)
+				if f.Host != "h1" || f.Check != "docker" {
+					t.Errorf("finding %+v: want host h1, check docker", f)
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("severities (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -42,21 +42,7 @@ func (p *pass) node(ctx context.Context, n manifests.Node, bootstrap bool) nodeF
 	nf.connected, nf.runner = true, r
 
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		check(ctx, p, task{"docker", n.Name, "docker version"}, func(ctx context.Context) (struct{}, []Finding) {
-			out, err := dockerapi.New(r).Version(ctx)
-			if err != nil {
-				f := p.failed("docker", n.Name, "dockerd is not answering", err)
-				f.Hint = "install Docker and start dockerd; the SSH user must be able to use /var/run/docker.sock"
-				return struct{}{}, []Finding{f}
-			}
-			if out.Version == "" {
-				f := p.failed("docker", n.Name, "dockerd did not say its version", nil)
-				return struct{}{}, []Finding{f}
-			}
-			return struct{}{}, evalDocker(n.Name, out)
-		})
-	})
+	wg.Go(func() { p.docker(ctx, n.Name, r, evalDocker) })
 	wg.Go(func() {
 		pf, _ := check(ctx, p, task{"ports", n.Name, "listing listening ports"}, func(ctx context.Context) (portFacts, []Finding) {
 			pf, err := readPorts(ctx, r)
@@ -97,6 +83,34 @@ func (p *pass) node(ctx context.Context, n manifests.Node, bootstrap bool) nodeF
 	})
 	wg.Wait()
 	return nf
+}
+
+// docker checks the Docker Engine a machine runs, judged by eval.
+func (p *pass) docker(ctx context.Context, host string, r transport.Runner, eval func(string, dockerapi.EngineVersion) []Finding) {
+	check(ctx, p, task{"docker", host, "docker version"}, func(ctx context.Context) (struct{}, []Finding) {
+		out, err := dockerapi.New(r).Version(ctx)
+		if err != nil {
+			f := p.failed("docker", host, "dockerd is not answering", err)
+			f.Hint = "install Docker and start dockerd; the SSH user must be able to use /var/run/docker.sock"
+			return struct{}{}, []Finding{f}
+		}
+		if out.Version == "" {
+			f := p.failed("docker", host, "dockerd did not say its version", nil)
+			return struct{}{}, []Finding{f}
+		}
+		return struct{}{}, eval(host, out)
+	})
+}
+
+// host checks a host that will be registered: SSH and privileges, then
+// its Docker Engine, which the agent runs on.
+func (p *pass) host(ctx context.Context, h manifests.Host) {
+	r, ok := check(ctx, p, task{"ssh", h.Name, "SSH to " + h.Address}, func(ctx context.Context) (transport.Runner, []Finding) {
+		return p.connect(ctx, "ssh", h.Name, h.Address)
+	})
+	if ok && r != nil {
+		p.docker(ctx, h.Name, r, evalHostDocker)
+	}
 }
 
 // connect gets a runner for host and checks that commands run as root

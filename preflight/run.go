@@ -82,6 +82,11 @@ func Run(ctx context.Context, env Env, opts Options) *Report {
 	for i, n := range p.c.Nodes {
 		wg.Go(func() { facts[i] = p.node(ctx, n, n.Name == p.c.Rancher.BootstrapNode) })
 	}
+	for _, h := range p.c.Hosts {
+		if h.Register {
+			wg.Go(func() { p.host(ctx, h) })
+		}
+	}
 	wg.Go(func() { p.loadBalancer(ctx) })
 	wg.Go(func() { p.database(ctx) })
 	wg.Wait()

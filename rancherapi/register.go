@@ -29,26 +29,47 @@ type wireProject struct {
 	Name string `json:"name"`
 }
 
-// Environment finds the environment named name, never System HA. The list
+// Environments lists the live environments, never System HA. The list
 // is read with all=true, as HAHosts does: an admin's API key sees only its
-// member projects otherwise. Two live environments of that name are an
-// error: haplan would not know which one is meant.
-func (c *Client) Environment(ctx context.Context, name string) (*Project, error) {
+// member projects otherwise.
+func (c *Client) Environments(ctx context.Context) ([]Project, error) {
 	u := c.endpoint("/v1/projects") + "?all=true"
 	raws, err := c.list(ctx, u)
 	if err != nil {
 		return nil, err
 	}
-	var found []*Project
+	var out []Project
 	for _, raw := range raws {
 		var p wireProject
 		if err := json.Unmarshal(raw, &p); err != nil {
 			return nil, &ProtocolError{Method: http.MethodGet, URL: redactURL(u), Reason: "project is not an object", Err: err, Body: excerpt(raw)}
 		}
-		if gone(p.State) || strings.HasPrefix(p.UUID, "system-ha-") || p.Name != name {
+		if gone(p.State) || strings.HasPrefix(p.UUID, "system-ha-") {
 			continue
 		}
-		found = append(found, &Project{ID: p.ID, Name: p.Name, UUID: p.UUID, State: p.State, Links: p.Links})
+		out = append(out, Project{ID: p.ID, Name: p.Name, UUID: p.UUID, State: p.State, Links: p.Links})
+	}
+	return out, nil
+}
+
+// Environment finds the environment named name (Environments). Two live
+// environments of that name are an error: haplan would not know which one
+// is meant.
+func (c *Client) Environment(ctx context.Context, name string) (*Project, error) {
+	all, err := c.Environments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return FindEnvironment(all, name)
+}
+
+// FindEnvironment picks the environment named name out of a list.
+func FindEnvironment(all []Project, name string) (*Project, error) {
+	var found []*Project
+	for i := range all {
+		if all[i].Name == name {
+			found = append(found, &all[i])
+		}
 	}
 	switch len(found) {
 	case 0:

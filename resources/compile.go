@@ -127,9 +127,22 @@ func Compile(c *manifests.Cluster, e *Env) ([]engine.Step, error) {
 	}
 	add(&haVerify{base: base{addr: verify, deps: vdeps, env: e}})
 
+	tokens := map[string]engine.Addr{}
 	for _, h := range c.Hosts {
-		add(&certDistribute{base: base{addr: addr("cert.distribute", h.Name), host: h.Name,
+		ca := addr("cert.distribute", h.Name)
+		add(&certDistribute{base: base{addr: ca, host: h.Name,
 			deps: []engine.Addr{verify}, env: e}, target: hostTarget(h)})
+		if !h.Register {
+			continue
+		}
+		tok, ok := tokens[h.Environment]
+		if !ok {
+			tok = addr("agent.token", h.Environment)
+			tokens[h.Environment] = tok
+			add(&agentToken{base: base{addr: tok, deps: []engine.Addr{verify}, env: e}, envName: h.Environment})
+		}
+		add(&agentRegister{base: base{addr: addr("agent.register", h.Name), host: h.Name,
+			deps: []engine.Addr{ca, tok}, env: e}, h: h})
 	}
 	return steps, nil
 }

@@ -32,6 +32,8 @@ var stateDecoders = map[string]func([]byte) (engine.State, error){
 	"ha.start":        decodeState[haStartState],
 	"ha.verify":       decodeState[haVerifyState],
 	"cert.distribute": decodeState[certState],
+	"agent.token":     decodeState[agentTokenState],
+	"agent.register":  decodeState[agentRegisterState],
 }
 
 func decodeState[T any](b []byte) (engine.State, error) {
