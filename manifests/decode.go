@@ -388,6 +388,7 @@ func (d *decoder) decodeCluster(root *node) *Cluster {
 		KnownHostsFile: d.localPath(DefaultKnownHostsFile), HostKeyPolicy: DefaultHostKeyPolicy}
 	defSSH = d.sshBlock(f["ssh"], "ssh").apply(defSSH)
 	d.defSSH = defSSH
+	c.SSH = defSSH
 
 	lf := d.obj(f["loadBalancer"], "loadBalancer", "loadBalancer")
 	c.LoadBalancer.Address = d.str(lf["address"], "loadBalancer.address", "")

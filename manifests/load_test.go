@@ -97,6 +97,7 @@ func TestLoadExample(t *testing.T) {
 			{Name: "10.0.1.3", Address: "10.0.1.3", SSH: def, Register: true, Environment: "Default", Labels: map[string]string{"managed-by": "ops"}},
 			{Name: "h4", Address: "10.0.1.4", SSH: def, Register: false, Environment: "Staging", Labels: map[string]string{"managed-by": "ops", "zone": "b"}},
 		},
+		SSH: def,
 		Dir: dir,
 	}
 	if diff := cmp.Diff(want, c, ignoreLoadMeta()); diff != "" {
@@ -144,6 +145,7 @@ func TestLoadMinimalDefaults(t *testing.T) {
 			Password: Secret{Env: "HAPLAN_DB_PASSWORD"}, Admin: DBAdmin{User: "root", Password: Secret{Env: "HAPLAN_DB_PASSWORD"}}},
 		LoadBalancer: LoadBalancer{Address: "10.0.0.10"},
 		Nodes:        []Node{{Name: "rs1", Address: "10.0.0.11", ClusterIP: "10.0.0.11", SSH: def}},
+		SSH:          def,
 		Dir:          dir,
 	}
 	if diff := cmp.Diff(want, c, ignoreLoadMeta()); diff != "" {

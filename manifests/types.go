@@ -61,6 +61,9 @@ type Cluster struct {
 	Nodes        []Node
 	// Hosts are the inline hosts followed by the hostsFile entries.
 	Hosts []Host
+	// SSH is the manifest's ssh defaults: how a machine the manifest does
+	// not list is reached (a host that left it, to be cleaned).
+	SSH SSH
 
 	// Path is the manifest file as given to Load; Dir is the directory
 	// relative paths in it are resolved against.

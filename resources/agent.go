@@ -1,7 +1,6 @@
 package resources
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha1" // the fingerprint cattle puts in CA_FINGERPRINT is SHA-1
 	"encoding/hex"
@@ -311,7 +310,7 @@ func (s *agentRegister) Diff(cur engine.State) plans.Change {
 	} else {
 		why := fmt.Sprintf("rancher-agent is %s on %s", st.Agent, s.h.Name)
 		if st.Agent == "running" {
-			why = fmt.Sprintf("the Rancher host is %s (agent %s)", h.State, cmp.Or(h.AgentState, "connected"))
+			why = fmt.Sprintf("the Rancher host is %s (agent %s)", h.State, cmpOr(h.AgentState, "connected"))
 		}
 		c = s.change(plans.Update, why+": start the agent again, as the same Rancher host ("+agentIdentity+" is kept)",
 			plans.Detail{Name: "rancher-agent", Old: st.Agent, New: "running"})
@@ -547,7 +546,7 @@ func (s *agentRegister) looksActive(ctx context.Context, api *rancherapi.Client,
 		if h.Healthy() && status == "running" {
 			return true, "", nil
 		}
-		return false, fmt.Sprintf("Rancher host %s is %s (agent %s), rancher-agent %s", h.ID, h.State, cmp.Or(h.AgentState, "connected"), status), nil
+		return false, fmt.Sprintf("Rancher host %s is %s (agent %s), rancher-agent %s", h.ID, h.State, cmpOr(h.AgentState, "connected"), status), nil
 	}
 	return false, fmt.Sprintf("no host labelled %s=%s in environment %q yet; rancher-agent %s", manifests.HostLabel, s.h.Name, p.Name, status), nil
 }

@@ -144,5 +144,6 @@ func Compile(c *manifests.Cluster, e *Env) ([]engine.Step, error) {
 		add(&agentRegister{base: base{addr: addr("agent.register", h.Name), host: h.Name,
 			deps: []engine.Addr{ca, tok}, env: e}, h: h})
 	}
+	add(&agentPrune{base: base{addr: addr("agent.prune", ""), deps: []engine.Addr{verify}, env: e}})
 	return steps, nil
 }

@@ -34,6 +34,7 @@ var stateDecoders = map[string]func([]byte) (engine.State, error){
 	"cert.distribute": decodeState[certState],
 	"agent.token":     decodeState[agentTokenState],
 	"agent.register":  decodeState[agentRegisterState],
+	"agent.prune":     decodeState[pruneState],
 }
 
 func decodeState[T any](b []byte) (engine.State, error) {
