@@ -81,6 +81,10 @@ func TestConvergeThreeNodes(t *testing.T) {
 			}
 		})
 	}
+	t.Run("hosts join", func(t *testing.T) {
+		converge(t, ctx, l, manifest, nodes)
+		checkHostsJoin(t, ctx, l, manifest)
+	})
 	t.Run("a node and a host down", func(t *testing.T) { checkMachinesDown(t, ctx, l, manifest, nodes) })
 	t.Run("database admin through ssh", func(t *testing.T) {
 		converge(t, ctx, l, manifest, nodes)

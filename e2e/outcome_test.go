@@ -25,8 +25,9 @@ import (
 // with all=true, as the UI does) holds every node's cluster IP as an active
 // host with its agent connected; the load balancer answers /ping over TLS
 // verified against the CA a node holds, for the registration URL's name;
-// and every agent host holds that CA, mode 0400. key, when set, is the API
-// key pair access control asks for.
+// every agent host holds that CA, mode 0400, and has joined "Default"
+// (checkHosts). key, when set, is the API key pair access control asks
+// for.
 func checkCluster(t *testing.T, ctx context.Context, l *lab.Lab, nodes []string, key *apiKey) {
 	t.Helper()
 	for _, n := range nodes {
@@ -81,6 +82,7 @@ func checkCluster(t *testing.T, ctx context.Context, l *lab.Lab, nodes []string,
 		}
 	}
 	checkCA(t, ctx, l)
+	checkHosts(t, ctx, l, key)
 }
 
 // converge applies the manifest and waits until the cluster is whole, so

@@ -1,0 +1,232 @@
+//go:build lab
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/haplan/haplan/lab"
+)
+
+// rancherHost is a host of an environment as the API shows it.
+type rancherHost struct {
+	ID          string            `json:"id"`
+	State       string            `json:"state"`
+	AgentState  *string           `json:"agentState"`
+	Labels      map[string]string `json:"labels"`
+	IPAddresses []struct {
+		Address string `json:"address"`
+	} `json:"ipAddresses"`
+}
+
+func (h rancherHost) healthy() bool {
+	return h.State == "active" && (h.AgentState == nil || *h.AgentState == "active")
+}
+
+// envHosts lists the hosts of the environment named env, through a node's
+// own API, the way the UI reads them (projects with all=true, hosts with
+// their ipAddresses), leaving out removed ones. It does not use haplan.
+func envHosts(ctx context.Context, l *lab.Lab, env string, key *apiKey) ([]rancherHost, error) {
+	base := "http://" + net.JoinHostPort(l.IP("rs1"), "18080")
+	code, b, err := api(ctx, http.MethodGet, base+"/v1/projects?all=true", nil, key)
+	if err != nil || code != 200 {
+		return nil, fmt.Errorf("projects: %d %v %s", code, err, b)
+	}
+	var ps struct {
+		Data []struct {
+			Name  string            `json:"name"`
+			UUID  string            `json:"uuid"`
+			Links map[string]string `json:"links"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(b, &ps); err != nil {
+		return nil, err
+	}
+	for _, p := range ps.Data {
+		if p.Name != env || strings.HasPrefix(p.UUID, "system-ha-") {
+			continue
+		}
+		code, b, err := api(ctx, http.MethodGet, p.Links["hosts"]+"?include=ipAddresses", nil, key)
+		if err != nil || code != 200 {
+			return nil, fmt.Errorf("hosts of %s: %d %v %s", env, code, err, b)
+		}
+		var hs struct {
+			Data []rancherHost `json:"data"`
+		}
+		if err := json.Unmarshal(b, &hs); err != nil {
+			return nil, err
+		}
+		var out []rancherHost
+		for _, h := range hs.Data {
+			if h.State != "removed" && h.State != "purging" && h.State != "purged" {
+				out = append(out, h)
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("no environment %q", env)
+}
+
+// labelled returns the hosts labelled io.haplan.host=name.
+func labelled(hs []rancherHost, name string) []rancherHost {
+	var out []rancherHost
+	for _, h := range hs {
+		if h.Labels["io.haplan.host"] == name {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// checkHosts judges, without haplan, that every lab agent host joined
+// "Default": exactly one Rancher host carries its io.haplan.host label,
+// active with its agent connected, at the host's IP; rancher-agent runs
+// on the machine. It returns each host's Rancher id.
+func checkHosts(t *testing.T, ctx context.Context, l *lab.Lab, key *apiKey) map[string]string {
+	t.Helper()
+	ids := map[string]string{}
+	hs, err := envHosts(ctx, l, "Default", key)
+	if err != nil {
+		t.Errorf("hosts of Default: %v", err)
+		return ids
+	}
+	for _, h := range hostsByRole(l, lab.RoleAgent) {
+		got := labelled(hs, h.Name)
+		if len(got) != 1 {
+			t.Errorf("%s: %d Rancher hosts labelled io.haplan.host=%s, want 1: %+v", h.Name, len(got), h.Name, got)
+			continue
+		}
+		rh := got[0]
+		ids[h.Name] = rh.ID
+		if !rh.healthy() {
+			t.Errorf("%s: Rancher host %s is %s (agent %v), want active and connected", h.Name, rh.ID, rh.State, rh.AgentState)
+		}
+		var addrs []string
+		for _, a := range rh.IPAddresses {
+			addrs = append(addrs, a.Address)
+		}
+		if !slices.Contains(addrs, h.IP) {
+			t.Errorf("%s: Rancher host %s has addresses %v, want the agent IP %s", h.Name, rh.ID, addrs, h.IP)
+		}
+		if run := strings.TrimSpace(sh(t, ctx, l, h.Name, "docker inspect -f '{{.State.Running}}' rancher-agent 2>/dev/null || echo absent")); run != "true" {
+			t.Errorf("%s: rancher-agent running = %s", h.Name, run)
+		}
+	}
+	return ids
+}
+
+// checkHostsJoin perturbs the registered hosts, one at a time, and checks
+// that each is planned as exactly its one change and converged by one
+// apply, judged on the API and the machines.
+func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest string) {
+	before := checkHosts(t, ctx, l, nil)
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("agent removed: the same Rancher host comes back", func(t *testing.T) {
+		sh(t, ctx, l, "h2", "docker rm -f rancher-agent >/dev/null")
+		if diff := cmp.Diff([]string{"agent.register[h2]"}, waitPending(t, ctx, manifest, "agent.register[h2]")); diff != "" {
+			t.Fatalf("plan (-want +got):\n%s", diff)
+		}
+		if r := haplan(t, ctx, "apply", "-f", manifest, "--auto-approve"); r.code != 0 {
+			t.Fatalf("apply: exit %d", r.code)
+		}
+		after := checkHosts(t, ctx, l, nil)
+		if after["h2"] != before["h2"] {
+			t.Errorf("h2 is Rancher host %s after the repair, was %s: a duplicate, not the same host", after["h2"], before["h2"])
+		}
+		if got := pending(t, ctx, manifest); len(got) != 0 {
+			t.Errorf("plan after the repair: %v, want empty", got)
+		}
+	})
+
+	t.Run("a host leaves the manifest", func(t *testing.T) {
+		src, err := os.ReadFile(manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		without := filepath.Join(filepath.Dir(manifest), "cluster-without-h3.yaml")
+		if err := os.WriteFile(without, []byte(dropHost(t, string(src), "h3")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(without) })
+		if diff := cmp.Diff([]string{"agent.prune"}, pending(t, ctx, without)); diff != "" {
+			t.Fatalf("plan without h3 (-want +got):\n%s", diff)
+		}
+		if r := haplan(t, ctx, "apply", "-f", without, "--auto-approve"); r.code != 0 {
+			t.Fatalf("apply without h3: exit %d", r.code)
+		}
+		hs, err := envHosts(ctx, l, "Default", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := labelled(hs, "h3"); len(got) != 0 {
+			t.Errorf("h3 is still in Rancher: %+v", got)
+		}
+		if got := labelled(hs, "h1"); len(got) != 1 {
+			t.Errorf("h1 was touched: %+v", got)
+		}
+		left := strings.TrimSpace(sh(t, ctx, l, "h3", "docker ps -a --format '{{.Names}}' | grep -c '^rancher-agent' || true; test -e /var/lib/rancher/state && echo state || echo clean; test -e /var/lib/rancher/etc/ssl/ca.crt && echo ca"))
+		if left != "0\nclean\nca" {
+			t.Errorf("h3 after it left: %q, want no agent container, no /var/lib/rancher/state, the CA kept", left)
+		}
+		if got := pending(t, ctx, without); len(got) != 0 {
+			t.Errorf("plan without h3 after the apply: %v, want empty", got)
+		}
+		// Back in the manifest, it registers again.
+		if r := haplan(t, ctx, "apply", "-f", manifest, "--auto-approve"); r.code != 0 {
+			t.Fatalf("apply with h3 back: exit %d", r.code)
+		}
+		checkHosts(t, ctx, l, nil)
+	})
+}
+
+// waitPending is pending, once the plan lists want (a removed container
+// is seen at once; an agent's disconnection takes the server a moment).
+func waitPending(t *testing.T, ctx context.Context, manifest, want string) []string {
+	t.Helper()
+	var got []string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if got = pending(t, ctx, manifest); slices.Contains(got, want) {
+			return got
+		}
+	}
+	return got
+}
+
+// dropHost removes the hosts entry named name from a lab manifest.
+func dropHost(t *testing.T, src, name string) string {
+	t.Helper()
+	lines := strings.Split(src, "\n")
+	var out []string
+	skip := false
+	for _, line := range lines {
+		trim := strings.TrimSpace(line)
+		if strings.HasPrefix(trim, "- ") {
+			skip = strings.Contains(trim, "name: "+name+"}") || strings.Contains(trim, "name: "+name+",") || trim == "- name: "+name
+		} else if !strings.HasPrefix(line, "    ") {
+			skip = false
+		}
+		if !skip {
+			out = append(out, line)
+		}
+	}
+	res := strings.Join(out, "\n")
+	if res == src {
+		t.Fatalf("no host %s in the manifest", name)
+	}
+	return res
+}
