@@ -110,6 +110,13 @@ func (s *bootstrapRun) Apply(ctx context.Context, _ plans.Change) error {
 			layout.Bootstrap, layout.BootstrapPort, layout.BootstrapEnv, transport.Quote(s.env.c.Rancher.Image))
 		engine.Progress(ctx, "starting %s on %s", layout.Bootstrap, s.node.Name)
 		if _, err := runWithin(ctx, r, line, true, s.env.c.Rancher.Timeouts.Pull); err != nil {
+			// Killed at its limit or cut off, the command did not get
+			// to remove the file with the password: remove it now.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if _, rerr := run(cctx, r, "rm -f "+layout.BootstrapEnv, true); rerr != nil {
+				return fmt.Errorf("start bootstrap server: %w (and %s is left on %s: %v)", err, layout.BootstrapEnv, s.node.Name, rerr)
+			}
 			return fmt.Errorf("start bootstrap server: %w", err)
 		}
 	}

@@ -71,6 +71,7 @@ func TestCompileGraph(t *testing.T) {
 		"ha.start[rs3]":       {"script.generate", "bootstrap.stop", "image.pull[rs3]", "db.grant[rs3]"},
 		"ha.verify":           {"ha.start[rs1]", "ha.start[rs2]", "ha.start[rs3]", "lb.config"},
 		"cert.distribute[h1]": {"ha.verify"},
+		"agent.prune":         {"ha.verify"},
 	}
 	if diff := cmp.Diff(want, deps); diff != "" {
 		t.Errorf("dependencies (-want +got):\n%s", diff)

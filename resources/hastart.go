@@ -104,6 +104,15 @@ func (s *haStart) Apply(ctx context.Context, _ plans.Change) error {
 	if err != nil {
 		return err
 	}
+	// The script first: a step that cannot start leaves the node as it
+	// found it.
+	script, ok, err := transport.ReadFile(ctx, r, layout.Script)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s has no %s: script.generate did not run", s.node.Name, layout.Script)
+	}
 	old, _, err := transport.ReadFile(ctx, r, layout.AgentConf)
 	if err != nil {
 		return err
@@ -116,13 +125,6 @@ func (s *haStart) Apply(ctx context.Context, _ plans.Change) error {
 		if err := transport.WriteFile(ctx, r, layout.AgentConf, []byte(conf), 0o600); err != nil {
 			return err
 		}
-	}
-	script, ok, err := transport.ReadFile(ctx, r, layout.Script)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("%s has no %s: script.generate did not run", s.node.Name, layout.Script)
 	}
 	img := s.env.c.Rancher.Image
 	engine.Progress(ctx, "sh rancher-ha.sh %s", img)

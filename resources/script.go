@@ -146,8 +146,8 @@ func (e *Env) readScripts(ctx context.Context) (*scriptFacts, error) {
 			f.Digest[n.Name] = "sha256:" + first
 		}
 		var m scriptMeta
-		if rest != "" && json.Unmarshal([]byte(rest), &m) == nil {
-			f.Params[n.Name] = m.scriptParams
+		if rest != "" && json.Unmarshal([]byte(rest), &m) == nil && m.ClusterSize > 0 {
+			f.Params[n.Name] = m.scriptParams // size 0: a copy whose source kept no record
 		}
 	}
 	return f, nil
@@ -248,7 +248,14 @@ func (s *scriptGenerate) Apply(ctx context.Context, _ plans.Change) error {
 		} else if !ok {
 			return fmt.Errorf("rancher-ha.sh vanished from %s while copying it", src)
 		}
-		if mb, ok, _ := transport.ReadFile(ctx, r, layout.ScriptMeta); ok {
+		// What the script was generated from goes with it; a source
+		// without a record gives copies without one (never a record of
+		// size 0, which a later plan would take for a manifest change).
+		mb, ok, err := transport.ReadFile(ctx, r, layout.ScriptMeta)
+		if err != nil {
+			return fmt.Errorf("read %s from %s: %w", layout.ScriptMeta, src, err)
+		}
+		if ok {
 			_ = json.Unmarshal(mb, &meta)
 		}
 		meta.ScriptDigest = digest(script)
@@ -261,6 +268,9 @@ func (s *scriptGenerate) Apply(ctx context.Context, _ plans.Change) error {
 	if err != nil {
 		return err
 	}
+	// One copy for every node's goroutine to read (appending per node
+	// would write into the shared array while others read it).
+	mb = append(mb, '\n')
 	// Every node that lacks it gets the script, all at once; a node that
 	// fails does not stop the others.
 	errs := make([]error, len(s.env.c.Nodes))
@@ -276,7 +286,7 @@ func (s *scriptGenerate) Apply(ctx context.Context, _ plans.Change) error {
 				err = transport.WriteFile(ctx, r, layout.Script, script, 0o700)
 			}
 			if err == nil {
-				err = transport.WriteFile(ctx, r, layout.ScriptMeta, append(mb, '\n'), 0o600)
+				err = transport.WriteFile(ctx, r, layout.ScriptMeta, mb, 0o600)
 			}
 			if err != nil {
 				errs[i] = fmt.Errorf("%s: %w", n.Name, err)
