@@ -270,7 +270,7 @@ func (s *haVerify) observe(ctx context.Context, why look) haVerifyState {
 		st.Observed["lb"] = "not checked until every node is active"
 		return st
 	}
-	if err := s.checkLB(ctx); err != nil {
+	if _, err := s.env.pingLB(ctx); err != nil {
 		st.Observed["lb"] = err.Error()
 	} else {
 		st.LB = true
@@ -278,42 +278,47 @@ func (s *haVerify) observe(ctx context.Context, why look) haVerifyState {
 	return st
 }
 
-// checkLB fetches /ping through the load balancer over TLS, verifying the
-// certificate against the cluster CA for the registration URL's host name.
-func (s *haVerify) checkLB(ctx context.Context) error {
-	ca, err := s.env.clusterCA(ctx)
+// pingLB fetches /ping through the load balancer over TLS, verifying the
+// certificate against the cluster CA for the registration URL's host name,
+// and returns the certificate it presented.
+func (e *Env) pingLB(ctx context.Context) (*x509.Certificate, error) {
+	ca, err := e.clusterCA(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if ca == nil {
-		return errors.New("no node has the cluster CA yet")
+		return nil, errors.New("no node has the cluster CA yet")
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(ca) {
-		return errors.New("the cluster CA is not valid PEM")
+		return nil, errors.New("the cluster CA is not valid PEM")
 	}
-	u, err := url.Parse(s.env.c.Rancher.HostRegistrationURL)
+	u, err := url.Parse(e.c.Rancher.HostRegistrationURL)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	lb := net.JoinHostPort(s.env.c.LoadBalancer.Address, "443")
-	hc := s.env.siteHTTP(func(ctx context.Context) (net.Conn, error) { return s.env.dialLB(ctx, lb) },
+	lb := net.JoinHostPort(e.c.LoadBalancer.Address, "443")
+	hc := e.siteHTTP(func(ctx context.Context) (net.Conn, error) { return e.dialLB(ctx, lb) },
 		&tls.Config{RootCAs: pool, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12})
 	defer hc.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+u.Host+"/ping", nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("https://%s/ping via %s: %w", u.Host, lb, err)
+		return nil, fmt.Errorf("https://%s/ping via %s: %w", u.Host, lb, err)
 	}
 	defer resp.Body.Close()
+	var leaf *x509.Certificate
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		leaf = resp.TLS.PeerCertificates[0]
+	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "pong" {
-		return fmt.Errorf("https://%s/ping via %s: HTTP %d %q", u.Host, lb, resp.StatusCode, strings.TrimSpace(string(body)))
+		return leaf, fmt.Errorf("https://%s/ping via %s: HTTP %d %q", u.Host, lb, resp.StatusCode, strings.TrimSpace(string(body)))
 	}
-	return nil
+	return leaf, nil
 }
 
 // clusterCA reads the CA from the first node that has it; nil while none

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/health"
 	"github.com/haplan/haplan/preflight"
 	"github.com/haplan/haplan/resources"
 )
@@ -57,5 +58,7 @@ type clusterEnv interface {
 	// anything: SSH, docker, ports, MySQL credentials and capacity, memory,
 	// clocks, the load balancer.
 	Preflight(ctx context.Context) *preflight.Report
+	// Status reads the cluster's health, read-only (not yet judged).
+	Status(ctx context.Context) *health.Report
 	Close() error
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/haplan/haplan/diag"
 	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/health"
 	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/preflight"
 	"github.com/haplan/haplan/resources"
@@ -70,6 +71,8 @@ func (r *resourcesEnv) Steps() []engine.Step      { return r.steps }
 func (r *resourcesEnv) Endpoints() []string       { return r.env.Endpoints() }
 func (r *resourcesEnv) Close() error              { return r.env.Close() }
 func (r *resourcesEnv) LockLost() <-chan struct{} { return r.env.LockLost() }
+
+func (r *resourcesEnv) Status(ctx context.Context) *health.Report { return r.env.Status(ctx) }
 
 func (r *resourcesEnv) Preflight(ctx context.Context) *preflight.Report {
 	return preflight.Run(ctx, r.env, preflight.Options{Redact: r.env.Redactor().String})

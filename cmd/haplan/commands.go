@@ -74,6 +74,10 @@ func commands() []command {
 			flagFile,
 			{name: "json", help: "the findings as JSON"},
 		}},
+		{name: "status", summary: "show the cluster's health (read-only)", flags: []flagSpec{
+			flagFile,
+			{name: "json", help: "the report as JSON"},
+		}},
 		{name: "graph", summary: "print the step graph (DOT or Mermaid)", flags: []flagSpec{
 			flagFile,
 			{name: "format", value: "FORMAT", help: "dot or mermaid", choices: []string{"dot", "mermaid"}},

@@ -30,6 +30,10 @@ const (
 	exitError   = 1 // any error, a refused or declined apply, a failed step
 	exitChanges = 2 // plan --detailed-exitcode: changes are pending
 	exitLocked  = 3 // another haplan run holds the cluster's lock
+	// status: the cluster serves, but something is missing or failing;
+	// and the cluster does not serve.
+	exitDegraded = 4
+	exitDown     = 5
 )
 
 // app is one invocation of the CLI: its streams and everything it reads
@@ -85,6 +89,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return a.graph(ctx, rest)
 	case "check":
 		return a.check(ctx, rest)
+	case "status":
+		return a.status(ctx, rest)
 	case "force-unlock":
 		return a.forceUnlock(ctx, rest)
 	case "schema":
@@ -221,6 +227,8 @@ Exit codes:
   1  error, refused or declined apply, or a failed step
   2  changes present (plan --detailed-exitcode only)
   3  the cluster is locked by another haplan run
+  4  status: the cluster is degraded (it serves, something is missing or failing)
+  5  status: the cluster is down (it does not serve)
 `
 
 // usageFor returns the usage text of a command.
@@ -249,6 +257,26 @@ Options:
 Examples:
   haplan check
   haplan check -f prod/cluster.yaml --json
+` + exitCodesUsage,
+	"status": `Usage: haplan status [-f cluster.yaml] [--json]
+
+Shows the cluster's health in one screen, reading only: every node's
+rancher-ha container, image and own API; the cluster table's members
+(heartbeat moving, index, master; read twice, 6 s apart); System HA's
+hosts; every registered host in Rancher and its rancher-agent; the
+database's connections against max_connections; the load balancer's /ping
+verified against the cluster CA, and the certificate it presents (a
+warning within 60 days of its end). The verdict comes first: OK, DEGRADED
+or DOWN, each finding naming what it is about.
+
+Options:
+  -f FILE   the manifest (default ./cluster.yaml)
+  --json    the report as JSON (format_version "1")
+
+Examples:
+  haplan status
+  haplan status --json | jq '.findings'
+  haplan status || echo "exit $?: 4 degraded, 5 down"
 ` + exitCodesUsage,
 	"validate": `Usage: haplan validate [-f cluster.yaml]
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/health"
 	"github.com/haplan/haplan/plans"
 	"github.com/haplan/haplan/preflight"
 	"github.com/haplan/haplan/resources"
@@ -103,6 +105,7 @@ type fakeEnv struct {
 	preflightAfter chan struct{}
 	lost           chan struct{} // closed by a test: the lock's connection dropped
 	lockErr        error
+	status         *health.Report
 	unlocked       bool
 	mu             sync.Mutex
 }
@@ -123,6 +126,12 @@ func (e *fakeEnv) ForceUnlock(context.Context) (string, error) { return "bob@ops
 func (e *fakeEnv) Endpoints() []string                         { return []string{"https://10.0.0.10"} }
 func (e *fakeEnv) Close() error                                { return nil }
 func (e *fakeEnv) LockLost() <-chan struct{}                   { return e.lost }
+func (e *fakeEnv) Status(context.Context) *health.Report {
+	if e.status != nil {
+		return e.status
+	}
+	return &health.Report{Cluster: "lab"}
+}
 func (e *fakeEnv) Preflight(context.Context) *preflight.Report {
 	if e.preflightAfter != nil {
 		select {
@@ -567,5 +576,34 @@ func TestApplyStopsSchedulingWhenTheLockIsLost(t *testing.T) {
 	}
 	if !strings.Contains(f.stderr.String(), "Lost the cluster lock") {
 		t.Errorf("no lost-lock notice:\n%s", f.stderr)
+	}
+}
+
+func TestStatusExitCodes(t *testing.T) {
+	serving := health.Node{Name: "rs1", Reachable: true, Container: "running", API: true}
+	ha := []health.Host{{ID: "1h1", State: "active"}}
+	for _, tc := range []struct {
+		name string
+		rep  *health.Report
+		want int
+	}{
+		{"healthy", &health.Report{Cluster: "lab", Nodes: []health.Node{serving}, SystemHA: ha, Database: health.Database{Reachable: true}, LB: health.LB{Ping: true}}, exitOK},
+		{"degraded", &health.Report{Cluster: "lab", Nodes: []health.Node{serving}, SystemHA: ha, Database: health.Database{Reachable: true}, LB: health.LB{Ping: true},
+			Hosts: []health.RegisteredHost{{Name: "h1", Environment: "Default"}}}, exitDegraded},
+		{"down", &health.Report{Cluster: "lab", Nodes: []health.Node{serving}, SystemHA: ha, LB: health.LB{Ping: true}}, exitDown},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.env.status = tc.rep
+			f.wantCode(f.run("status", "-f", f.manifest), tc.want)
+			if first, _, _ := strings.Cut(f.stdout.String(), "\n"); !strings.HasPrefix(first, "Cluster lab: ") {
+				t.Errorf("first line %q, want the verdict", first)
+			}
+			f.wantCode(f.run("status", "-f", f.manifest, "--json"), tc.want)
+			var got health.Report
+			if err := json.Unmarshal([]byte(f.stdout.String()), &got); err != nil || len(got.Findings) != len(tc.rep.Findings) {
+				t.Errorf("--json: %v; findings %d, want %d", err, len(got.Findings), len(tc.rep.Findings))
+			}
+		})
 	}
 }
