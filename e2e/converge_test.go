@@ -85,6 +85,10 @@ func TestConvergeThreeNodes(t *testing.T) {
 		converge(t, ctx, l, manifest, nodes)
 		checkHostsJoin(t, ctx, l, manifest)
 	})
+	t.Run("status", func(t *testing.T) {
+		converge(t, ctx, l, manifest, nodes)
+		checkStatus(t, ctx, l, manifest, nodes)
+	})
 	t.Run("a node and a host down", func(t *testing.T) { checkMachinesDown(t, ctx, l, manifest, nodes) })
 	t.Run("database admin through ssh", func(t *testing.T) {
 		converge(t, ctx, l, manifest, nodes)
