@@ -85,6 +85,10 @@ func TestConvergeThreeNodes(t *testing.T) {
 		converge(t, ctx, l, manifest, nodes)
 		checkHostsJoin(t, ctx, l, manifest)
 	})
+	t.Run("backup and restore", func(t *testing.T) {
+		converge(t, ctx, l, manifest, nodes)
+		checkBackupRestore(t, ctx, l, manifest, nodes)
+	})
 	t.Run("status", func(t *testing.T) {
 		converge(t, ctx, l, manifest, nodes)
 		checkStatus(t, ctx, l, manifest, nodes)

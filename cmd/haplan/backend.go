@@ -31,6 +31,9 @@ type backend struct {
 type loadedManifest struct {
 	Name   string // the cluster's name
 	Digest string // digest of the manifest, recorded in saved plans
+	// RegistrationURL and ServerImage are rancher.hostRegistrationUrl and
+	// rancher.image, which a restore checks a dump against.
+	RegistrationURL, ServerImage string
 	// Secrets are the resolved secret values, used only to build the
 	// redactor every output passes through.
 	Secrets []string
@@ -60,5 +63,10 @@ type clusterEnv interface {
 	Preflight(ctx context.Context) *preflight.Report
 	// Status reads the cluster's health, read-only (not yet judged).
 	Status(ctx context.Context) *health.Report
+	// Backup writes a dump of the Rancher database to w.
+	Backup(ctx context.Context, w io.Writer) (*resources.BackupInfo, error)
+	// RestoreSteps are the steps that stop the cluster and load the dump
+	// at path.
+	RestoreSteps(path string, info resources.BackupInfo) []engine.Step
 	Close() error
 }

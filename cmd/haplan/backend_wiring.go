@@ -46,6 +46,7 @@ func loadManifest(path string, diags io.Writer) (*loadedManifest, error) {
 	}
 	return &loadedManifest{
 		Name: c.Name, Digest: c.Digest, Secrets: vals,
+		RegistrationURL: c.Rancher.HostRegistrationURL, ServerImage: c.Rancher.Image,
 		Connect: func(_ context.Context, logger *slog.Logger) (clusterEnv, error) {
 			env, err := resources.NewEnv(c, resources.Options{Logger: logger})
 			if err != nil {
@@ -73,6 +74,14 @@ func (r *resourcesEnv) Close() error              { return r.env.Close() }
 func (r *resourcesEnv) LockLost() <-chan struct{} { return r.env.LockLost() }
 
 func (r *resourcesEnv) Status(ctx context.Context) *health.Report { return r.env.Status(ctx) }
+
+func (r *resourcesEnv) Backup(ctx context.Context, w io.Writer) (*resources.BackupInfo, error) {
+	return r.env.Backup(ctx, w)
+}
+
+func (r *resourcesEnv) RestoreSteps(path string, info resources.BackupInfo) []engine.Step {
+	return resources.CompileRestore(r.env.Cluster(), r.env, path, info)
+}
 
 func (r *resourcesEnv) Preflight(ctx context.Context) *preflight.Report {
 	return preflight.Run(ctx, r.env, preflight.Options{Redact: r.env.Redactor().String})

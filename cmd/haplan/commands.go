@@ -78,6 +78,16 @@ func commands() []command {
 			flagFile,
 			{name: "json", help: "the report as JSON"},
 		}},
+		{name: "backup", summary: "dump the Rancher database (Rancher's documented mysqldump)", flags: []flagSpec{
+			flagFile,
+			{name: "o", value: "FILE", help: "write the dump to this file"},
+		}},
+		{name: "restore", summary: "stop the cluster, load a dump, start it again", args: argFile, flags: []flagSpec{
+			flagFile,
+			{name: "auto-approve", help: "do not ask for approval"},
+			{name: "force", help: "restore a dump of another cluster"},
+			flagParallelism,
+		}},
 		{name: "graph", summary: "print the step graph (DOT or Mermaid)", flags: []flagSpec{
 			flagFile,
 			{name: "format", value: "FORMAT", help: "dot or mermaid", choices: []string{"dot", "mermaid"}},

@@ -91,6 +91,10 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return a.check(ctx, rest)
 	case "status":
 		return a.status(ctx, rest)
+	case "backup":
+		return a.backup(ctx, rest)
+	case "restore":
+		return a.restore(ctx, rest)
 	case "force-unlock":
 		return a.forceUnlock(ctx, rest)
 	case "schema":
@@ -257,6 +261,44 @@ Options:
 Examples:
   haplan check
   haplan check -f prod/cluster.yaml --json
+` + exitCodesUsage,
+	"backup": `Usage: haplan backup [-f cluster.yaml] [-o FILE]
+
+Dumps the Rancher database the way Rancher documents it (mysqldump -c -e
+--default-character-set=utf8 --single-transaction --skip-set-charset
+--add-drop-database -B DB), run on this machine against the database server
+reached as the admin account reaches it (directly, or through a node's SSH
+connection), the password in a 0600 option file. The dump (mode 0600) gets a
+record next to it, FILE.json: cluster, server image, cluster size,
+registration URL, time, SHA-256. Needs the mysqldump client here
+(Debian/Ubuntu: apt-get install mariadb-client).
+
+Options:
+  -f FILE   the manifest (default ./cluster.yaml)
+  -o FILE   the dump (default .haplan/backups/CLUSTER-TIME.sql next to the manifest)
+
+Examples:
+  haplan backup
+  haplan backup -o /srv/backups/rancher-$(date +%F).sql
+` + exitCodesUsage,
+	"restore": `Usage: haplan restore [-f cluster.yaml] [options] FILE
+
+Restores a dump made by haplan backup: plans stopping rancher-ha on every
+node and replacing the database with the dump, asks for 'yes', applies it,
+then plans and applies the manifest, which starts every node again,
+together, from the same script. The Rancher server is down in between. It
+refuses a dump of another cluster (its registration URL) unless --force, and
+a dump of another server version than rancher.image. Needs the mysql client
+here. The cluster is locked for the whole restore.
+
+Options:
+  -f FILE            the manifest (default ./cluster.yaml)
+  --auto-approve     do not ask (required when stdin is not a terminal)
+  --force            restore a dump of a cluster with another registration URL
+  --parallelism N    steps run at once (default 10)
+
+Examples:
+  haplan restore .haplan/backups/prod-20261201T120000Z.sql
 ` + exitCodesUsage,
 	"status": `Usage: haplan status [-f cluster.yaml] [--json]
 

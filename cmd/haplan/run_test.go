@@ -126,6 +126,11 @@ func (e *fakeEnv) ForceUnlock(context.Context) (string, error) { return "bob@ops
 func (e *fakeEnv) Endpoints() []string                         { return []string{"https://10.0.0.10"} }
 func (e *fakeEnv) Close() error                                { return nil }
 func (e *fakeEnv) LockLost() <-chan struct{}                   { return e.lost }
+func (e *fakeEnv) Backup(_ context.Context, w io.Writer) (*resources.BackupInfo, error) {
+	n, err := io.WriteString(w, "-- dump of lab\n")
+	return &resources.BackupInfo{Cluster: "lab", Size: int64(n)}, err
+}
+func (e *fakeEnv) RestoreSteps(string, resources.BackupInfo) []engine.Step { return nil }
 func (e *fakeEnv) Status(context.Context) *health.Report {
 	if e.status != nil {
 		return e.status
@@ -605,5 +610,49 @@ func TestStatusExitCodes(t *testing.T) {
 				t.Errorf("--json: %v; findings %d, want %d", err, len(got.Findings), len(tc.rep.Findings))
 			}
 		})
+	}
+}
+
+func TestBackupWritesDumpAndRecord(t *testing.T) {
+	f := newFixture(t)
+	out := filepath.Join(f.dir, "b", "lab.sql")
+	f.wantCode(f.run("backup", "-f", f.manifest, "-o", out), exitOK)
+	for _, p := range []string{out, out + ".json"} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, mode %v; want 0600", p, err, fi)
+		}
+	}
+	if b, _ := os.ReadFile(out); string(b) != "-- dump of lab\n" {
+		t.Errorf("dump = %q", b)
+	}
+	if !strings.Contains(f.stdout.String(), "haplan restore -f "+f.manifest+" "+out) {
+		t.Errorf("the restore command is not shown:\n%s", f.stdout)
+	}
+}
+
+func TestRestoreRefusesAnotherClustersDump(t *testing.T) {
+	f := newFixture(t)
+	dump := filepath.Join(f.dir, "other.sql")
+	rec := `{"cluster":"other","registration_url":"https://other.example","server_image":"","sha256":"ab"}`
+	if err := os.WriteFile(dump, []byte("--\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dump+".json", []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.wantCode(f.run("restore", "-f", f.manifest, "--auto-approve", dump), exitError)
+	if !strings.Contains(f.stderr.String(), "registered at https://other.example") || !strings.Contains(f.stderr.String(), "--force") {
+		t.Errorf("refusal does not name the other cluster and --force:\n%s", f.stderr)
+	}
+	if len(f.w.appliedSteps()) != 0 {
+		t.Error("applied something")
+	}
+	if err := os.Remove(dump + ".json"); err != nil {
+		t.Fatal(err)
+	}
+	f.wantCode(f.run("restore", "-f", f.manifest, "--auto-approve", dump), exitError)
+	if !strings.Contains(f.stderr.String(), "other.sql.json is missing") {
+		t.Errorf("a dump without its record:\n%s", f.stderr)
 	}
 }
