@@ -195,3 +195,23 @@ func TestRecheckedBarrierMemberDoneMeanwhileLetsThePeersRun(t *testing.T) {
 		t.Error("each member is probed once by the plan and once by the re-check")
 	}
 }
+
+func TestRecheckAcceptsWhatIsLeftOfAReplace(t *testing.T) {
+	stop := step("stop", plans.Delete)
+	start := step("start", plans.Replace, "stop")
+	g := mustGraph(t, stop, start)
+	p := mustPlan(t, g)
+	start.action = plans.Create // the stop removed the old container
+	if _, err := Apply(context.Background(), g, p, Options{}); err != nil {
+		t.Fatalf("a replace whose removal was done upstream: %v", err)
+	}
+	if start.applies.Load() != 1 {
+		t.Error("the start was not applied")
+	}
+	start.action = plans.Update
+	p = mustPlan(t, g)
+	start.action = plans.Create
+	if _, err := Apply(context.Background(), g, p, Options{}); err == nil {
+		t.Error("an update that became a create was applied")
+	}
+}

@@ -22,8 +22,9 @@ type State any
 //
 //  1. Probe and Diff again, read-only (the re-check). If the world now
 //     needs no change, Apply is not called (the step is Unchanged); if it
-//     needs another action than the planned one, the step fails with a
-//     *DriftError and Apply is not called.
+//     needs another action than the planned one (or than a part of it:
+//     a planned replace whose removal a dependency did needs only a
+//     create), the step fails with a *DriftError and Apply is not called.
 //  2. Apply with the planned Change (what the operator approved), on a
 //     context where MayChange is true.
 //

@@ -397,8 +397,15 @@ func (w *walker) recheck(ctx context.Context, n *node, r *reporter) (plans.Chang
 	if err != nil {
 		return now, fmt.Errorf("probe again before applying: %w", err)
 	}
-	if now.Pending() && now.Action != n.change.Action {
+	if now.Pending() && !within(now.Action, n.change.Action) {
 		return now, &DriftError{Planned: n.change, Now: now}
 	}
 	return now, nil
+}
+
+// within reports whether the action the world needs now is the planned
+// one or a part of it: a planned replace (remove, then make again) of
+// which a dependency already did the removal now needs only the making.
+func within(now, planned plans.Action) bool {
+	return now == planned || (planned == plans.Replace && now == plans.Create)
 }

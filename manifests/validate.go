@@ -107,6 +107,12 @@ func (v *validator) rancher(c *Cluster) {
 	if !imageHasTag(r.Image) {
 		v.errorf("rancher.image", fmt.Sprintf("Without a tag the generated script pulls :latest; write e.g. %q.", DefaultImage),
 			"rancher.image %q has no tag", r.Image)
+	} else if ver, ok := ServerVersion(r.Image); !ok {
+		v.warnf("rancher.image", "haplan drives the HA of Rancher 1.0.x and 1.1.x (rancher-ha.sh); with a tag that names a release it also refuses a downgrade.",
+			"rancher.image %q does not name a release (v1.0.x or v1.1.x)", r.Image)
+	} else if !HAScriptRelease(ver) {
+		v.errorf("rancher.image", "From Rancher 1.2 on, HA is another design (no rancher-ha.sh, --advertise-address, port 9345): going there is a migration, not an upgrade haplan can do. Use a 1.0.x or 1.1.x release.",
+			"rancher.image %q is Rancher %s", r.Image, ver)
 	}
 	for _, f := range []struct{ path, img, def string }{
 		{"rancher.agentImage", r.AgentImage, DefaultAgentImage},

@@ -42,7 +42,8 @@ func TestValidate(t *testing.T) {
 			[]string{"c.yaml:10:1: error: HA needs 1, 3 or 5 nodes (ZooKeeper quorum); got 4 (every Rancher HA node runs ZooKeeper, and 2 or 4 nodes tolerate no more failures than 1 or 3)"}},
 		{"name not a DNS label", func(s string) string { return strings.Replace(s, "name: lab", "name: -lab", 1) },
 			[]string{`c.yaml:1:7: error: name "-lab" is not a DNS label (use lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)`}},
-		{"image digest is a tag", func(s string) string { return "rancher:\n  image: reg:5000/rancher/server@sha256:abc\n" + s }, nil},
+		{"image digest is a tag, but no release", func(s string) string { return "rancher:\n  image: reg:5000/rancher/server@sha256:abc\n" + s },
+			[]string{`c.yaml:2:10: warning: rancher.image "reg:5000/rancher/server@sha256:abc" does not name a release (v1.0.x or v1.1.x) (haplan drives the HA of Rancher 1.0.x and 1.1.x (rancher-ha.sh); with a tag that names a release it also refuses a downgrade)`}},
 		{"image registry port is no tag", func(s string) string { return "rancher:\n  image: reg:5000/rancher/server\n" + s },
 			[]string{`c.yaml:2:10: error: rancher.image "reg:5000/rancher/server" has no tag (without a tag the generated script pulls :latest; write e.g. "rancher/server:v1.0.1")`}},
 		{"url without host", func(s string) string { return "rancher:\n  hostRegistrationUrl: https://\n" + s },
@@ -70,6 +71,10 @@ func TestValidate(t *testing.T) {
 		{"duplicate host across inline and file", func(s string) string {
 			return s + "hosts:\n  - address: 10.0.1.1\nhostsFile: hosts.txt\n"
 		}, []string{`hosts.txt:2:1: error: duplicate host "10.0.1.1" (first defined as hosts[0].name at c.yaml:18:5)`}},
+		{"rancher 1.2", func(s string) string { return "rancher: {image: 'rancher/server:v1.2.0'}\n" + s },
+			[]string{`c.yaml:1:18: error: rancher.image "rancher/server:v1.2.0" is Rancher v1.2.0 (from Rancher 1.2 on, HA is another design (no rancher-ha.sh, --advertise-address, port 9345): going there is a migration, not an upgrade haplan can do. Use a 1.0.x or 1.1.x release)`}},
+		{"a tag that is no release", func(s string) string { return "rancher: {image: 'rancher/server:stable'}\n" + s },
+			[]string{`c.yaml:1:18: warning: rancher.image "rancher/server:stable" does not name a release (v1.0.x or v1.1.x) (haplan drives the HA of Rancher 1.0.x and 1.1.x (rancher-ha.sh); with a tag that names a release it also refuses a downgrade)`}},
 		{"host with node address", func(s string) string { return s + "hosts:\n  - address: 10.0.0.11\n" },
 			[]string{`c.yaml:18:14: error: host 10.0.0.11 has the address of node rs1 (an HA node runs its own agent for System HA; registering it as a host of an environment would replace that agent. Run applications on other machines, or set register: false to only give it the CA)`}},
 		{"host with node address, CA only", func(s string) string { return s + "hosts:\n  - address: 10.0.0.11\n    register: false\n" },
@@ -156,5 +161,20 @@ func TestSuggest(t *testing.T) {
 				t.Errorf("suggest(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestServerVersion(t *testing.T) {
+	for img, want := range map[string]string{
+		"rancher/server:v1.0.1": "v1.0.1", "10.0.0.2:5000/rancher/server:v1.1.4": "v1.1.4", "rancher/server:1.6.30": "v1.6.30",
+		"rancher/server:latest": "", "rancher/server@sha256:abc": "", "rancher/server": "",
+	} {
+		v, ok := ServerVersion(img)
+		if got := map[bool]string{true: v.String(), false: ""}[ok]; got != want {
+			t.Errorf("ServerVersion(%q) = %q, want %q", img, got, want)
+		}
+	}
+	if !(Version{1, 0, 1}).Less(Version{1, 0, 2}) || (Version{1, 1, 0}).Less(Version{1, 0, 9}) {
+		t.Error("Less orders releases wrongly")
 	}
 }

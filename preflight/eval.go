@@ -9,6 +9,7 @@ import (
 
 	"github.com/haplan/haplan/dockerapi"
 	"github.com/haplan/haplan/layout"
+	"github.com/haplan/haplan/manifests"
 )
 
 // Rancher HA's requirements (docs/rancher-1.0-ha.md, sections 2 and 5).
@@ -87,6 +88,28 @@ func evalDocker(host string, ev dockerapi.EngineVersion) []Finding {
 		}
 	}
 	return out
+}
+
+// evalVersion refuses a downgrade: a node that runs a later release than
+// the manifest's has migrated the database's schema to it, and the older
+// version cannot run on that schema. Going back is a restore of the
+// backup taken before the upgrade.
+func evalVersion(host string, c dockerapi.Container, want string) []Finding {
+	if c.Status == "absent" || c.Image == want {
+		return nil
+	}
+	have, ok1 := manifests.ServerVersion(c.Image)
+	target, ok2 := manifests.ServerVersion(want)
+	switch {
+	case ok1 && ok2 && target.Less(have):
+		return []Finding{{Severity: Error, Check: "version", Host: host,
+			Message: fmt.Sprintf("rancher-ha runs %s (Rancher %s); the manifest says %s (%s): a downgrade, which the database's migrated schema does not allow", c.Image, have, want, target),
+			Hint:    "set rancher.image back to " + c.Image + ", or restore the backup taken before the upgrade with the older image (haplan restore)"}}
+	case ok1 && ok2:
+		return []Finding{{Severity: Info, Check: "version", Host: host,
+			Message: fmt.Sprintf("upgrade from %s to %s: the Rancher server is down while every node restarts", have, target)}}
+	}
+	return nil
 }
 
 // agentAPI is the Engine API of the docker client the Rancher v1.0.1

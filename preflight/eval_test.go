@@ -253,3 +253,27 @@ func TestEvalHostDocker(t *testing.T) {
 		})
 	}
 }
+
+func TestEvalVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		c    dockerapi.Container
+		want []Severity
+	}{
+		{"absent", dockerapi.Container{Status: "absent"}, nil},
+		{"same", dockerapi.Container{Status: "running", Image: "rancher/server:v1.0.1"}, nil},
+		{"upgrade", dockerapi.Container{Status: "running", Image: "rancher/server:v1.0.0"}, []Severity{Info}},
+		{"downgrade", dockerapi.Container{Status: "running", Image: "rancher/server:v1.0.2"}, []Severity{Error}},
+		{"unreadable tag", dockerapi.Container{Status: "running", Image: "rancher/server:mine"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []Severity
+			for _, f := range evalVersion("rs1", tc.c, "rancher/server:v1.0.1") {
+				got = append(got, f.Severity)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("severities (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -117,6 +117,7 @@ func healthyNode(name, now string) *fakeHost {
 		"date +%s.%N":    {out: now + "\n"},
 		"probe()":        {out: ""}, // set per test when reachability matters
 		"haproxy -v":     {out: "HAProxy version 2.6.12\n"},
+		"'rancher-ha'":   {out: "absent\n"},
 	}}
 }
 

@@ -44,6 +44,17 @@ func (p *pass) node(ctx context.Context, n manifests.Node, bootstrap bool) nodeF
 	var wg sync.WaitGroup
 	wg.Go(func() { p.docker(ctx, n.Name, r, evalDocker) })
 	wg.Go(func() {
+		check(ctx, p, task{"version", n.Name, "docker inspect " + layout.HA}, func(ctx context.Context) (struct{}, []Finding) {
+			c, err := dockerapi.New(r).Inspect(ctx, layout.HA)
+			if err != nil {
+				f := p.failed("version", n.Name, "cannot read rancher-ha's image, so cannot tell an upgrade or a downgrade", err)
+				f.Severity = Warning
+				return struct{}{}, []Finding{f}
+			}
+			return struct{}{}, evalVersion(n.Name, c, p.c.Rancher.Image)
+		})
+	})
+	wg.Go(func() {
 		pf, _ := check(ctx, p, task{"ports", n.Name, "listing listening ports"}, func(ctx context.Context) (portFacts, []Finding) {
 			pf, err := readPorts(ctx, r)
 			if err != nil {

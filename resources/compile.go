@@ -107,11 +107,26 @@ func Compile(c *manifests.Cluster, e *Env) ([]engine.Step, error) {
 	stop := addr("bootstrap.stop", "")
 	add(&bootstrapStop{base: base{addr: stop, host: boot.Name, deps: []engine.Addr{gen}, env: e}, node: boot})
 
+	// An upgrade: the backup once every node has the new image, then
+	// every node stopped before any starts.
+	backup := addr("db.backup", "")
+	var allPulls []engine.Addr
+	for _, n := range c.Nodes {
+		allPulls = append(allPulls, pulls[n.Name])
+	}
+	add(&dbBackup{base: base{addr: backup, deps: allPulls, env: e}})
+	for _, n := range c.Nodes {
+		a := addr("ha.stop", n.Name)
+		add(&haStop{base: base{addr: a, host: n.Name, deps: []engine.Addr{backup}, env: e}, node: n})
+	}
+
 	var starts []engine.Addr
 	for _, n := range c.Nodes {
 		a := addr("ha.start", n.Name)
 		starts = append(starts, a)
-		deps := []engine.Addr{gen, stop, pulls[n.Name]}
+		// Its own stop only: both are barrier groups, so no node starts
+		// before every pending stop is done.
+		deps := []engine.Addr{gen, stop, pulls[n.Name], addr("ha.stop", n.Name)}
 		if g, ok := grantFor[n.Name]; ok {
 			deps = append(deps, g)
 		} else {

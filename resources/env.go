@@ -63,12 +63,14 @@ type conns struct {
 	// sshcfg is the operator's ssh_config; nil when there is none.
 	sshcfg *transport.SSHConfig
 
-	cmu sync.Mutex // guards tunnels and lastDial
+	cmu sync.Mutex // guards tunnels, lastDial and lastBackup
 	// tunnels are the HTTP clients that reach a machine's port through its
 	// SSH connection (tunnel.go), by "machine:port".
 	tunnels map[string]*http.Client
 	// lastDial is the node dialFromNodes went through last.
 	lastDial int
+	// lastBackup is the dump db.backup wrote in this run ("" before).
+	lastBackup string
 
 	dbOnce   sync.Once
 	db       *sql.DB

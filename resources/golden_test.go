@@ -35,6 +35,8 @@ var stateDecoders = map[string]func([]byte) (engine.State, error){
 	"agent.token":     decodeState[agentTokenState],
 	"agent.register":  decodeState[agentRegisterState],
 	"agent.prune":     decodeState[pruneState],
+	"db.backup":       decodeState[dbBackupState],
+	"ha.stop":         decodeState[haStopState],
 }
 
 func decodeState[T any](b []byte) (engine.State, error) {

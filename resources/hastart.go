@@ -85,7 +85,7 @@ func (s *haStart) Diff(cur engine.State) plans.Change {
 	case st.Container == "absent":
 		return s.change(plans.Create, fmt.Sprintf("rancher-ha is not running on %s", s.node.Name), details...)
 	case st.Image != img:
-		return s.change(plans.Replace, fmt.Sprintf("rancher-ha runs %s, the manifest says %s", st.Image, img), details...)
+		return s.change(plans.Replace, fmt.Sprintf("upgrade: rancher-ha runs %s, the manifest says %s (every node starts %s together, after ha.stop)", st.Image, img, img), details...)
 	case st.ClusterIP != ip:
 		return s.change(plans.Replace, fmt.Sprintf("cluster IP in agent.conf is %q, the manifest says %s", st.ClusterIP, ip), details...)
 	case st.ScriptDigest != "" && st.StartedWith != "" && st.StartedWith != st.ScriptDigest:
@@ -129,7 +129,7 @@ func (s *haStart) Apply(ctx context.Context, _ plans.Change) error {
 	img := s.env.c.Rancher.Image
 	engine.Progress(ctx, "sh rancher-ha.sh %s", img)
 	if _, err := runWithin(ctx, r, "sh "+layout.Script+" "+transport.Quote(img), true, s.env.c.Rancher.Timeouts.Pull); err != nil {
-		return fmt.Errorf("run rancher-ha.sh on %s: %w", s.node.Name, err)
+		return fmt.Errorf("run rancher-ha.sh on %s: %w%s", s.node.Name, err, s.env.restoreHint())
 	}
 	rec, err := json.Marshal(startRecord{ScriptDigest: digest(script), Image: img, ClusterIP: s.node.ClusterIP, Started: time.Now().UTC()})
 	if err != nil {

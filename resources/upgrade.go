@@ -1,0 +1,219 @@
+package resources
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/layout"
+	"github.com/haplan/haplan/manifests"
+	"github.com/haplan/haplan/plans"
+)
+
+// An upgrade (rancher.image changed) is one outage, in the order upstream
+// documents it (docs/rancher-1.0-ha.md section 9): the new image is pulled
+// on every node while the old version still runs (image.pull), the
+// database is backed up (db.backup), rancher-ha is stopped on every node
+// (ha.stop), and only then does any node start the new version, all
+// together with the same script (ha.start): cattle migrates the schema on
+// start, and old and new versions must never share the database.
+
+// upgradingNodes are the nodes whose rancher-ha exists and runs another
+// image than the manifest's, in manifest order, with that image. A node
+// that does not answer is left out.
+func (e *Env) upgradingNodes(ctx context.Context) (names []string, from map[string]string, err error) {
+	from = map[string]string{}
+	for _, n := range e.c.Nodes {
+		r, err := e.runner(ctx, nodeTarget(n))
+		if _, down := engine.IsUnreachable(err); down {
+			continue // its own ha.stop and ha.start hold the upgrade back
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		status, image, err := containerStatus(ctx, r, layout.HA)
+		if _, down := engine.IsUnreachable(err); down {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if status != "absent" && image != e.c.Rancher.Image {
+			names = append(names, n.Name)
+			from[n.Name] = image
+		}
+	}
+	return names, from, nil
+}
+
+// dbBackup backs the database up before an upgrade.
+type dbBackup struct {
+	base
+}
+
+type dbBackupState struct {
+	// Upgrading are the nodes that run another image, with it.
+	Upgrading map[string]string `json:"upgrading,omitempty"`
+}
+
+func (s *dbBackup) Probe(ctx context.Context) (engine.State, error) {
+	_, from, err := s.env.upgradingNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return dbBackupState{Upgrading: from}, nil
+}
+
+func (s *dbBackup) Diff(cur engine.State) plans.Change {
+	st := cur.(dbBackupState)
+	if len(st.Upgrading) == 0 {
+		return s.change(plans.NoOp, "no upgrade: no backup needed")
+	}
+	return s.change(plans.Create, fmt.Sprintf("back up database %q to .haplan/backups/ next to the manifest before the upgrade to %s: the new version migrates the schema, which cannot be undone",
+		s.env.c.Database.Name, s.env.c.Rancher.Image), plans.Detail{Name: "from", New: strings.Join(images(st.Upgrading), ", ")})
+}
+
+func images(m map[string]string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range m {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// backupDir is where automatic backups go: .haplan/backups next to the
+// manifest.
+func (e *Env) backupDir() string { return filepath.Join(e.c.Dir, ".haplan", "backups") }
+
+// keepBackups is how many automatic backups are kept.
+const keepBackups = 10
+
+func (s *dbBackup) Apply(ctx context.Context, _ plans.Change) error {
+	dir := s.env.backupDir()
+	path, err := s.env.BackupTo(ctx, dir, "pre-upgrade")
+	if err != nil {
+		return err
+	}
+	engine.Progress(ctx, "database backed up to %s", path)
+	s.env.cmu.Lock()
+	s.env.lastBackup = path
+	s.env.cmu.Unlock()
+	return rotateBackups(dir, s.env.c.Name, keepBackups)
+}
+
+// BackupTo writes a dump and its record into dir, named by the cluster,
+// why and the time, both mode 0600, the dump under its name only once
+// complete. It returns the dump's path.
+func (e *Env) BackupTo(ctx context.Context, dir, why string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.sql", e.c.Name, why, time.Now().UTC().Format("20060102T150405Z")))
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f.Name())
+	info, err := e.Backup(ctx, f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		return "", err
+	}
+	rec, err := json.MarshalIndent(info, "", "  ")
+	if err == nil {
+		err = os.WriteFile(path+".json", append(rec, '\n'), 0o600)
+	}
+	return path, err
+}
+
+// rotateBackups keeps the newest keep automatic dumps of a cluster in dir.
+func rotateBackups(dir, cluster string, keep int) error {
+	matches, err := filepath.Glob(filepath.Join(dir, cluster+"-pre-*.sql"))
+	if err != nil || len(matches) <= keep {
+		return err
+	}
+	sort.Strings(matches) // the names end in the time
+	for _, m := range matches[:len(matches)-keep] {
+		if err := os.Remove(m); err != nil {
+			return err
+		}
+		_ = os.Remove(m + ".json")
+	}
+	return nil
+}
+
+// restoreHint says how to go back to the backup taken before this run's
+// upgrade, for errors after the nodes were stopped; "" without one.
+func (e *Env) restoreHint() string {
+	e.cmu.Lock()
+	path := e.lastBackup
+	e.cmu.Unlock()
+	if path == "" {
+		return ""
+	}
+	return fmt.Sprintf("; the database was backed up before the upgrade: haplan restore -f %s %s restores it (with rancher.image set back)", e.c.Path, path)
+}
+
+// haStop stops rancher-ha on a node for an upgrade. The stops are a
+// barrier group, as the starts are: all or none (a node that did not
+// answer keeps every node running), and every start waits for them.
+type haStop struct {
+	base
+	node manifests.Node
+}
+
+var _ engine.Barrier = (*haStop)(nil)
+
+func (s *haStop) BarrierGroup() string { return "ha.stop" }
+
+type haStopState struct {
+	Container string `json:"container"`
+	Image     string `json:"image,omitempty"`
+}
+
+func (s *haStop) Probe(ctx context.Context) (engine.State, error) {
+	r, err := s.env.runner(ctx, nodeTarget(s.node))
+	if err != nil {
+		return nil, err
+	}
+	var st haStopState
+	st.Container, st.Image, err = containerStatus(ctx, r, layout.HA)
+	return st, err
+}
+
+func (s *haStop) Diff(cur engine.State) plans.Change {
+	st := cur.(haStopState)
+	if st.Container == "absent" || st.Image == s.env.c.Rancher.Image {
+		return s.change(plans.NoOp, "no upgrade on "+s.node.Name)
+	}
+	return s.change(plans.Delete, fmt.Sprintf("stop rancher-ha (%s) on %s for the upgrade: the Rancher server is down until every node runs %s", st.Image, s.node.Name, s.env.c.Rancher.Image),
+		plans.Detail{Name: "image", Old: st.Image, New: s.env.c.Rancher.Image})
+}
+
+func (s *haStop) Apply(ctx context.Context, _ plans.Change) error {
+	r, err := s.env.runner(ctx, nodeTarget(s.node))
+	if err != nil {
+		return err
+	}
+	_, err = run(ctx, r, `ids=$(docker ps -aq --filter name=^/`+layout.HA+`); [ -z "$ids" ] || docker rm -f $ids >/dev/null`, true)
+	return err
+}
