@@ -35,6 +35,26 @@ func tableExists(t *testing.T, ctx context.Context, l *lab.Lab, table string) bo
 	return n == 1
 }
 
+// userExists asks the database server whether user@host exists.
+func userExists(t *testing.T, ctx context.Context, l *lab.Lab, user, host string) bool {
+	t.Helper()
+	cfg, err := l.AdminConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := dbsql.OpenDB(conn)
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM mysql.user WHERE User=? AND Host=?", user, host).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
+
 // checkBackupRestore backs the database up, changes it, restores the dump
 // and checks, on the database server and the cluster, that it is the
 // database of the backup again: a table made after the backup is gone, one

@@ -67,6 +67,9 @@ func TestConvergeThreeNodes(t *testing.T) {
 			sh(t, ctx, l, "rs1", "docker run -d --name haplan-bootstrap rancher/server:v1.0.1 >/dev/null")
 		}, []string{"bootstrap.stop"}},
 		{"image untagged", func(t *testing.T) { sh(t, ctx, l, "rs1", "docker rmi -f rancher/server:v1.0.1 >/dev/null") }, []string{"image.pull[rs1]"}},
+		{"a grant no node owns", func(t *testing.T) {
+			sql(t, ctx, l, "CREATE USER 'cattle'@'10.213.1.99' IDENTIFIED BY 'x'; GRANT ALL ON cattle.* TO 'cattle'@'10.213.1.99';")
+		}, []string{"db.prune"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.break_(t)
@@ -80,6 +83,10 @@ func TestConvergeThreeNodes(t *testing.T) {
 				t.Fatalf("plan after apply is not empty: %v", got)
 			}
 		})
+	}
+	// The stray grant is gone, judged by the server itself.
+	if userExists(t, ctx, l, "cattle", "10.213.1.99") {
+		t.Error("cattle@10.213.1.99 still exists after db.prune")
 	}
 	t.Run("hosts join", func(t *testing.T) {
 		converge(t, ctx, l, manifest, nodes)

@@ -160,5 +160,8 @@ func Compile(c *manifests.Cluster, e *Env) ([]engine.Step, error) {
 			deps: []engine.Addr{ca, tok}, env: e}, h: h})
 	}
 	add(&agentPrune{base: base{addr: addr("agent.prune", ""), deps: []engine.Addr{verify}, env: e}})
+	haPruneAddr := addr("ha.prune", "")
+	add(&haPrune{base: base{addr: haPruneAddr, deps: []engine.Addr{verify}, env: e}})
+	add(&dbPrune{base: base{addr: addr("db.prune", ""), deps: []engine.Addr{haPruneAddr}, env: e}})
 	return steps, nil
 }

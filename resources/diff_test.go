@@ -75,6 +75,8 @@ func TestCompileGraph(t *testing.T) {
 		"ha.verify":           {"ha.start[rs1]", "ha.start[rs2]", "ha.start[rs3]", "lb.config"},
 		"cert.distribute[h1]": {"ha.verify"},
 		"agent.prune":         {"ha.verify"},
+		"ha.prune":            {"ha.verify"},
+		"db.prune":            {"ha.prune"},
 		"db.backup":           {"image.pull[rs1]", "image.pull[rs2]", "image.pull[rs3]"},
 	}
 	if diff := cmp.Diff(want, deps); diff != "" {

@@ -37,6 +37,8 @@ var stateDecoders = map[string]func([]byte) (engine.State, error){
 	"agent.prune":     decodeState[pruneState],
 	"db.backup":       decodeState[dbBackupState],
 	"ha.stop":         decodeState[haStopState],
+	"ha.prune":        decodeState[haPruneState],
+	"db.prune":        decodeState[dbPruneState],
 }
 
 func decodeState[T any](b []byte) (engine.State, error) {

@@ -1,0 +1,228 @@
+package resources
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/layout"
+	"github.com/haplan/haplan/plans"
+)
+
+// Nodes that left the manifest (replaced by a machine at another address,
+// or removed) leave two things behind (docs/rancher-1.0-ha.md section 9):
+// their System HA host, "reconnecting" for ever, and their database grant.
+// ha.prune removes the first (and stops rancher-ha on the old machine if
+// it still answers), db.prune the second. A node that is only down is in
+// the manifest still, and never touched.
+
+// haPrune removes System HA hosts that no node of the manifest is.
+type haPrune struct {
+	base
+}
+
+type haPruneState struct {
+	Started bool      `json:"started"`
+	Left    []leftOne `json:"left,omitempty"`
+}
+
+type leftOne struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	State   string `json:"state"`
+	// Reachable: the old machine answered over SSH (at its cluster IP,
+	// with the manifest's ssh defaults) and runs rancher-ha.
+	Running bool `json:"running"`
+}
+
+// clusterIPs are the manifest's nodes' cluster IPs.
+func (e *Env) clusterIPs() []string {
+	var out []string
+	for _, n := range e.c.Nodes {
+		out = append(out, n.ClusterIP)
+	}
+	return out
+}
+
+func (s *haPrune) Probe(ctx context.Context) (engine.State, error) {
+	f, err := s.env.scripts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.settled(); err != nil {
+		return nil, err
+	}
+	if !f.generated() {
+		return haPruneState{}, nil
+	}
+	api, err := s.env.clusterAPI(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := api.HAHosts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := haPruneState{Started: true}
+	ips := s.env.clusterIPs()
+	for _, h := range hosts {
+		if len(h.Addresses) == 0 || slices.Contains(ips, h.Addresses[0]) {
+			continue
+		}
+		one := leftOne{ID: h.ID, Address: h.Addresses[0], State: h.State}
+		if r, err := s.env.runner(ctx, s.oldMachine(h.Addresses[0])); err == nil {
+			if status, _, err := containerStatus(ctx, r, layout.HA); err == nil {
+				one.Running = status == "running"
+			}
+		}
+		st.Left = append(st.Left, one)
+	}
+	sort.Slice(st.Left, func(i, j int) bool { return st.Left[i].ID < st.Left[j].ID })
+	return st, nil
+}
+
+// oldMachine is how a node that left the manifest is reached.
+func (s *haPrune) oldMachine(address string) target {
+	return target{name: "old node " + address, address: address, ssh: s.env.c.SSH}
+}
+
+func (s *haPrune) Diff(cur engine.State) plans.Change {
+	st := cur.(haPruneState)
+	if len(st.Left) == 0 {
+		return s.change(plans.NoOp, "every System HA host is a node of the manifest")
+	}
+	var addrs []string
+	var ds []plans.Detail
+	var warns []string
+	for _, l := range st.Left {
+		addrs = append(addrs, l.Address)
+		what := "System HA host removed"
+		if l.Running {
+			what += ", rancher-ha stopped there"
+			warns = append(warns, fmt.Sprintf("%s still runs rancher-ha: it is stopped, so that it does not rejoin", l.Address))
+		}
+		ds = append(ds, plans.Detail{Name: l.Address, Old: fmt.Sprintf("System HA host %s (%s)", l.ID, l.State), New: what})
+	}
+	c := s.change(plans.Delete, fmt.Sprintf("%s left the manifest: remove from System HA", strings.Join(addrs, ", ")), ds...)
+	c.Warnings = warns
+	return c
+}
+
+func (s *haPrune) Apply(ctx context.Context, _ plans.Change) error {
+	api, err := s.env.clusterAPI(ctx)
+	if err != nil {
+		return err
+	}
+	hosts, err := api.HAHosts(ctx)
+	if err != nil {
+		return err
+	}
+	ips := s.env.clusterIPs()
+	var errs []string
+	for _, h := range hosts {
+		if len(h.Addresses) == 0 || slices.Contains(ips, h.Addresses[0]) {
+			continue
+		}
+		if r, err := s.env.runner(ctx, s.oldMachine(h.Addresses[0])); err == nil {
+			engine.Progress(ctx, "stopping rancher-ha on %s, which left the manifest", h.Addresses[0])
+			if _, err := run(ctx, r, `ids=$(docker ps -aq --filter name=^/`+layout.HA+`); [ -z "$ids" ] || docker rm -f $ids >/dev/null`, true); err != nil {
+				errs = append(errs, fmt.Sprintf("%s: %v", h.Addresses[0], err))
+				continue
+			}
+		}
+		engine.Progress(ctx, "removing System HA host %s (%s)", h.ID, h.Addresses[0])
+		if err := removeHost(ctx, api, h, s.env.c.Rancher.Timeouts.Command); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", h.Addresses[0], err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// dbPrune drops the application user at addresses no node has: grants
+// haplan made for nodes that left the manifest. Patterns (with % or _)
+// and local accounts are never touched.
+type dbPrune struct {
+	base
+}
+
+type dbPruneState struct {
+	Stale []string `json:"stale,omitempty"` // hosts of the application user
+}
+
+// grantHosts are the hosts the manifest grants the application user.
+func (e *Env) grantHosts() []string {
+	if len(e.c.Database.GrantHosts) > 0 {
+		return e.c.Database.GrantHosts
+	}
+	var out []string
+	for _, n := range e.c.Nodes {
+		out = append(out, n.Address)
+	}
+	return out
+}
+
+func (s *dbPrune) Probe(ctx context.Context) (engine.State, error) {
+	db, err := s.env.adminDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, `SELECT Host FROM mysql.user WHERE User = ?`, s.env.c.Database.User)
+	if err != nil {
+		return nil, s.env.dbError("list the application user's hosts", err)
+	}
+	defer rows.Close()
+	want := s.env.grantHosts()
+	st := dbPruneState{}
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			return nil, s.env.dbError("list the application user's hosts", err)
+		}
+		if slices.Contains(want, h) || strings.ContainsAny(h, "%_") || h == "localhost" || h == "127.0.0.1" || h == "::1" {
+			continue
+		}
+		st.Stale = append(st.Stale, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.env.dbError("list the application user's hosts", err)
+	}
+	sort.Strings(st.Stale)
+	return st, nil
+}
+
+func (s *dbPrune) Diff(cur engine.State) plans.Change {
+	st := cur.(dbPruneState)
+	u := s.env.c.Database.User
+	if len(st.Stale) == 0 {
+		return s.change(plans.NoOp, fmt.Sprintf("every host of user %s is a node's", u))
+	}
+	var ds []plans.Detail
+	for _, h := range st.Stale {
+		ds = append(ds, plans.Detail{Name: u + "@" + h, Old: "ALL ON " + s.env.c.Database.Name + ".*", New: "dropped"})
+	}
+	return s.change(plans.Delete, fmt.Sprintf("no node has the address %s: drop user %s there", strings.Join(st.Stale, ", "), u), ds...)
+}
+
+func (s *dbPrune) Apply(ctx context.Context, _ plans.Change) error {
+	st, err := s.Probe(ctx)
+	if err != nil {
+		return err
+	}
+	db, err := s.env.adminDB(ctx)
+	if err != nil {
+		return err
+	}
+	for _, h := range st.(dbPruneState).Stale {
+		q := fmt.Sprintf("DROP USER %s@%s", quoteString(s.env.c.Database.User), quoteString(h))
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return s.env.dbError(fmt.Sprintf("DROP USER %q@%q", s.env.c.Database.User, h), err)
+		}
+	}
+	return nil
+}
