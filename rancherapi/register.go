@@ -277,3 +277,28 @@ func (c *Client) HostByID(ctx context.Context, h Host) (*Host, error) {
 	}
 	return c.decodeHost(ctx, http.MethodGet, u, raw)
 }
+
+// Setting reads a setting's active value (GET /v1/settings/NAME). cattle
+// answers a setting that is not in the database with the running server's
+// value, both as value and as activeValue (ActiveSetting.getValue); a
+// public setting such as rancher.server.image needs no admin.
+func (c *Client) Setting(ctx context.Context, name string) (string, error) {
+	r, err := c.do(ctx, http.MethodGet, c.endpoint("/v1/settings/"+name), nil)
+	if err != nil {
+		return "", err
+	}
+	var s struct {
+		Value       *string `json:"value"`
+		ActiveValue any     `json:"activeValue"`
+	}
+	if err := r.decodeJSON(&s); err != nil {
+		return "", err
+	}
+	if v, ok := s.ActiveValue.(string); ok && v != "" {
+		return v, nil
+	}
+	if s.Value != nil {
+		return *s.Value, nil
+	}
+	return "", nil
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/layout"
+	"github.com/haplan/haplan/manifests"
 	"github.com/haplan/haplan/plans"
 	"github.com/haplan/haplan/rancherapi"
 	"github.com/haplan/haplan/transport"
@@ -59,12 +60,15 @@ type haVerifyState struct {
 type nodeHealth struct {
 	API    bool `json:"api"`    // its own API (:18080) answered
 	Active bool `json:"active"` // a System HA host with its cluster IP, state and agentState active
+	// OtherVersion: its API reports another release than the manifest's
+	// image (setting rancher.server.image, the server's image tag).
+	OtherVersion bool `json:"other_version,omitempty"`
 }
 
 func (st haVerifyState) activeCount() int {
 	n := 0
 	for _, h := range st.Nodes {
-		if h.API && h.Active {
+		if h.API && h.Active && !h.OtherVersion {
 			n++
 		}
 	}
@@ -202,6 +206,7 @@ func (s *haVerify) observe(ctx context.Context, why look) haVerifyState {
 		err   error
 	}
 	answers := make([]answer, len(nodes))
+	versions := make([]string, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Go(func() {
@@ -216,6 +221,9 @@ func (s *haVerify) observe(ctx context.Context, why look) haVerifyState {
 				answers[i].hosts, answers[i].err = api.HAHosts(ctx)
 			} else {
 				answers[i].err = err
+			}
+			if answers[i].err == nil {
+				versions[i], _ = api.Setting(ctx, "rancher.server.image")
 			}
 		})
 	}
@@ -252,6 +260,12 @@ func (s *haVerify) observe(ctx context.Context, why look) haVerifyState {
 			if !h.Active {
 				st.Observed[n.Name] = fmt.Sprintf("System HA host %s is %s, agent %s", n.ClusterIP, host.State, cmp.Or(host.AgentState, "not connected"))
 			}
+		}
+		// cattle reports its image's tag (CATTLE_RANCHER_SERVER_IMAGE in
+		// rancher v1.0.1 server/Dockerfile) as rancher.server.image.
+		if want := manifests.ImageTag(s.env.c.Rancher.Image); h.API && answers[i].err == nil && want != "" && versions[i] != want {
+			h.OtherVersion = true
+			st.Observed[n.Name] = fmt.Sprintf("its API reports rancher.server.image %q, the manifest's image is %s", versions[i], want)
 		}
 		st.Nodes[n.Name] = h
 	}
