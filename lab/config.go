@@ -21,11 +21,15 @@ const (
 	// AgentInstanceImage is the network agent image (setting
 	// agent.instance.image); haplan pre-pulls it, so the registry has it.
 	AgentInstanceImage = "rancher/agent-instance:v0.8.1"
-	containerPfx       = "haplan-lab-"
-	labelRole          = "haplan.lab.role"
-	labelName          = "haplan.lab.name"
-	labelImage         = "haplan.lab.image"
-	maxAgentHosts      = 1000
+	// agentImageLabel is the label of every container of the agent image
+	// (its LABEL, rancher/rancher v1.0.1 agent/Dockerfile).
+	agentImageLabel = "io.rancher.container.system=rancher-agent"
+	containerPfx    = "haplan-lab-"
+	labelRole       = "haplan.lab.role"
+	labelName       = "haplan.lab.name"
+	labelImage      = "haplan.lab.image"
+	labelSpec       = "haplan.lab.spec"
+	maxAgentHosts   = 1000
 )
 
 // Role is what a lab host is for.
@@ -37,11 +41,16 @@ const (
 	RoleDB       Role = "db"
 	RoleLB       Role = "lb"
 	RoleNode     Role = "node"  // a Rancher server node: sshd + dockerd
-	RoleAgent    Role = "agent" // a host that joins Rancher: sshd only
+	RoleAgent    Role = "agent" // a host that joins Rancher: sshd + dockerd
 )
 
 // HasSSH reports whether hosts of this role run sshd.
 func (r Role) HasSSH() bool { return r == RoleLB || r == RoleNode || r == RoleAgent }
+
+// HasDockerd reports whether hosts of this role run their own dockerd (with
+// the lab registry as mirror, /var/lib/docker on a volume): server nodes,
+// and agent hosts, where the registration command runs rancher/agent.
+func (r Role) HasDockerd() bool { return r == RoleNode || r == RoleAgent }
 
 // Host is one container of the lab.
 type Host struct {

@@ -1,7 +1,16 @@
 package lab
 
 import (
+	"archive/tar"
+	"bytes"
 	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -101,8 +110,57 @@ func TestRunArgs(t *testing.T) {
 			t.Errorf("run args lack the lab label: %v", args)
 		}
 	}
-	if contains(runArgs(agent, "img:1"), "SYS_ADMIN") {
-		t.Error("agent hosts must run without extra capabilities")
+	// Agent hosts run dockerd like the nodes (the registration command
+	// runs rancher/agent there), through the init script's node services.
+	agentArgs := runArgs(agent, "img:1")
+	for _, want := range []string{"SYS_ADMIN", "NET_ADMIN", "haplan-lab-h1-docker:/var/lib/docker", "http://10.213.0.2:5000"} {
+		if !contains(agentArgs, want) {
+			t.Errorf("agent run args lack %q: %v", want, agentArgs)
+		}
+	}
+	i := slices.Index(agentArgs, "img:1")
+	if want := []string{"node", "--registry-mirror", "http://10.213.0.2:5000", "--insecure-registry", "10.213.0.2:5000",
+		"--add-runtime", "haplan=/usr/local/sbin/haplan-runc", "--default-runtime", "haplan"}; i < 0 || !cmp.Equal(agentArgs[i+1:], want) {
+		t.Errorf("agent command = %v, want %v", agentArgs[i+1:], want)
+	}
+	lb, _ := (&Lab{Hosts: hs}).Host("lb")
+	if contains(runArgs(lb, "img:1"), "SYS_ADMIN") {
+		t.Error("the LB must run without extra capabilities")
+	}
+}
+
+// Up recreates a host whose command line changed (the spec label); a host
+// from before that label is current, but for agent hosts, which then ran
+// no dockerd.
+func TestUpToDate(t *testing.T) {
+	hs := Layout(Options{Nodes: 1, Hosts: 1})
+	info := func(args []string) containerInfo {
+		var c containerInfo
+		c.Config.Labels = map[string]string{}
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] == "--label" {
+				k, v, _ := strings.Cut(args[i+1], "=")
+				c.Config.Labels[k] = v
+			}
+		}
+		return c
+	}
+	for _, h := range hs {
+		c := info(runArgs(h, "img:1"))
+		if !upToDate(c, h, "img:1") {
+			t.Errorf("%s: its own args are not up to date", h.Name)
+		}
+		if upToDate(c, h, "img:2") {
+			t.Errorf("%s: another image is up to date", h.Name)
+		}
+		c.Config.Labels[labelSpec] = "000000000000"
+		if upToDate(c, h, "img:1") {
+			t.Errorf("%s: another spec is up to date", h.Name)
+		}
+		delete(c.Config.Labels, labelSpec)
+		if got, want := upToDate(c, h, "img:1"), h.Role != RoleAgent; got != want {
+			t.Errorf("%s without a spec label: up to date %t, want %t", h.Name, got, want)
+		}
 	}
 }
 
@@ -113,4 +171,55 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// The runc wrapper drops exactly the capabilities its bounding set lacks
+// from config.json and leaves the rest.
+func TestRuncWrapper(t *testing.T) {
+	tr := tar.NewReader(bytes.NewReader(runcWrapperTar()))
+	hdr, err := tr.Next()
+	if err != nil || hdr.Name != "haplan-runc" || hdr.Mode != 0o755 {
+		t.Fatalf("tar: %+v %v", hdr, err)
+	}
+	body, _ := io.ReadAll(tr)
+	if string(body) != runcWrapper {
+		t.Fatal("tar content differs")
+	}
+	names := strings.Fields("CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE " +
+		"NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT " +
+		"SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE " +
+		"AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ " +
+		"PERFMON BPF CHECKPOINT_RESTORE")
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip(err)
+	}
+	var bnd uint64
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapBnd:"); ok {
+			bnd, _ = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+	}
+	var all, want []string
+	for i, n := range names {
+		all = append(all, `"CAP_`+n+`"`)
+		if bnd>>i&1 == 1 {
+			want = append(want, `"CAP_`+n+`"`)
+		}
+	}
+	dir := t.TempDir()
+	caps := "[" + strings.Join(all, ",") + "]"
+	cfg := `{"process":{"capabilities":{"bounding":` + caps + `,"effective":` + caps + `}},"root":{"path":"rootfs"}}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := strings.Replace(runcWrapper, `exec /usr/sbin/runc "$@"`, `exit 0`, 1)
+	if out, err := exec.Command("sh", "-c", script, "haplan-runc", "--root", "/r", "create", "--bundle", dir, "id").CombinedOutput(); err != nil {
+		t.Fatalf("wrapper: %v %s", err, out)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+	kept := "[" + strings.Join(want, ",") + "]"
+	if wantCfg := `{"process":{"capabilities":{"bounding":` + kept + `,"effective":` + kept + `}},"root":{"path":"rootfs"}}`; string(got) != wantCfg {
+		t.Errorf("config.json =\n%s\nwant\n%s", got, wantCfg)
+	}
 }

@@ -1,11 +1,17 @@
 package lab
 
 import (
+	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
+	"path"
+	"slices"
 	"strings"
 	"time"
 )
@@ -56,7 +62,9 @@ func inspectLab(ctx context.Context) (map[string]containerInfo, error) {
 	return out, nil
 }
 
-// runArgs is the `docker run` command line of a lab host.
+// runArgs is the `docker run` command line of a lab host. Its label
+// haplan.lab.spec is a digest of the rest: Up recreates a host whose
+// command line changed.
 func runArgs(h Host, image string) []string {
 	args := []string{
 		"run", "-d", "--init",
@@ -68,25 +76,115 @@ func runArgs(h Host, image string) []string {
 		"--label", labelImage + "=" + image,
 	}
 	cmd := []string{string(h.Role)}
-	switch h.Role {
-	case RoleNode:
+	switch {
+	case h.Role.HasDockerd():
 		args = append(args,
 			"--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
 			"--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
 			"-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
 			"-v", dockerVolume(h)+":/var/lib/docker")
 		mirror := registryIP() + ":5000"
-		cmd = append(cmd, "--registry-mirror", "http://"+mirror, "--insecure-registry", mirror)
-	case RoleRegistry:
+		// haplan-lab-init's node services are sshd and dockerd: what an
+		// agent host runs too (the init script, part of the host image,
+		// stays as it is).
+		cmd = []string{string(RoleNode), "--registry-mirror", "http://" + mirror, "--insecure-registry", mirror}
+		if h.Role == RoleAgent {
+			cmd = append(cmd, "--add-runtime", runcRuntime+"="+runcWrapperPath, "--default-runtime", runcRuntime)
+		}
+	case h.Role == RoleRegistry:
 		args = append(args, "-p", RegistryAddr+":5000")
 	}
+	spec := append(append(slices.Clone(args), image), cmd...)
+	if h.Role == RoleAgent {
+		spec = append(spec, runcWrapper)
+	}
+	args = append(args, "--label", labelSpec+"="+specDigest(spec))
 	return append(append(args, image), cmd...)
+}
+
+// The agent hosts' dockerd runs containers with runcWrapper: the
+// registration command is `docker run --privileged ...` (cattle's
+// docker.register.command), and run.sh starts rancher-agent privileged,
+// but a privileged container asks for every capability, and this machine
+// cannot grant CAP_SYS_RESOURCE (nor, in docker 20.10's list, PERFMON, BPF,
+// CHECKPOINT_RESTORE beyond the host's bounding set): runc fails with
+// "unable to apply caps: operation not permitted". The wrapper drops from a
+// container's config.json the capabilities its own bounding set lacks, then
+// runs runc; everything else of --privileged stays. Up copies it into the
+// container before it first starts.
+const (
+	runcRuntime     = "haplan"
+	runcWrapperPath = "/usr/local/sbin/haplan-runc"
+	runcWrapper     = `#!/bin/sh
+# haplan-runc (haplan lab): runc, but a container gets only the capabilities
+# this host can grant (its CapBnd); the machine lacks some that
+# --privileged asks for.
+bundle= prev=
+for a in "$@"; do
+	case $prev in --bundle|-b) bundle=$a ;; esac
+	case $a in --bundle=*) bundle=${a#--bundle=} ;; esac
+	prev=$a
+done
+if [ -n "$bundle" ] && [ -f "$bundle/config.json" ]; then
+	bnd=$(sed -n 's/^CapBnd:[[:space:]]*//p' /proc/self/status)
+	i=0
+	for c in CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE \
+		NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT \
+		SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE \
+		AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ \
+		PERFMON BPF CHECKPOINT_RESTORE; do
+		if [ $(( (0x$bnd >> i) & 1 )) -eq 0 ]; then
+			sed -i -e "s/\"CAP_$c\",//g" -e "s/,\"CAP_$c\"//g" -e "s/\"CAP_$c\"//g" "$bundle/config.json"
+		fi
+		i=$((i + 1))
+	done
+fi
+exec /usr/sbin/runc "$@"
+`
+)
+
+// runcWrapperTar is runcWrapper as the tar stream `docker cp -` takes,
+// to unpack in /usr/local/sbin.
+func runcWrapperTar() []byte {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	_ = tw.WriteHeader(&tar.Header{Name: path.Base(runcWrapperPath), Mode: 0o755, Size: int64(len(runcWrapper)), Typeflag: tar.TypeReg})
+	_, _ = tw.Write([]byte(runcWrapper))
+	_ = tw.Close()
+	return b.Bytes()
+}
+
+// specDigest is the value of the spec label for a command line.
+func specDigest(args []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(args, "\x00")))
+	return hex.EncodeToString(sum[:6])
+}
+
+// upToDate reports whether container c was made by runArgs(h, image) as
+// it is now. A container from before the spec label is taken as current,
+// but for agent hosts, which then had no dockerd.
+func upToDate(c containerInfo, h Host, image string) bool {
+	if c.Config.Labels[labelImage] != image {
+		return false
+	}
+	spec, ok := c.Config.Labels[labelSpec]
+	if !ok {
+		return h.Role != RoleAgent
+	}
+	args := runArgs(h, image)
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "--label" && strings.HasPrefix(args[i+1], labelSpec+"=") {
+			return args[i+1] == labelSpec+"="+spec
+		}
+	}
+	return false
 }
 
 func registryIP() string { return "10.213.0.2" }
 
-// dockerVolume is the named volume that holds a node's /var/lib/docker,
-// so inner images survive container re-creation and stay off overlayfs.
+// dockerVolume is the named volume that holds the /var/lib/docker of a
+// host with dockerd, so inner images survive container re-creation and
+// stay off overlayfs.
 func dockerVolume(h Host) string { return h.Container + "-docker" }
 
 // sshBanner dials ip:22 and reads the SSH identification line.
@@ -149,12 +247,12 @@ func waitDockerd(ctx context.Context, h Host) error {
 // ready waits until the services of a host answer.
 func ready(ctx context.Context, h Host) error {
 	switch h.Role {
-	case RoleNode:
+	case RoleNode, RoleAgent:
 		if err := waitSSH(ctx, h); err != nil {
 			return err
 		}
 		return waitDockerd(ctx, h)
-	case RoleLB, RoleAgent:
+	case RoleLB:
 		return waitSSH(ctx, h)
 	case RoleDB:
 		return poll(ctx, "wait for MariaDB", 60*time.Second, func(ctx context.Context) error {

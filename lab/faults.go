@@ -22,7 +22,7 @@ func (l *Lab) Kill(ctx context.Context, name string) error {
 }
 
 // Start starts a stopped host and waits for its services (sshd, and
-// dockerd on nodes). A partitioned host is started but stays partitioned;
+// dockerd on nodes and agent hosts). A partitioned host is started but stays partitioned;
 // then only the processes are waited for, from inside.
 func (l *Lab) Start(ctx context.Context, name string) error {
 	h, err := l.Host(name)

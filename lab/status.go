@@ -41,7 +41,7 @@ func (l *Lab) Status(ctx context.Context) ([]HostStatus, error) {
 			if h.Role.HasSSH() {
 				out[i].SSH = yesNo(sshBanner(ctx, h.IP) == nil)
 			}
-			if h.Role == RoleNode {
+			if h.Role.HasDockerd() {
 				out[i].Dockerd = yesNo(ok && c.State.Running && dockerdUp(ctx, h) == nil)
 			}
 			return nil

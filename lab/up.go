@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -159,7 +160,7 @@ func removeSurplus(ctx context.Context, existing map[string]containerInfo, hosts
 		role := Role(c.Config.Labels[labelRole])
 		if !want[name] && (role == RoleNode || role == RoleAgent) {
 			surplus = append(surplus, name)
-			if role == RoleNode {
+			if role.HasDockerd() {
 				volumes = append(volumes, dockerVolume(Host{Container: name}))
 			}
 		}
@@ -181,17 +182,19 @@ func removeSurplus(ctx context.Context, existing map[string]containerInfo, hosts
 }
 
 // ensureContainers creates, starts and reconnects hosts as needed and
-// returns the names of the hosts it created.
+// returns the names of the hosts it created. A host whose image or command
+// line changed (upToDate) is made anew.
 func ensureContainers(ctx context.Context, hosts []Host, existing map[string]containerInfo, image string, logf func(string, ...any)) (map[string]bool, error) {
 	created := map[string]bool{}
 	var todo []Host
 	for _, h := range hosts {
 		c, ok := existing[h.Container]
-		if ok && c.Config.Labels[labelImage] == image && c.State.Running && c.connected() {
+		current := ok && upToDate(c, h, image)
+		if current && c.State.Running && c.connected() {
 			continue
 		}
 		todo = append(todo, h)
-		if !ok || c.Config.Labels[labelImage] != image {
+		if !current {
 			created[h.Name] = true
 		}
 	}
@@ -230,12 +233,27 @@ func createHost(ctx context.Context, h Host, image string, replace bool) error {
 			return fmt.Errorf("replace %s: %w", h.Name, err)
 		}
 	}
-	if h.Role == RoleNode {
+	if h.Role.HasDockerd() {
 		if _, err := docker(ctx, "volume", "create", "--label", LabelKey+"=1", dockerVolume(h)); err != nil {
 			return fmt.Errorf("volume for %s: %w", h.Name, err)
 		}
 	}
-	if _, err := docker(ctx, runArgs(h, image)...); err != nil {
+	args := runArgs(h, image)
+	if h.Role != RoleAgent {
+		if _, err := docker(ctx, args...); err != nil {
+			return fmt.Errorf("create %s: %w", h.Name, err)
+		}
+		return nil
+	}
+	// docker run -d, with the runc wrapper in place before dockerd starts.
+	create := append([]string{"create"}, slices.DeleteFunc(slices.Clone(args[1:]), func(a string) bool { return a == "-d" })...)
+	if _, err := docker(ctx, create...); err != nil {
+		return fmt.Errorf("create %s: %w", h.Name, err)
+	}
+	if _, err := run(ctx, runcWrapperTar(), "docker", "cp", "-", h.Container+":"+path.Dir(runcWrapperPath)); err != nil {
+		return fmt.Errorf("create %s: install %s: %w", h.Name, runcWrapperPath, err)
+	}
+	if _, err := docker(ctx, "start", h.Container); err != nil {
 		return fmt.Errorf("create %s: %w", h.Name, err)
 	}
 	return nil

@@ -18,8 +18,8 @@ const usage = `usage: haplab <command> [flags]
   down [--images]              remove the lab's containers, volumes, network and lab/out
   status                       one line per host
   reset                        remove the haplan cluster from the lab (containers, files,
-                               database), to watch a full install again
-  kill HOST | start HOST       docker stop / start (start waits for sshd)
+                               registered agents, database), to watch a full install again
+  kill HOST | start HOST       docker stop / start (start waits for sshd, and dockerd)
   partition HOST | heal HOST   disconnect from / reconnect to the lab network
   rekey HOST                   new sshd host key; known_hosts is NOT updated
   exec HOST -- CMD...          run a command on a host (docker exec)

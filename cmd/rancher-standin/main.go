@@ -1,6 +1,8 @@
-// Command rancher-standin is the lab's stand-in for rancher/server:v1.0.1.
-// With no arguments it is the bootstrap server; with "ha" it is an HA node.
-// See package lab/standin.
+// Command rancher-standin is the lab's stand-in for rancher/server:v1.0.1
+// and rancher/agent:v1.0.1. With no arguments it is the bootstrap server;
+// with "ha" it is an HA node, with "agent" an HA node's agent; with a
+// registration URL, "run", "state" or "inspect-host" it is the agent
+// image's run.sh. See package lab/standin.
 package main
 
 import (

@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,10 +37,34 @@ type API struct {
 	// SettingsRefresh is how often the settings cache reloads on its own
 	// (DefaultSettingsRefresh when zero).
 	SettingsRefresh time.Duration
+	// Registry keeps registration tokens, agents, registered hosts and
+	// created projects; nil serves none of them.
+	Registry Registry
+	// APIHost is the default of setting api.host: the Host Registration
+	// URL on an HA node, empty on the bootstrap server.
+	APIHost string
+	// Transition is how long a process shows its transitioning state
+	// (DefaultTransition when zero).
+	Transition time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
 
 	cacheOnce sync.Once
 	cache     settingsCache
 }
+
+// DefaultTransition is how long the stand-in shows a process's
+// transitioning state ("registering", "deactivating", "removing"...).
+const DefaultTransition = time.Second
+
+func (a *API) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func (a *API) transition() time.Duration { return cmp.Or(a.Transition, DefaultTransition) }
 
 // Project ids: the admin's Default project and the "System HA" project.
 const (
@@ -75,10 +100,25 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 		a.onlyGet(w, r, a.root)
 		return
 	}
-	if !callerOf(r).Admin {
+	caller := callerOf(r)
+	if !caller.Admin {
 		switch rest[0] {
 		case "haconfigs", "settings", "localauthconfig", "localauthconfigs":
 			// Admin-only types (admin-auth.json): not in a project's schemas.
+			a.writeError(w, r, http.StatusNotFound, "NotFound", "")
+			return
+		}
+	}
+	// A registration token's account has the register schema only
+	// (RegistrationTokenAccountLookup), an agent its own few types.
+	allowed := map[string][]string{scopeRegister: {"register", "schemas"}, scopeAgent: {"publish", "schemas"}}
+	if only, ok := allowed[caller.Scope]; ok && !slices.Contains(only, rest[0]) || !ok && rest[0] == "publish" {
+		a.writeError(w, r, http.StatusNotFound, "NotFound", "")
+		return
+	}
+	if a.Registry == nil {
+		switch rest[0] {
+		case "registrationtokens", "register", "publish":
 			a.writeError(w, r, http.StatusNotFound, "NotFound", "")
 			return
 		}
@@ -95,24 +135,34 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 	case "localauthconfig", "localauthconfigs":
 		a.localAuthConfig(w, r)
 	case "hosts":
-		a.onlyGet(w, r, func(w http.ResponseWriter, r *http.Request) {
-			if len(rest) == 3 && rest[2] == "ipaddresses" {
-				a.hostIPAddresses(w, r, rest[1])
-				return
-			}
-			a.hosts(w, r)
-		})
+		a.hostsRoute(w, r, rest[1:])
+	case "registrationtokens":
+		a.tokens(w, r, rest[1:])
+	case "register":
+		a.register(w, r, rest[1:])
+	case "publish":
+		a.publish(w, r)
 	case "schemas":
 		a.onlyGet(w, r, func(w http.ResponseWriter, r *http.Request) { a.schemas(w, r, rest[1:]) })
 	case "scripts":
-		if len(rest) == 2 && rest[1] == "ca.crt" {
+		switch {
+		case len(rest) == 2 && rest[1] == "ca.crt":
 			a.onlyGet(w, r, a.caCert)
-			return
+		case len(rest) == 2:
+			a.onlyGet(w, r, func(w http.ResponseWriter, r *http.Request) { a.registerScript(w, r, lastSegment(r)) })
+		default:
+			a.writeError(w, r, http.StatusNotFound, "NotFound", "")
 		}
-		a.writeError(w, r, http.StatusNotFound, "NotFound", "")
 	default:
 		a.writeError(w, r, http.StatusNotFound, "NotFound", "")
 	}
+}
+
+// lastSegment is the request path's last segment as sent: routing uses
+// the lower-cased path, a token is case-sensitive.
+func lastSegment(r *http.Request) string {
+	p := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	return p[len(p)-1]
 }
 
 func (a *API) onlyGet(w http.ResponseWriter, r *http.Request, h http.HandlerFunc) {
@@ -126,7 +176,7 @@ func (a *API) onlyGet(w http.ResponseWriter, r *http.Request, h http.HandlerFunc
 func (a *API) root(w http.ResponseWriter, r *http.Request) {
 	base := baseURL(r) + "/v1"
 	links := map[string]string{"self": base}
-	for _, c := range []string{"haConfigs", "haConfigInputs", "hosts", "projects", "schemas", "settings", "certificates", "environments"} {
+	for _, c := range []string{"haConfigs", "haConfigInputs", "hosts", "projects", "registrationTokens", "schemas", "settings", "certificates", "environments"} {
 		links[c] = base + "/" + strings.ToLower(c)
 	}
 	a.writeJSON(w, http.StatusOK, map[string]any{
@@ -296,9 +346,14 @@ func (a *API) createScript(w http.ResponseWriter, r *http.Request) {
 
 // collection wraps data as a cattle collection.
 func (a *API) collection(r *http.Request, resourceType, path string, data any) map[string]any {
+	return a.collectionAt(r, resourceType, baseURL(r)+path, data)
+}
+
+// collectionAt is a collection whose self link is self.
+func (a *API) collectionAt(r *http.Request, resourceType, self string, data any) map[string]any {
 	return map[string]any{
 		"type": "collection", "resourceType": resourceType,
-		"links":       map[string]string{"self": baseURL(r) + path},
+		"links":       map[string]string{"self": self},
 		"createTypes": map[string]string{}, "actions": map[string]string{},
 		"data": data, "sortLinks": map[string]string{}, "pagination": nil,
 		"sort": nil, "filters": map[string]any{}, "createDefaults": map[string]any{},

@@ -1,8 +1,10 @@
 package standin
 
 import (
+	"context"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
@@ -11,15 +13,21 @@ import (
 
 // project is a cattle project (environment).
 type project struct {
-	ID       string            `json:"id"`
-	Type     string            `json:"type"`
-	BaseType string            `json:"baseType"`
-	Kind     string            `json:"kind"`
-	Name     string            `json:"name"`
-	UUID     string            `json:"uuid"`
-	State    string            `json:"state"`
-	Links    map[string]string `json:"links"`
-	Actions  map[string]string `json:"actions"`
+	ID          string            `json:"id"`
+	Type        string            `json:"type"`
+	BaseType    string            `json:"baseType"`
+	Kind        string            `json:"kind"`
+	Name        string            `json:"name"`
+	Description *string           `json:"description"`
+	UUID        string            `json:"uuid"`
+	State       string            `json:"state"`
+	Links       map[string]string `json:"links"`
+	Actions     map[string]string `json:"actions"`
+
+	life lifecycle
+	// member: the admin is a member (it made it); System HA belongs to
+	// cluster-manager's service account.
+	member bool
 }
 
 // host is a cattle host. v0.159.7 has no agentIpAddress field (it came
@@ -80,26 +88,65 @@ type setting struct {
 	Actions     map[string]string `json:"actions"`
 }
 
-func (a *API) projectList(r *http.Request) ([]project, error) {
-	base := baseURL(r) + "/v1/projects/"
-	mk := func(id, name, uuid string) project {
-		return project{ID: id, Type: "project", BaseType: "project", Kind: "project", Name: name, UUID: uuid,
-			State: "active", Links: map[string]string{"self": base + id, "hosts": base + id + "/hosts"},
-			Actions: map[string]string{}}
+// projectRecords are the projects without links: Default, System HA once
+// cluster-manager made it, and those created through POST /v1/projects.
+func (a *API) projectRecords(ctx context.Context) ([]project, error) {
+	mk := func(id, name, uuid string, life lifecycle, member bool) project {
+		return project{ID: id, Type: "project", BaseType: "account", Kind: "project", Name: name, UUID: uuid,
+			life: life, member: member}
 	}
-	out := []project{mk(defaultProjectID, "Default", "adminProject")}
-	uuid, ok, err := a.Store.Setting(r.Context(), settingProjectUUID)
+	out := []project{mk(defaultProjectID, "Default", "adminProject", lifecycle{State: "active"}, true)}
+	uuid, ok, err := a.Store.Setting(ctx, settingProjectUUID)
 	if err != nil {
 		return nil, err
 	}
 	if ok {
-		out = append(out, mk(systemHAProjectID, "System HA", uuid))
+		out = append(out, mk(systemHAProjectID, "System HA", uuid, lifecycle{State: "active"}, false))
+	}
+	if a.Registry != nil {
+		ps, err := a.Registry.Projects(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			x := mk("1a"+strconv.FormatInt(p.ID, 10), p.Name, p.UUID, p.Life, true)
+			if p.Description != "" {
+				d := p.Description
+				x.Description = &d
+			}
+			out = append(out, x)
+		}
 	}
 	return out, nil
 }
 
+// projectList renders the projects with their state at now and their
+// links: one per listable type by its plural name
+// (ProjectResourceManager.addLinks), of which the stand-in serves hosts,
+// registrationTokens and schemas.
+func (a *API) projectList(r *http.Request) ([]project, error) {
+	ps, err := a.projectRecords(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	base := baseURL(r) + "/v1/projects/"
+	now := a.now()
+	for i := range ps {
+		p := &ps[i]
+		p.State, _ = p.life.current(now)
+		p.Links = map[string]string{"self": base + p.ID, "hosts": base + p.ID + "/hosts",
+			"registrationTokens": base + p.ID + "/registrationtokens", "schemas": base + p.ID + "/schemas"}
+		p.Actions = map[string]string{}
+	}
+	return ps, nil
+}
+
 func (a *API) projects(w http.ResponseWriter, r *http.Request, rest []string) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+	if len(rest) == 0 && r.Method == http.MethodPost {
+		a.createProject(w, r)
+		return
+	}
+	if len(rest) < 2 && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		a.writeError(w, r, http.StatusMethodNotAllowed, "MethodNotAllowed", "")
 		return
 	}
@@ -128,6 +175,9 @@ func (a *API) projects(w http.ResponseWriter, r *http.Request, rest []string) {
 		if !strings.EqualFold(r.URL.Query().Get("all"), "true") && callerOf(r).Admin {
 			ps = memberProjects(ps)
 		}
+		if ps == nil {
+			ps = []project{}
+		}
 		a.writeJSON(w, http.StatusOK, a.collection(r, "project", "/v1/projects", ps))
 		return
 	}
@@ -137,18 +187,29 @@ func (a *API) projects(w http.ResponseWriter, r *http.Request, rest []string) {
 		if p.ID != rest[0] {
 			continue
 		}
+		pr := withProject(r, p.ID)
 		switch {
 		case len(rest) == 1:
 			a.writeJSON(w, http.StatusOK, p)
-		case len(rest) == 2 && rest[1] == "hosts":
-			hs := []host{}
-			if p.ID == systemHAProjectID {
-				if hs, err = a.hostList(r); err != nil {
+		case len(rest) == 2 && rest[1] == "hosts" && p.ID == systemHAProjectID:
+			a.onlyGet(w, r, func(w http.ResponseWriter, r *http.Request) {
+				hs, err := a.hostList(r)
+				if err != nil {
 					a.internal(w, r, err)
 					return
 				}
-			}
-			a.writeJSON(w, http.StatusOK, a.collection(r, "host", "/v1/projects/"+p.ID+"/hosts", hs))
+				a.writeJSON(w, http.StatusOK, a.collection(r, "host", "/v1/projects/"+p.ID+"/hosts", hs))
+			})
+		case rest[1] == "hosts":
+			a.hostsRoute(w, pr, rest[2:])
+		case rest[1] == "registrationtokens" && a.Registry != nil:
+			a.tokens(w, pr, rest[2:])
+		case rest[1] == "scripts" && len(rest) == 3 && rest[2] == "ca.crt":
+			a.onlyGet(w, pr, a.caCert)
+		case rest[1] == "scripts" && len(rest) == 3:
+			a.onlyGet(w, pr, func(w http.ResponseWriter, r *http.Request) { a.registerScript(w, r, lastSegment(r)) })
+		case rest[1] == "schemas":
+			a.onlyGet(w, pr, func(w http.ResponseWriter, r *http.Request) { a.schemas(w, r, rest[2:]) })
 		default:
 			a.writeError(w, r, http.StatusNotFound, "NotFound", "")
 		}
@@ -157,12 +218,51 @@ func (a *API) projects(w http.ResponseWriter, r *http.Request, rest []string) {
 	a.writeError(w, r, http.StatusNotFound, "NotFound", "")
 }
 
+// createProject is POST /v1/projects: a project (environment) the admin
+// owns, "registering" in the answer, then active
+// (ProjectResourceManager.createProject; a project's own key is refused).
+func (a *API) createProject(w http.ResponseWriter, r *http.Request) {
+	caller := callerOf(r)
+	if !caller.Admin {
+		a.writeError(w, r, http.StatusForbidden, "Forbidden", "")
+		return
+	}
+	if a.Registry == nil {
+		a.writeError(w, r, http.StatusMethodNotAllowed, "MethodNotAllowed", "")
+		return
+	}
+	var in struct {
+		Name        string `json:"name"`
+		Description string `json:"description"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&in)
+	now := a.now()
+	rec := ProjectRecord{Name: in.Name, Description: in.Description, UUID: newUUID(), Created: now.UnixMilli(),
+		Life: newLifecycle(now, a.transition())}
+	if err := a.Registry.AddProject(r.Context(), &rec); err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	ps, err := a.projectList(r)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	for _, p := range ps {
+		if p.ID == "1a"+strconv.FormatInt(rec.ID, 10) {
+			a.writeJSON(w, http.StatusCreated, p)
+			return
+		}
+	}
+	a.internal(w, r, fmt.Errorf("created project %d not found", rec.ID))
+}
+
 // memberProjects keeps the projects the admin is a member of: its own
-// Default project, not the service account's System HA.
+// Default project and those it created, not the service account's System HA.
 func memberProjects(ps []project) []project {
 	var out []project
 	for _, p := range ps {
-		if p.ID == defaultProjectID {
+		if p.member {
 			out = append(out, p)
 		}
 	}
@@ -219,15 +319,6 @@ func (a *API) hostIPAddresses(w http.ResponseWriter, r *http.Request, id string)
 	a.writeError(w, r, http.StatusNotFound, "NotFound", "")
 }
 
-func (a *API) hosts(w http.ResponseWriter, r *http.Request) {
-	hs, err := a.hostList(r)
-	if err != nil {
-		a.internal(w, r, err)
-		return
-	}
-	a.writeJSON(w, http.StatusOK, a.collection(r, "host", "/v1/hosts", hs))
-}
-
 // knownSettings are listed by GET /v1/settings.
 var knownSettings = []string{SettingHAEnabled, SettingClusterSize}
 
@@ -257,6 +348,9 @@ func (a *API) settingResource(r *http.Request, name string) (setting, error) {
 		}
 		if !aok && name == SettingHAEnabled {
 			av, aok = "false", true
+		}
+		if (!aok || av == "") && name == SettingAPIHost && a.APIHost != "" {
+			av, aok = a.APIHost, true // DEFAULT_CATTLE_API_HOST
 		}
 		s.ActiveValue = nil
 		if aok {
@@ -312,23 +406,46 @@ func (a *API) settings(w http.ResponseWriter, r *http.Request, rest []string) {
 	}
 }
 
-// schemaNames are the schemas an HA install touches.
-var schemaNames = []string{"activeSetting", "apiVersion", "certificate", "collection", "error", "haConfig", "haConfigInput", "host", "project"}
+// schemaNames are the schemas an HA install and joining hosts touch, with
+// their collection methods (go-rancher's schemas.json of cattle v0.159.x:
+// registrationToken GET, POST; host GET).
+var schemaNames = []string{"activeSetting", "apiVersion", "certificate", "collection", "error", "haConfig", "haConfigInput", "host",
+	"ipAddress", "project", "registrationToken"}
+
+// scopedSchemas are the schemas of a registration token's register schema
+// (register-auth.json) and of an agent.
+var scopedSchemas = map[string][]string{
+	scopeRegister: {"apiVersion", "collection", "error", "register", "schema"},
+	scopeAgent:    {"apiVersion", "collection", "error", "publish", "schema"},
+}
+
+var collectionMethods = map[string][]string{
+	"host": {"GET"}, "ipAddress": {"GET"}, "project": {"GET", "POST"}, "registrationToken": {"GET", "POST"},
+	"register": {"GET", "POST"}, "publish": {"POST"},
+}
 
 func (a *API) schemas(w http.ResponseWriter, r *http.Request, rest []string) {
-	base := baseURL(r) + "/v1/schemas/"
+	base := linkBase(r) + "/schemas/"
 	mk := func(n string) map[string]any {
-		return map[string]any{"id": n, "type": "schema", "links": map[string]string{"self": base + strings.ToLower(n)}}
+		m := map[string]any{"id": n, "type": "schema", "links": map[string]string{"self": base + strings.ToLower(n)}}
+		if cm, ok := collectionMethods[n]; ok {
+			m["collectionMethods"] = cm
+		}
+		return m
+	}
+	names := schemaNames
+	if s, ok := scopedSchemas[callerOf(r).Scope]; ok {
+		names = s
 	}
 	if len(rest) == 0 {
-		out := make([]map[string]any, 0, len(schemaNames))
-		for _, n := range schemaNames {
+		out := make([]map[string]any, 0, len(names))
+		for _, n := range names {
 			out = append(out, mk(n))
 		}
-		a.writeJSON(w, http.StatusOK, a.collection(r, "schema", "/v1/schemas", out))
+		a.writeJSON(w, http.StatusOK, a.collectionAt(r, "schema", linkBase(r)+"/schemas", out))
 		return
 	}
-	for _, n := range schemaNames {
+	for _, n := range names {
 		if strings.ToLower(n) == rest[0] {
 			a.writeJSON(w, http.StatusOK, mk(n))
 			return
@@ -352,6 +469,12 @@ func (a *API) caCert(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, http.StatusNotFound, "NotFound", "")
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain")
+	// HostApiPublicCAScriptHandler (cattle v0.159.7 host-api).
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Disposition", "attachment; filename=ca.crt")
+	h.Set("Cache-Control", "private")
+	h.Set("Pragma", "private")
+	h.Set("Expires", "Wed 24 Feb 1982 18:42:00 GMT")
 	w.Write(b.Chain)
 }

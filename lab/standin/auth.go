@@ -41,7 +41,18 @@ const (
 type account struct {
 	ID    string
 	Admin bool // holds the all.accounts policy option
+	// Scope narrows the schema: "" (the account's own), scopeRegister for
+	// a registration token (RegistrationTokenAccountLookup sets the
+	// "register" schema), scopeAgent for an agent's key pair.
+	Scope   string
+	AgentID int64 // with scopeAgent
 }
+
+// Caller scopes.
+const (
+	scopeRegister = "register"
+	scopeAgent    = "agent"
+)
 
 var adminAccount = account{ID: adminAccountID, Admin: true}
 
@@ -64,10 +75,14 @@ func (a *API) authenticate(r *http.Request) (account, bool, error) {
 	enforce := strings.EqualFold(r.Header.Get("X-ENFORCE-AUTHENTICATION"), "true")
 	user, pass, hasKey := r.BasicAuth()
 	if hasKey {
-		if acct, found, err := a.lookupKey(r.Context(), user, pass); err != nil {
-			return account{}, false, err
-		} else if found {
-			return acct, true, nil
+		for _, lookup := range []func(context.Context, string, string) (account, bool, error){
+			a.lookupKey, a.lookupRegistrationToken, a.lookupAgentKey,
+		} {
+			if acct, found, err := lookup(r.Context(), user, pass); err != nil {
+				return account{}, false, err
+			} else if found {
+				return acct, true, nil
+			}
 		}
 	}
 	if on == "true" || enforce {
@@ -89,8 +104,48 @@ func (a *API) lookupKey(ctx context.Context, access, secret string) (account, bo
 	return account{ID: id, Admin: id == adminAccountID}, true, nil
 }
 
+// lookupRegistrationToken is cattle's RegistrationTokenAccountLookup:
+// user "registrationToken" and a valid token as the password authenticate
+// as the token's account, with the register schema only.
+func (a *API) lookupRegistrationToken(ctx context.Context, user, token string) (account, bool, error) {
+	if user != kindRegistrationToken || a.Registry == nil {
+		return account{}, false, nil
+	}
+	id, ok, err := a.validateRegistrationToken(ctx, token)
+	if err != nil || !ok {
+		return account{}, false, err
+	}
+	return account{ID: id, Scope: scopeRegister}, true, nil
+}
+
+// lookupAgentKey authenticates an agent by the key pair its register
+// object handed out (an agentApiKey credential: account.by.key.credential.types
+// lists it, so BasicAuthImpl takes it like an API key).
+func (a *API) lookupAgentKey(ctx context.Context, access, secret string) (account, bool, error) {
+	if a.Registry == nil {
+		return account{}, false, nil
+	}
+	ags, err := a.Registry.Agents(ctx)
+	if err != nil {
+		return account{}, false, err
+	}
+	for _, ag := range ags {
+		if ag.Access == access && subtle.ConstantTimeCompare([]byte(ag.Secret), []byte(secret)) == 1 {
+			return account{ID: agentAccountID(ag.ID), Scope: scopeAgent, AgentID: ag.ID}, true, nil
+		}
+	}
+	return account{}, false, nil
+}
+
 // openPath reports whether path is served without authentication.
+// A project's /v1/projects/<id>/scripts/<token> (the registration URL a
+// request through the project gets) is open too.
 func openPath(path string) bool {
+	if strings.HasPrefix(path, "/v1/projects/") {
+		if p := strings.Split(path, "/"); len(p) > 4 && p[4] == "scripts" {
+			return true
+		}
+	}
 	return !strings.HasPrefix(path, "/v1") || strings.HasPrefix(path, "/v1/scripts/")
 }
 

@@ -89,7 +89,7 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // Migrate creates the tables and proves the user can write to them.
 func (s *Store) Migrate(ctx context.Context) error {
-	for _, q := range schema {
+	for _, q := range append(append([]string(nil), schema...), registrySchema...) {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("%w: %w", ErrSchema, err)
 		}

@@ -193,7 +193,9 @@ func RunHA(ctx context.Context, o HAOptions) error {
 	}
 	n.live = []Member{n.self}
 
-	api := &API{Store: store, DB: c.db, Log: o.Log, Hosts: n.liveMembers}
+	// cluster-manager starts cattle with DEFAULT_CATTLE_API_HOST set to the
+	// Host Registration URL (service/cluster_service.go line 200).
+	api := &API{Store: store, DB: c.db, Log: o.Log, Hosts: n.liveMembers, Registry: store, APIHost: c.url}
 	ln, err := net.Listen("tcp", o.APIAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.APIAddr, err)

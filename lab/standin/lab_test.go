@@ -467,3 +467,85 @@ func TestHAAgentMustRunLab(t *testing.T) {
 		t.Errorf("stop: %v", err)
 	}
 }
+
+// The registry tables behave like memRegistry: insert-or-load by the
+// natural key without burning ids, host ids from 1000, project ids from 10.
+func TestRegistryStoreLab(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenStore(ctx, testDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i := 0; i < 2; i++ {
+		if err := st.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	auto := Credential{AccountID: "1a1", Kind: kindRegistrationToken, Public: "A1", Secret: "s1", UUID: "u1", Created: 1, Life: lifecycle{State: "active"}, AutoKey: adminAutoToken}
+	for i := 0; i < 3; i++ {
+		c := auto
+		if err := st.AddCredential(ctx, &c); err != nil || c.ID != 1 || c.Public != "A1" {
+			t.Fatalf("auto credential %d: %+v %v", i, c, err)
+		}
+	}
+	c := Credential{AccountID: "1a5", Kind: kindRegistrationToken, Public: "B2", Secret: "s2", UUID: "u2", Created: 2, Life: newLifecycle(time.UnixMilli(2), time.Second)}
+	if err := st.AddCredential(ctx, &c); err != nil || c.ID != 2 {
+		t.Fatalf("credential: %+v %v", c, err)
+	}
+	l := lifecycle{State: "inactive", Trans: "deactivating", Until: 5}
+	if err := st.SetCredentialLife(ctx, c.ID, l); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := st.Credentials(ctx)
+	if err != nil || len(cs) != 2 || cs[1].Life != l || cs[0].AutoKey != adminAutoToken || cs[1].AutoKey != "" {
+		t.Errorf("credentials = %+v %v", cs, err)
+	}
+	for i := 0; i < 2; i++ {
+		a := AgentRecord{Key: "k", AccountID: "1a5", Access: "AK", Secret: "SK", UUID: "ua", Created: 3, RegLife: lifecycle{State: "active"}, State: "active"}
+		existed, err := st.AddAgent(ctx, &a)
+		if err != nil || a.ID != 1 || existed != (i == 1) {
+			t.Fatalf("agent %d: %+v %t %v", i, a, existed, err)
+		}
+	}
+	if err := st.PingAgent(ctx, 1, 99, "active"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetAgentState(ctx, 1, "inactive", 100); err != nil {
+		t.Fatal(err)
+	}
+	ags, err := st.Agents(ctx)
+	if err != nil || len(ags) != 1 || ags[0].LastPing != 99 || ags[0].HostAgentState != "active" || ags[0].State != "inactive" || ags[0].StateUntil != 100 {
+		t.Errorf("agents = %+v %v", ags, err)
+	}
+	for i := 0; i < 3; i++ {
+		h := HostRecord{AgentID: 1, ReportedUUID: "r1", AccountID: "1a5", UUID: "uh", Hostname: "h1", Labels: map[string]string{"a": "b"}, IP: "10.0.0.1", Created: 4, Life: lifecycle{State: "active"}}
+		existed, err := st.AddHost(ctx, &h)
+		if err != nil || h.ID != 1000 || existed != (i > 0) || h.Labels["a"] != "b" {
+			t.Fatalf("host %d: %+v %t %v", i, h, existed, err)
+		}
+	}
+	h2 := HostRecord{AgentID: 1, ReportedUUID: "r2", AccountID: "1a5", UUID: "uh2", Created: 5, Life: lifecycle{State: "active"}}
+	if _, err := st.AddHost(ctx, &h2); err != nil || h2.ID != 1001 {
+		t.Fatalf("second host: %+v %v", h2, err)
+	}
+	if err := st.ReportHost(ctx, 1000, "h1b", "10.0.0.2", map[string]string{"a": "c"}); err != nil {
+		t.Fatal(err)
+	}
+	rl := lifecycle{State: "removed", Trans: "removing", Until: 7, Removed: 6, RemoveTime: 66}
+	if err := st.SetHostLife(ctx, 1000, rl); err != nil {
+		t.Fatal(err)
+	}
+	hs, err := st.Hosts(ctx)
+	if err != nil || len(hs) != 2 || hs[0].Hostname != "h1b" || hs[0].IP != "10.0.0.2" || hs[0].Labels["a"] != "c" || hs[0].Life != rl {
+		t.Errorf("hosts = %+v %v", hs, err)
+	}
+	p := ProjectRecord{Name: "staging", Description: "d", UUID: "up", Created: 8, Life: lifecycle{State: "active"}}
+	if err := st.AddProject(ctx, &p); err != nil || p.ID != 10 {
+		t.Fatalf("project: %+v %v", p, err)
+	}
+	ps, err := st.Projects(ctx)
+	if err != nil || len(ps) != 1 || ps[0] != p {
+		t.Errorf("projects = %+v %v", ps, err)
+	}
+}

@@ -11,8 +11,9 @@ import (
 // cachedSettings are the settings cattle's API reads from its Archaius
 // cache rather than from the database: the haConfig resource's enabled and
 // clusterSize (HaConfigManager.getHaConfig reads HA_ENABLED and
-// HA_CLUSTER_SIZE, both DynamicProperty values).
-var cachedSettings = []string{SettingHAEnabled, SettingClusterSize, SettingSecurityEnabled}
+// HA_CLUSTER_SIZE, both DynamicProperty values), access control, and
+// api.host (ServerContext.HOST), which registration URLs are built from.
+var cachedSettings = []string{SettingHAEnabled, SettingClusterSize, SettingSecurityEnabled, SettingAPIHost}
 
 // DefaultSettingsRefresh is how often the cache is reloaded from the
 // database without a write through this server: Archaius's polling
