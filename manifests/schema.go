@@ -154,7 +154,7 @@ func schemaDoc() jsonObj {
 			"ssh":         schemaRef("ssh", "Overrides of the ssh defaults."),
 			"register":    jsonObj{"type": "boolean", "description": "Register with Rancher; false: only the cluster CA. Default: hostDefaults.register (true)."},
 			"environment": schemaEnvironment,
-			"agentIP":     schemaStr("CATTLE_AGENT_IP: the address the host registers with (behind NAT, with several interfaces). Default: detected by the agent."),
+			"agentIP":     schemaStr("CATTLE_AGENT_IP: the address the host registers with (behind NAT, with several interfaces). Default: the host's address when it is an IP (the agent would otherwise take the address the server sees, the load balancer's)."),
 			"labels":      schemaLabels,
 		}),
 	}

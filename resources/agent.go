@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"regexp"
 	"slices"
 	"sort"
@@ -273,10 +274,25 @@ func hostLabels(m map[string]string) string {
 	return strings.Join(parts, "&")
 }
 
+// agentIP is CATTLE_AGENT_IP: the manifest's agentIP, else the host's
+// address when it is an IP. Without it the agent takes the address the
+// server saw its request come from, which behind the cluster's load
+// balancer is the load balancer's (rancher v1.0.1 agent/register.py,
+// DETECTED_CATTLE_AGENT_IP): every host would register as one address.
+func (s *agentRegister) agentIP() string {
+	if s.h.AgentIP != "" {
+		return s.h.AgentIP
+	}
+	if net.ParseIP(s.h.Address) != nil {
+		return s.h.Address
+	}
+	return ""
+}
+
 func (s *agentRegister) details() []plans.Detail {
 	ds := []plans.Detail{{Name: "environment", New: s.h.Environment}, {Name: "labels", New: hostLabels(s.wantLabels())}}
-	if s.h.AgentIP != "" {
-		ds = append(ds, plans.Detail{Name: "agent IP", New: s.h.AgentIP})
+	if ip := s.agentIP(); ip != "" {
+		ds = append(ds, plans.Detail{Name: "agent IP", New: ip})
 	}
 	return ds
 }
@@ -459,8 +475,8 @@ func (s *agentRegister) start(ctx context.Context, r transport.Runner, tok *ranc
 	if tok.CAFingerprint != "" {
 		env = append(env, "CA_FINGERPRINT="+tok.CAFingerprint)
 	}
-	if s.h.AgentIP != "" {
-		env = append(env, "CATTLE_AGENT_IP="+s.h.AgentIP)
+	if ip := s.agentIP(); ip != "" {
+		env = append(env, "CATTLE_AGENT_IP="+ip)
 	}
 	binds := []string{"/var/run/docker.sock:/var/run/docker.sock", "/var/lib/rancher:/var/lib/rancher"}
 	engine.Progress(ctx, "starting the registration of %s in environment %q", s.h.Name, s.h.Environment)

@@ -93,13 +93,20 @@ func (s *lbConfig) Diff(cur engine.State) plans.Change {
 // haproxy -c, and only then moves it into place and reloads: an invalid
 // configuration never replaces the running one.
 func (s *lbConfig) Apply(ctx context.Context, _ plans.Change) error {
-	r, err := s.env.runner(ctx, s.env.lbTarget())
+	return s.env.installHAProxy(ctx, s.render())
+}
+
+// installHAProxy writes cfg next to the LB's configuration, has haproxy
+// check it, moves it in place and reloads: a configuration haproxy
+// rejects never replaces the running one.
+func (e *Env) installHAProxy(ctx context.Context, cfg []byte) error {
+	r, err := e.runner(ctx, e.lbTarget())
 	if err != nil {
 		return err
 	}
-	hp := s.env.c.LoadBalancer.HAProxy
+	hp := e.c.LoadBalancer.HAProxy
 	tmp := hp.ConfigPath + ".haplan-new"
-	if err := transport.WriteFile(ctx, r, tmp, s.render(), 0o644); err != nil {
+	if err := transport.WriteFile(ctx, r, tmp, cfg, 0o644); err != nil {
 		return err
 	}
 	check := fmt.Sprintf("haproxy -c -q -f %s || { rc=$?; rm -f %s; exit $rc; }", transport.Quote(tmp), transport.Quote(tmp))
