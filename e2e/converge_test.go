@@ -92,6 +92,10 @@ func TestConvergeThreeNodes(t *testing.T) {
 		converge(t, ctx, l, manifest, nodes)
 		checkHostsJoin(t, ctx, l, manifest)
 	})
+	t.Run("upgrade, and back through the backup", func(t *testing.T) {
+		converge(t, ctx, l, manifest, nodes)
+		checkUpgrade(t, ctx, l, manifest, nodes)
+	})
 	t.Run("backup and restore", func(t *testing.T) {
 		converge(t, ctx, l, manifest, nodes)
 		checkBackupRestore(t, ctx, l, manifest, nodes)

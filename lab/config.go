@@ -15,6 +15,9 @@ const (
 	LabelKey     = "haplan.lab"
 	RegistryAddr = "127.0.0.1:5000"
 	RancherImage = "rancher/server:v1.0.1"
+	// NextRancherImage is the release upgrade tests go to; the lab
+	// registry serves it too (the same stand-in, another tag).
+	NextRancherImage = "rancher/server:v1.0.2"
 	// AgentImage is what an HA node pulls at run time (setting
 	// bootstrap.required.image); the lab registry serves its stand-in.
 	AgentImage = "rancher/agent:v1.0.1"

@@ -381,7 +381,7 @@ func pushRancherImage(ctx context.Context, root string, logf func(string, ...any
 	} else {
 		logf("registry: no lab/standin/build.sh; pushing the local %s", RancherImage)
 	}
-	for _, img := range []string{RancherImage, AgentImage, AgentInstanceImage} {
+	for _, img := range []string{RancherImage, NextRancherImage, AgentImage, AgentInstanceImage} {
 		target := RegistryAddr + "/" + img
 		if _, err := docker(ctx, "tag", img, target); err != nil {
 			return fmt.Errorf("tag stand-in image: %w", err)

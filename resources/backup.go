@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/haplan/haplan/layout"
 )
 
 // Backups are Rancher's documented dump (v1.6 FAQ; docs/rancher-1.0-ha.md
@@ -44,13 +46,15 @@ type BackupInfo struct {
 // ErrNoMysqldump: the mysqldump (or mysql) client is not installed here.
 var ErrNoMysqldump = errors.New("mysqldump is not installed on this machine (Debian/Ubuntu: apt-get install mariadb-client)")
 
-// Backup writes a consistent dump of the Rancher database to w.
+// Backup writes a consistent dump of the Rancher database to w. Its
+// record names the release that runs (the schema is that release's),
+// which before an upgrade is not the manifest's.
 func (e *Env) Backup(ctx context.Context, w io.Writer) (*BackupInfo, error) {
 	bin, err := exec.LookPath("mysqldump")
 	if err != nil {
 		return nil, ErrNoMysqldump
 	}
-	info := &BackupInfo{Cluster: e.c.Name, Database: e.c.Database.Name, ServerImage: e.c.Rancher.Image,
+	info := &BackupInfo{Cluster: e.c.Name, Database: e.c.Database.Name, ServerImage: e.runningImage(ctx),
 		ClusterSize: len(e.c.Nodes), RegistrationURL: e.c.Rancher.HostRegistrationURL, Created: time.Now().UTC()}
 	if v, err := exec.CommandContext(ctx, bin, "--version").Output(); err == nil {
 		info.Tool = strings.TrimSpace(string(v))
@@ -184,4 +188,19 @@ func join(ctx context.Context, a, b net.Conn) {
 	a.Close()
 	b.Close()
 	<-done
+}
+
+// runningImage is the image rancher-ha runs on the first node, in
+// manifest order, where it runs; the manifest's when none answers.
+func (e *Env) runningImage(ctx context.Context) string {
+	for _, n := range e.c.Nodes {
+		r, err := e.runner(ctx, nodeTarget(n))
+		if err != nil {
+			continue
+		}
+		if status, image, err := containerStatus(ctx, r, layout.HA); err == nil && status == "running" {
+			return image
+		}
+	}
+	return e.c.Rancher.Image
 }

@@ -121,7 +121,7 @@ func (a *app) restore(ctx context.Context, args []string) int {
 	rr.dump = pos[0]
 	ar := &rr.applyRun
 	return a.newRun(ctx, "restore", pf).do(load, ar.interrupts, rr.readDump, ar.openLog, session, rr.restoreGraph,
-		lock, planPhase, ar.review, ar.approve, ar.walk, rr.clusterGraph, planPhase, ar.review, ar.walk, ar.report)
+		lock, probeOnly, ar.review, ar.approve, ar.walk, rr.clusterGraph, planPhase, ar.review, ar.walk, ar.report)
 }
 
 // readDump reads the dump's record and refuses one the manifest cannot

@@ -58,6 +58,16 @@ func planPhase(r *run) error {
 	return err
 }
 
+// probeOnly plans without the preflight checks: for plans whose steps do
+// not need the cluster's prerequisites, and that must run when those are
+// not met (a restore's stop and load run on a cluster that is broken, or
+// newer than the manifest; the plan that starts it again is checked).
+func probeOnly(r *run) error {
+	p, err := makePlan(r.ctx, r)
+	r.plan = p
+	return err
+}
+
 // makePlan probes the graph and fills in what the engine leaves to the
 // caller. Progress goes to stderr: in CI only failures, progress messages
 // and quiet-step notices; on a terminal, the live view.

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -320,7 +321,15 @@ func (a *API) hostIPAddresses(w http.ResponseWriter, r *http.Request, id string)
 }
 
 // knownSettings are listed by GET /v1/settings.
-var knownSettings = []string{SettingHAEnabled, SettingClusterSize}
+var knownSettings = []string{SettingHAEnabled, SettingClusterSize, SettingServerImage}
+
+// SettingServerImage is the running server's release: cattle fills it from
+// the environment variable CATTLE_RANCHER_SERVER_IMAGE, which rancher
+// v1.0.1 server/Dockerfile sets to the image's tag ("v1.0.1"); it is one
+// of cattle's public settings (api-server defaults.properties
+// settings.public). Not in the database, so value and activeValue are the
+// running server's (ActiveSetting.getValue).
+const SettingServerImage = "rancher.server.image"
 
 func (a *API) settingResource(r *http.Request, name string) (setting, error) {
 	s := setting{ID: name, Type: "activeSetting", BaseType: "activeSetting", Name: name,
@@ -335,6 +344,9 @@ func (a *API) settingResource(r *http.Request, name string) (setting, error) {
 	if ok {
 		src := "Database"
 		s.Value, s.ActiveValue, s.InDB, s.Source = &v, &v, true, &src
+	} else if name == SettingServerImage {
+		env, src := os.Getenv("CATTLE_RANCHER_SERVER_IMAGE"), "Environment Variables"
+		s.Value, s.ActiveValue, s.Source = &env, &env, &src
 	}
 	// activeValue is what the server runs with: for cached settings, the
 	// Archaius cache, which a write refreshes only after its response.

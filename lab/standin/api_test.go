@@ -397,3 +397,17 @@ func TestAccessControl(t *testing.T) {
 		t.Errorf("project key on haconfigs = %d, want 404", resp.StatusCode)
 	}
 }
+
+// rancher.server.image is the running server's release from its
+// environment (rancher v1.0.1 server/Dockerfile: ENV
+// CATTLE_RANCHER_SERVER_IMAGE v1.0.1), not a database value: value and
+// activeValue both carry it (cattle ActiveSetting.getValue).
+func TestServerImageSetting(t *testing.T) {
+	t.Setenv("CATTLE_RANCHER_SERVER_IMAGE", "v1.0.2")
+	_, _, srv := newTestAPI(t)
+	_, body := do(t, "GET", srv.URL+"/v1/settings/rancher.server.image", "", nil)
+	m := decode(t, body)
+	if m["value"] != "v1.0.2" || m["activeValue"] != "v1.0.2" || m["inDb"] == true {
+		t.Errorf("rancher.server.image = %s, want v1.0.2 from the environment, not in the database", body)
+	}
+}

@@ -22,5 +22,9 @@ ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 cp "$root/bin/rancher-standin" "$ctx/rancher-standin"
 docker build -q -f "$here/Dockerfile" -t "$tag" "$ctx"
+# The next release, for upgrade tests: the same server, another tag.
+if [ "$tag" = rancher/server:v1.0.1 ]; then
+    docker build -q -f "$here/Dockerfile" --build-arg SERVER_TAG=v1.0.2 -t rancher/server:v1.0.2 "$ctx"
+fi
 docker build -q -f "$here/Dockerfile.agent" -t "$agent_tag" "$ctx"
 docker tag "$agent_tag" "$instance_tag"
