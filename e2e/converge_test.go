@@ -104,6 +104,10 @@ func TestConvergeThreeNodes(t *testing.T) {
 		converge(t, ctx, l, manifest, nodes)
 		checkStatus(t, ctx, l, manifest, nodes)
 	})
+	t.Run("destroy", func(t *testing.T) {
+		converge(t, ctx, l, manifest, nodes)
+		checkDestroy(t, ctx, l, manifest, nodes)
+	})
 	t.Run("a node and a host down", func(t *testing.T) { checkMachinesDown(t, ctx, l, manifest, nodes) })
 	t.Run("database admin through ssh", func(t *testing.T) {
 		converge(t, ctx, l, manifest, nodes)

@@ -68,5 +68,7 @@ type clusterEnv interface {
 	// RestoreSteps are the steps that stop the cluster and load the dump
 	// at path.
 	RestoreSteps(path string, info resources.BackupInfo) []engine.Step
+	// DestroySteps are the steps that remove what haplan made.
+	DestroySteps(o resources.DestroyOptions) []engine.Step
 	Close() error
 }

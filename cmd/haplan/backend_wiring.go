@@ -79,6 +79,10 @@ func (r *resourcesEnv) Backup(ctx context.Context, w io.Writer) (*resources.Back
 	return r.env.Backup(ctx, w)
 }
 
+func (r *resourcesEnv) DestroySteps(o resources.DestroyOptions) []engine.Step {
+	return resources.CompileDestroy(r.env.Cluster(), r.env, o)
+}
+
 func (r *resourcesEnv) RestoreSteps(path string, info resources.BackupInfo) []engine.Step {
 	return resources.CompileRestore(r.env.Cluster(), r.env, path, info)
 }

@@ -88,6 +88,12 @@ func commands() []command {
 			{name: "force", help: "restore a dump of another cluster"},
 			flagParallelism,
 		}},
+		{name: "destroy", summary: "remove what haplan made (a backup first; the database kept)", flags: []flagSpec{
+			flagFile,
+			{name: "drop-database", help: "drop the Rancher database too"},
+			{name: "auto-approve", help: "do not ask for the cluster's name"},
+			flagTarget, flagParallelism,
+		}},
 		{name: "graph", summary: "print the step graph (DOT or Mermaid)", flags: []flagSpec{
 			flagFile,
 			{name: "format", value: "FORMAT", help: "dot or mermaid", choices: []string{"dot", "mermaid"}},

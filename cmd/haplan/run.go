@@ -95,6 +95,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return a.backup(ctx, rest)
 	case "restore":
 		return a.restore(ctx, rest)
+	case "destroy":
+		return a.destroy(ctx, rest)
 	case "force-unlock":
 		return a.forceUnlock(ctx, rest)
 	case "schema":
@@ -299,6 +301,28 @@ Options:
 
 Examples:
   haplan restore .haplan/backups/prod-20261201T120000Z.sql
+` + exitCodesUsage,
+	"destroy": `Usage: haplan destroy [-f cluster.yaml] [options]
+
+Removes what haplan made, in the reverse of the install, after a backup of
+the database (under .haplan/backups/ next to the manifest): the hosts'
+registrations, agents and CA; every node's rancher-ha containers, the
+bootstrap server and /var/lib/rancher/etc; the load balancer's
+configuration (replaced by one that serves nothing); the application
+user's grants. The database is kept unless --drop-database. Shows the plan
+first and asks for the cluster's name on a terminal; without a terminal it
+refuses unless --auto-approve. A second destroy finds nothing to do.
+
+Options:
+  -f FILE            the manifest (default ./cluster.yaml)
+  --drop-database    drop the Rancher database too
+  --auto-approve     do not ask for the cluster's name
+  --target GLOB      destroy only matching steps and what they depend on
+  --parallelism N    steps run at once (default 10)
+
+Examples:
+  haplan destroy
+  haplan destroy --target 'destroy.host[h3]'
 ` + exitCodesUsage,
 	"status": `Usage: haplan status [-f cluster.yaml] [--json]
 

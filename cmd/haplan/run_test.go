@@ -131,6 +131,7 @@ func (e *fakeEnv) Backup(_ context.Context, w io.Writer) (*resources.BackupInfo,
 	return &resources.BackupInfo{Cluster: "lab", Size: int64(n)}, err
 }
 func (e *fakeEnv) RestoreSteps(string, resources.BackupInfo) []engine.Step { return nil }
+func (e *fakeEnv) DestroySteps(resources.DestroyOptions) []engine.Step     { return e.steps }
 func (e *fakeEnv) Status(context.Context) *health.Report {
 	if e.status != nil {
 		return e.status
@@ -654,5 +655,28 @@ func TestRestoreRefusesAnotherClustersDump(t *testing.T) {
 	f.wantCode(f.run("restore", "-f", f.manifest, "--auto-approve", dump), exitError)
 	if !strings.Contains(f.stderr.String(), "other.sql.json is missing") {
 		t.Errorf("a dump without its record:\n%s", f.stderr)
+	}
+}
+
+func TestDestroyAsksForTheClustersName(t *testing.T) {
+	f := newFixture(t)
+	f.wantCode(f.run("destroy", "-f", f.manifest), exitError)
+	if !strings.Contains(f.stderr.String(), "stdin is not a terminal") || len(f.w.appliedSteps()) != 0 {
+		t.Fatalf("destroy without a terminal: %s; applied %v", f.stderr, f.w.appliedSteps())
+	}
+	f.stdinTTY = true
+	f.stdin = strings.NewReader("yes\n")
+	f.wantCode(f.run("destroy", "-f", f.manifest), exitError)
+	if !strings.Contains(f.stdout.String(), "Type its name") || len(f.w.appliedSteps()) != 0 {
+		t.Fatalf("a 'yes' destroyed the cluster: applied %v", f.w.appliedSteps())
+	}
+	f.stdin = strings.NewReader("lab\n")
+	f.wantCode(f.run("destroy", "-f", f.manifest), exitOK)
+	if len(f.w.appliedSteps()) != 4 || !strings.Contains(f.stdout.String(), "Cluster lab is destroyed; its database is kept") {
+		t.Fatalf("destroy with the name typed: applied %v\n%s", f.w.appliedSteps(), f.stdout)
+	}
+	f.wantCode(f.run("destroy", "-f", f.manifest, "--auto-approve"), exitOK)
+	if !strings.Contains(f.stdout.String(), "Nothing to destroy.") {
+		t.Errorf("a second destroy:\n%s", f.stdout)
 	}
 }

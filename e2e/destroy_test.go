@@ -1,0 +1,60 @@
+//go:build lab
+
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/haplan/haplan/lab"
+)
+
+// checkDestroy destroys the cluster (with --drop-database, so that the lab
+// can be installed again from nothing) and judges the result on the
+// machines and the database server; a second destroy finds nothing to do;
+// then one apply brings the cluster back.
+func checkDestroy(t *testing.T, ctx context.Context, l *lab.Lab, manifest string, nodes []string) {
+	backups := filepath.Join(filepath.Dir(manifest), ".haplan", "backups")
+	t.Cleanup(func() { _ = os.RemoveAll(backups) })
+	if r := haplan(t, ctx, "destroy", "-f", manifest); r.code != 1 || !strings.Contains(r.stderr, "not a terminal") {
+		t.Fatalf("destroy without a terminal or --auto-approve: exit %d, want 1 refusing", r.code)
+	}
+	if r := haplan(t, ctx, "destroy", "-f", manifest, "--drop-database", "--auto-approve"); r.code != 0 {
+		t.Fatalf("destroy: exit %d", r.code)
+	}
+	for _, n := range nodes {
+		if out := strings.TrimSpace(sh(t, ctx, l, n, "docker ps -a --format '{{.Names}}' | grep -E '^(rancher-ha|haplan-bootstrap)' || true; test -e /var/lib/rancher/etc && echo files || true")); out != "" {
+			t.Errorf("%s after destroy: %q left", n, out)
+		}
+	}
+	for _, h := range hostsByRole(l, lab.RoleAgent) {
+		if out := strings.TrimSpace(sh(t, ctx, l, h.Name, "docker ps -a --format '{{.Names}}' | grep '^rancher-agent' || true; test -e /var/lib/rancher/state && echo state; test -e /var/lib/rancher/etc/ssl/ca.crt && echo ca; true")); out != "" {
+			t.Errorf("%s after destroy: %q left", h.Name, out)
+		}
+	}
+	if userExists(t, ctx, l, "cattle", nodeIP(t, l, "rs1")) {
+		t.Error("the grant of rs1 survived destroy")
+	}
+	if tableExists(t, ctx, l, "cluster") {
+		t.Error("the database survived destroy --drop-database")
+	}
+	d := net.Dialer{Timeout: 3 * time.Second}
+	if c, err := tls.DialWithDialer(&d, "tcp", net.JoinHostPort(l.IP("lb"), "443"), &tls.Config{InsecureSkipVerify: true}); err == nil {
+		c.Close()
+		t.Error("the load balancer still serves 443 after destroy")
+	}
+	dumps, _ := filepath.Glob(filepath.Join(backups, "lab-pre-destroy-*.sql"))
+	if len(dumps) != 1 {
+		t.Errorf("backups before destroy: %v, want one", dumps)
+	}
+	if r := haplan(t, ctx, "destroy", "-f", manifest, "--drop-database", "--auto-approve"); r.code != 0 || !strings.Contains(r.stdout, "Nothing to destroy.") {
+		t.Errorf("a second destroy: exit %d, want 0 with nothing to destroy:\n%s", r.code, r.stdout)
+	}
+	converge(t, ctx, l, manifest, nodes)
+}
