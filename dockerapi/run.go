@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/haplan/haplan/transport"
 )
 
 // RunSpec is a container to start detached: what `docker run -d` takes.
@@ -35,6 +37,9 @@ var ErrNoAPIForRun = fmt.Errorf("run: %w", errNoAPI)
 //
 // This is the package's only write; everything else reads.
 func (d *Reader) Run(ctx context.Context, s RunSpec) (string, error) {
+	if transport.IsReadOnly(d.r) {
+		return "", fmt.Errorf("%s: refusing to start a container through a read-only connection", d.r.Host())
+	}
 	body := map[string]any{
 		"Image": s.Image, "Cmd": s.Cmd, "Env": s.Env,
 		"HostConfig": map[string]any{"Binds": s.Binds, "Privileged": s.Privileged},

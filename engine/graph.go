@@ -121,8 +121,10 @@ func (g *Graph) Dependents(a Addr) []Addr { return slices.Clone(g.dependents[a])
 // Target returns the subgraph of the steps whose address matches any of
 // the patterns (path.Match syntax with brackets taken literally, since
 // addresses contain them: "cert.distribute[*]", "ha.start[rs2]", "image.*")
-// plus everything they transitively depend on, like terraform -target.
-// A pattern that matches nothing, or is malformed, is an error naming it.
+// plus everything they transitively depend on, like terraform -target,
+// and every other member of a barrier group a kept step belongs to (with
+// its dependencies): groups start whole or not at all. A pattern that
+// matches nothing, or is malformed, is an error naming it.
 func (g *Graph) Target(patterns []string) (*Graph, error) {
 	keep := make(map[Addr]bool)
 	var errs []error
@@ -148,6 +150,7 @@ func (g *Graph) Target(patterns []string) (*Graph, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	g.wholeGroups(keep)
 	var steps []Step
 	for _, a := range g.order {
 		if keep[a] {
@@ -155,6 +158,28 @@ func (g *Graph) Target(patterns []string) (*Graph, error) {
 		}
 	}
 	return NewGraph(steps)
+}
+
+// wholeGroups adds to keep every member of a barrier group one of whose
+// members it holds, with what they depend on, until nothing changes: a
+// target never splits a group (an upgrade must never start one node on
+// the new version while the others run the old one).
+func (g *Graph) wholeGroups(keep map[Addr]bool) {
+	for changed := true; changed; {
+		changed = false
+		groups := map[string]bool{}
+		for a := range keep {
+			if b, ok := g.steps[a].(Barrier); ok {
+				groups[b.BarrierGroup()] = true
+			}
+		}
+		for _, a := range g.order {
+			if b, ok := g.steps[a].(Barrier); ok && groups[b.BarrierGroup()] && !keep[a] {
+				g.closure(a, keep)
+				changed = true
+			}
+		}
+	}
 }
 
 // closure adds a and everything it transitively depends on to keep.

@@ -246,3 +246,19 @@ func TestMermaid(t *testing.T) {
 		t.Errorf("Mermaid (-want +got):\n%s", diff)
 	}
 }
+
+func TestTargetKeepsBarrierGroupsWhole(t *testing.T) {
+	pull1, pull2 := step("pull[1]", plans.Create), step("pull[2]", plans.Create)
+	g := mustGraph(t, pull1, pull2,
+		barrierFake{fake: step("start[1]", plans.Create, "pull[1]"), group: "start"},
+		barrierFake{fake: step("start[2]", plans.Create, "pull[2]"), group: "start"},
+		step("other", plans.Create))
+	sub, err := g.Target([]string{"start[1]"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Addr{"pull[1]", "pull[2]", "start[1]", "start[2]"}
+	if diff := cmp.Diff(want, addrs(sub.Steps())); diff != "" {
+		t.Errorf("targeted steps (-want +got):\n%s", diff)
+	}
+}

@@ -215,3 +215,26 @@ func TestRecheckAcceptsWhatIsLeftOfAReplace(t *testing.T) {
 		t.Error("an update that became a create was applied")
 	}
 }
+
+// A Finisher group whose upstream changed something starts even after
+// Stop; without a change upstream it does not.
+type finisher struct{ barrierFake }
+
+func (finisher) FinishOnceStarted() bool { return true }
+
+func TestFinisherGroupStartsDespiteStop(t *testing.T) {
+	stop := make(chan struct{})
+	a := step("stop", plans.Delete)
+	a.apply = func(context.Context, plans.Change) error { close(stop); return nil }
+	s1 := finisher{barrierFake{fake: step("start[1]", plans.Create, "stop"), group: "start"}}
+	s2 := finisher{barrierFake{fake: step("start[2]", plans.Create, "stop"), group: "start"}}
+	g := mustGraph(t, a, s1, s2)
+	res, err := Apply(deadline(t), g, mustPlan(t, g), Options{Stop: stop})
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	want := map[Addr]Status{"stop": StatusApplied, "start[1]": StatusApplied, "start[2]": StatusApplied}
+	if diff := cmp.Diff(want, statuses(res)); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+}

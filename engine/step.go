@@ -63,3 +63,12 @@ type Step interface {
 type Barrier interface {
 	BarrierGroup() string
 }
+
+// Finisher is implemented by barrier members whose group, once something
+// upstream of it has changed the world in this run, must still start when
+// the walk is stopped (Options.Stop: the first interrupt, a lost lock):
+// the HA nodes after an upgrade has stopped them all. Only cancelling the
+// context keeps such a group from starting.
+type Finisher interface {
+	FinishOnceStarted() bool
+}

@@ -202,17 +202,21 @@ func (w *walker) run(ctx context.Context, n *node) {
 		return
 	}
 	if n.group != nil {
+		stopped := w.stopped(ctx)
+		if f, ok := n.step.(Finisher); ok && f.FinishOnceStarted() && n.touched {
+			stopped = ctx.Err() != nil // committed: only a cancel holds it back
+		}
 		// A member is re-checked before the group is released, so that
 		// one that drifted stops the whole group: it never starts
 		// partially.
 		failed := false
-		if v.cause == "" && !v.notStarted && !w.stopped(ctx) {
+		if v.cause == "" && !v.notStarted && !stopped {
 			failed = w.recheckMember(ctx, n)
 			if failed {
 				v.cause = n.step.Addr()
 			}
 		}
-		v = n.group.arrive(w, n, v, w.stopped(ctx))
+		v = n.group.arrive(w, n, v, stopped)
 		if failed {
 			return
 		}

@@ -519,6 +519,10 @@ func (v *validator) hostRegistration(p string, h Host, agentIPs map[string]strin
 	case env != h.Environment || strings.ContainsAny(env, "\n\r\t"):
 		v.errorf(p+".environment", "", "%s.environment %q has blanks around it or control characters", p, h.Environment)
 	}
+	if h.Register && h.AgentIP == "" && net.ParseIP(h.Address) == nil && validHostname(h.Address) {
+		v.warnf(p+".address", "Set agentIP to the address the host has in its network: the agent would otherwise register with the address the server sees, which behind the cluster's TCP load balancer is the balancer's, so every such host would get the same one.",
+			"host %s is registered without an agentIP, and its address %q is a name", h.Name, h.Address)
+	}
 	if h.AgentIP != "" {
 		if net.ParseIP(h.AgentIP) == nil {
 			v.errorf(p+".agentIP", "CATTLE_AGENT_IP is an IP address.", "%s.agentIP: %q is not an IP address", p, h.AgentIP)

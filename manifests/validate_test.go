@@ -79,6 +79,8 @@ func TestValidate(t *testing.T) {
 			[]string{`c.yaml:18:14: error: host 10.0.0.11 has the address of node rs1 (an HA node runs its own agent for System HA; registering it as a host of an environment would replace that agent. Run applications on other machines, or set register: false to only give it the CA)`}},
 		{"host with node address, CA only", func(s string) string { return s + "hosts:\n  - address: 10.0.0.11\n    register: false\n" },
 			[]string{`c.yaml:18:14: warning: host 10.0.0.11 has the address of node rs1`}},
+		{"host by name without an agentIP", func(s string) string { return s + "hosts:\n  - address: web1.example.com\n" },
+			[]string{`c.yaml:18:14: warning: host web1.example.com is registered without an agentIP, and its address "web1.example.com" is a name (set agentIP to the address the host has in its network: the agent would otherwise register with the address the server sees, which behind the cluster's TCP load balancer is the balancer's, so every such host would get the same one)`}},
 		{"host named like a node", func(s string) string { return s + "hosts:\n  - {name: rs1, address: 10.0.1.1}\n" },
 			[]string{`c.yaml:18:12: error: host "rs1" has the name of a node (nodes and hosts share one namespace in plans and step addresses)`}},
 		{"host in System HA", func(s string) string { return s + "hosts:\n  - {address: 10.0.1.1, environment: System HA}\n" },

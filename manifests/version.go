@@ -41,8 +41,11 @@ func ImageTag(img string) string {
 // ServerVersion reads the release from a rancher/server image's tag; ok
 // is false when the tag is not a version (a digest, "latest", a site's
 // own name).
-func ServerVersion(img string) (Version, bool) {
-	m := versionTagRE.FindStringSubmatch(ImageTag(img))
+func ServerVersion(img string) (Version, bool) { return ParseRelease(ImageTag(img)) }
+
+// ParseRelease reads a release from a tag such as "v1.0.1" or "1.1.4".
+func ParseRelease(tag string) (Version, bool) {
+	m := versionTagRE.FindStringSubmatch(tag)
 	if m == nil {
 		return Version{}, false
 	}

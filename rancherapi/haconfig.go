@@ -305,7 +305,9 @@ type wireResource struct {
 	Links map[string]string `json:"links"`
 }
 
-func gone(state string) bool { return state == "removed" || state == "purging" || state == "purged" }
+func gone(state string) bool {
+	return state == "removing" || state == "removed" || state == "purging" || state == "purged"
+}
 
 // Host is a host of the "System HA" project as the API shows it.
 type Host struct {

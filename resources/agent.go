@@ -74,6 +74,11 @@ type hostFacts struct {
 	Envs    []rancherapi.Project
 	// ByName are the Rancher hosts labelled io.haplan.host, by the label.
 	ByName map[string][]placedHost
+	// APIDown says why the cluster's API did not answer ("" when it did):
+	// a cluster that was started but is down now (every node stopped for
+	// an upgrade or a restore, or not formed yet) cannot say what is
+	// registered, and the steps that ask plan for once it answers.
+	APIDown string
 }
 
 // registered reads every environment's hosts once per plan (perPlan).
@@ -95,7 +100,8 @@ func (e *Env) readRegistered(ctx context.Context) (*hostFacts, error) {
 	}
 	api, err := e.clusterAPI(ctx)
 	if err != nil {
-		return nil, err
+		hf.APIDown = err.Error()
+		return hf, nil
 	}
 	if hf.Envs, err = api.Environments(ctx); err != nil {
 		return nil, err
@@ -124,6 +130,8 @@ var _ engine.Step = (*agentToken)(nil)
 
 type agentTokenState struct {
 	Started bool `json:"started"`
+	// APIDown: the cluster's API did not answer.
+	APIDown bool `json:"api_down,omitempty"`
 	// Active is the id of an active token; "" when there is none. The
 	// token itself is a credential and never part of a state.
 	Active string `json:"active,omitempty"`
@@ -133,6 +141,9 @@ func (s *agentToken) Probe(ctx context.Context) (engine.State, error) {
 	hf, err := s.env.registered(ctx)
 	if err != nil || !hf.Started {
 		return agentTokenState{}, err
+	}
+	if hf.APIDown != "" {
+		return agentTokenState{Started: true, APIDown: true}, nil
 	}
 	p, err := rancherapi.FindEnvironment(hf.Envs, s.envName)
 	if err != nil {
@@ -173,6 +184,8 @@ func (s *agentToken) Diff(cur engine.State) plans.Change {
 	switch {
 	case !st.Started:
 		return s.change(plans.Create, fmt.Sprintf("create a registration token for environment %q once the cluster answers", s.envName))
+	case st.APIDown:
+		return s.change(plans.Create, fmt.Sprintf("make sure environment %q has a registration token once the cluster's API answers (it does not now)", s.envName))
 	case st.Active == "":
 		return s.change(plans.Create, fmt.Sprintf("environment %q has no active registration token", s.envName))
 	}
@@ -208,6 +221,8 @@ var _ engine.Step = (*agentRegister)(nil)
 
 type agentRegisterState struct {
 	Started bool `json:"started"`
+	// APIDown: the cluster's API did not answer.
+	APIDown bool `json:"api_down,omitempty"`
 	// Agent is the rancher-agent container's status on the machine.
 	Agent string `json:"agent,omitempty"`
 	// Identity: the agent's key in /var/lib/rancher/state is there.
@@ -233,7 +248,7 @@ func (s *agentRegister) Probe(ctx context.Context) (engine.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := agentRegisterState{Started: hf.Started}
+	st := agentRegisterState{Started: hf.Started, APIDown: hf.APIDown != ""}
 	if st.Agent, _, err = containerStatus(ctx, r, agentContainer); err != nil {
 		return nil, err
 	}
@@ -302,6 +317,9 @@ func (s *agentRegister) Diff(cur engine.State) plans.Change {
 	env := s.h.Environment
 	if !st.Started {
 		return s.change(plans.Create, fmt.Sprintf("register %s in environment %q once the cluster answers", s.h.Name, env), s.details()...)
+	}
+	if st.APIDown {
+		return s.change(plans.Create, fmt.Sprintf("check %s's registration in environment %q once the cluster's API answers (it does not now; a registered host is left as it is)", s.h.Name, env), s.details()...)
 	}
 	var here, elsewhere []registeredHost
 	for _, h := range st.Hosts {

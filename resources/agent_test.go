@@ -10,6 +10,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +98,35 @@ func TestAgentRegisterDiff(t *testing.T) {
 				t.Errorf("Diff = %v %q %q, want %v with %d warnings", c.Action, c.Reason, c.Warnings, tc.want, tc.warnings)
 			}
 		})
+	}
+}
+
+func TestRotateBackupsKeepsEachKindAndTheNewest(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 12 {
+		p := filepath.Join(dir, fmt.Sprintf("prod-pre-upgrade-202601%02dT000000Z.sql", i+1))
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	destroy := filepath.Join(dir, "prod-pre-destroy-20261201T120000Z.sql")
+	if err := os.WriteFile(destroy, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := rotateBackups(dir, "prod", "pre-destroy", 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(destroy); err != nil {
+		t.Fatalf("the dump just written was rotated away: %v", err)
+	}
+	if err := rotateBackups(dir, "prod", "pre-upgrade", 10); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "prod-pre-upgrade-*.sql"))
+	if len(left) != 10 || filepath.Base(left[0]) != "prod-pre-upgrade-20260103T000000Z.sql" {
+		t.Errorf("pre-upgrade dumps left %v, want the newest 10", left)
+	}
+	if _, err := os.Stat(destroy); err != nil {
+		t.Error("rotating upgrades removed the destroy backup")
 	}
 }

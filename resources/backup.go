@@ -59,7 +59,13 @@ func (e *Env) Backup(ctx context.Context, w io.Writer) (*BackupInfo, error) {
 	if v, err := exec.CommandContext(ctx, bin, "--version").Output(); err == nil {
 		info.Tool = strings.TrimSpace(string(v))
 	}
-	args := append(append([]string{}, DumpFlags...), "-B", e.c.Database.Name)
+	args := append([]string{}, DumpFlags...)
+	if strings.Contains(info.Tool, "Ver 8.") && !strings.Contains(info.Tool, "MariaDB") {
+		// mysqldump 8 reads column statistics by default, which a 5.x
+		// server does not have ("Unknown table 'COLUMN_STATISTICS'").
+		args = append(args, "--column-statistics=0")
+	}
+	args = append(args, "-B", e.c.Database.Name)
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(w, h)}
 	if err := e.withClient(ctx, bin, args, nil, cw); err != nil {

@@ -142,6 +142,11 @@ func Compile(c *manifests.Cluster, e *Env) ([]engine.Step, error) {
 	}
 	add(&haVerify{base: base{addr: verify, deps: vdeps, env: e}})
 
+	// Hosts that left go first: a host renamed in the manifest (or a new
+	// one at a departed one's address) registers after the old record is
+	// removed, never before it.
+	prune := addr("agent.prune", "")
+	add(&agentPrune{base: base{addr: prune, deps: []engine.Addr{verify}, env: e}})
 	tokens := map[string]engine.Addr{}
 	for _, h := range c.Hosts {
 		ca := addr("cert.distribute", h.Name)
@@ -157,9 +162,8 @@ func Compile(c *manifests.Cluster, e *Env) ([]engine.Step, error) {
 			add(&agentToken{base: base{addr: tok, deps: []engine.Addr{verify}, env: e}, envName: h.Environment})
 		}
 		add(&agentRegister{base: base{addr: addr("agent.register", h.Name), host: h.Name,
-			deps: []engine.Addr{ca, tok}, env: e}, h: h})
+			deps: []engine.Addr{ca, tok, prune}, env: e}, h: h})
 	}
-	add(&agentPrune{base: base{addr: addr("agent.prune", ""), deps: []engine.Addr{verify}, env: e}})
 	haPruneAddr := addr("ha.prune", "")
 	add(&haPrune{base: base{addr: haPruneAddr, deps: []engine.Addr{verify}, env: e}})
 	add(&dbPrune{base: base{addr: addr("db.prune", ""), deps: []engine.Addr{haPruneAddr}, env: e}})

@@ -99,7 +99,7 @@ func (s *destroyBackup) Apply(ctx context.Context, _ plans.Change) error {
 		return err
 	}
 	engine.Progress(ctx, "database backed up to %s", path)
-	return rotateBackups(s.env.backupDir(), s.env.c.Name, keepBackups)
+	return rotateBackups(s.env.backupDir(), s.env.c.Name, "pre-destroy", keepBackups)
 }
 
 // destroyHost removes a host's registration (when the API answers), its
@@ -134,7 +134,7 @@ func (s *destroyHost) Probe(ctx context.Context) (engine.State, error) {
 		return nil, err
 	}
 	words := strings.Fields(out)
-	st.Agent = slices.Contains(words, "AGENT") || slices.Contains(words, "STATE")
+	st.Agent = s.h.Register && (slices.Contains(words, "AGENT") || slices.Contains(words, "STATE"))
 	st.CA = slices.Contains(words, "CA")
 	return st, nil
 }
@@ -171,8 +171,12 @@ func (s *destroyHost) Apply(ctx context.Context, _ plans.Change) error {
 	if err != nil {
 		return err
 	}
-	if err := cleanAgent(ctx, r); err != nil {
-		return err
+	// The agent only on a host haplan registers: one with register off
+	// may carry an agent someone else registered.
+	if s.h.Register {
+		if err := cleanAgent(ctx, r); err != nil {
+			return err
+		}
 	}
 	_, err = run(ctx, r, "rm -f "+layout.CA, true)
 	return err

@@ -47,6 +47,14 @@ type startRecord struct {
 	Started      time.Time `json:"started"`
 }
 
+// FinishOnceStarted: once the nodes have been stopped (an upgrade) or
+// anything before them changed, their start goes on after a first
+// interrupt: leaving every node stopped is the one outcome worse than
+// finishing.
+func (s *haStart) FinishOnceStarted() bool { return true }
+
+var _ engine.Finisher = (*haStart)(nil)
+
 func (s *haStart) Probe(ctx context.Context) (engine.State, error) {
 	f, err := s.env.scripts(ctx)
 	if err != nil {

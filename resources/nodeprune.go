@@ -2,6 +2,7 @@ package resources
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/plans"
+	"github.com/haplan/haplan/rancherapi"
 )
 
 // Nodes that left the manifest (replaced by a machine at another address,
@@ -26,6 +28,7 @@ type haPrune struct {
 
 type haPruneState struct {
 	Started bool      `json:"started"`
+	APIDown bool      `json:"api_down,omitempty"`
 	Left    []leftOne `json:"left,omitempty"`
 }
 
@@ -60,9 +63,12 @@ func (s *haPrune) Probe(ctx context.Context) (engine.State, error) {
 	}
 	api, err := s.env.clusterAPI(ctx)
 	if err != nil {
-		return nil, err
+		return haPruneState{Started: true, APIDown: true}, nil
 	}
 	hosts, err := api.HAHosts(ctx)
+	if errors.Is(err, rancherapi.ErrNoHAProject) {
+		return haPruneState{Started: true}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +79,10 @@ func (s *haPrune) Probe(ctx context.Context) (engine.State, error) {
 			continue
 		}
 		one := leftOne{ID: h.ID, Address: h.Addresses[0], State: h.State}
-		if r, err := s.env.runner(ctx, s.oldMachine(h.Addresses[0])); err == nil {
+		if s.env.isManifestMachine(one.Address) {
+			// A node whose cluster IP changed: the old record goes, the
+			// machine is the node itself and keeps running.
+		} else if r, err := s.env.runner(ctx, s.oldMachine(h.Addresses[0])); err == nil {
 			if status, _, err := containerStatus(ctx, r, layout.HA); err == nil {
 				one.Running = status == "running"
 			}
@@ -84,6 +93,22 @@ func (s *haPrune) Probe(ctx context.Context) (engine.State, error) {
 	return st, nil
 }
 
+// isManifestMachine reports an address that is a node's (address or
+// cluster IP) or a host's: never a machine that left the manifest.
+func (e *Env) isManifestMachine(addr string) bool {
+	for _, n := range e.c.Nodes {
+		if n.Address == addr || n.ClusterIP == addr {
+			return true
+		}
+	}
+	for _, h := range e.c.Hosts {
+		if h.Address == addr || h.AgentIP == addr {
+			return true
+		}
+	}
+	return false
+}
+
 // oldMachine is how a node that left the manifest is reached.
 func (s *haPrune) oldMachine(address string) target {
 	return target{name: "old node " + address, address: address, ssh: s.env.c.SSH}
@@ -91,6 +116,11 @@ func (s *haPrune) oldMachine(address string) target {
 
 func (s *haPrune) Diff(cur engine.State) plans.Change {
 	st := cur.(haPruneState)
+	if st.APIDown {
+		c := s.change(plans.NoOp, "not checked: the cluster's API does not answer")
+		c.Warnings = []string{"System HA cannot be listed while the cluster's API does not answer: a plan once it answers removes the nodes that left the manifest"}
+		return c
+	}
 	if len(st.Left) == 0 {
 		return s.change(plans.NoOp, "every System HA host is a node of the manifest")
 	}
@@ -126,7 +156,9 @@ func (s *haPrune) Apply(ctx context.Context, _ plans.Change) error {
 		if len(h.Addresses) == 0 || slices.Contains(ips, h.Addresses[0]) {
 			continue
 		}
-		if r, err := s.env.runner(ctx, s.oldMachine(h.Addresses[0])); err == nil {
+		if s.env.isManifestMachine(h.Addresses[0]) {
+			// The node itself, at its old cluster IP: only the record goes.
+		} else if r, err := s.env.runner(ctx, s.oldMachine(h.Addresses[0])); err == nil {
 			engine.Progress(ctx, "stopping rancher-ha on %s, which left the manifest", h.Addresses[0])
 			if _, err := run(ctx, r, `ids=$(docker ps -aq --filter name=^/`+layout.HA+`); [ -z "$ids" ] || docker rm -f $ids >/dev/null`, true); err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", h.Addresses[0], err))

@@ -27,6 +27,7 @@ var _ engine.Step = (*agentPrune)(nil)
 
 type pruneState struct {
 	Started bool        `json:"started"`
+	APIDown bool        `json:"api_down,omitempty"`
 	Hosts   []prunedOne `json:"hosts,omitempty"`
 }
 
@@ -62,6 +63,10 @@ func (s *agentPrune) Probe(ctx context.Context) (engine.State, error) {
 		return pruneState{}, err
 	}
 	st := pruneState{Started: true}
+	if hf.APIDown != "" {
+		st.APIDown = true
+		return st, nil
+	}
 	keep := s.keep()
 	for name, phs := range hf.ByName {
 		for _, ph := range phs {
@@ -71,7 +76,9 @@ func (s *agentPrune) Probe(ctx context.Context) (engine.State, error) {
 			one := prunedOne{Name: name, Env: ph.Env.Name, ID: ph.Host.ID}
 			if len(ph.Host.Addresses) > 0 {
 				one.Address = ph.Host.Addresses[0]
-				if r, err := s.env.runner(ctx, s.leftTarget(name, one.Address)); err == nil {
+				if s.env.isManifestMachine(one.Address) {
+					// Renamed: the record goes, the machine's agent stays.
+				} else if r, err := s.env.runner(ctx, s.leftTarget(name, one.Address)); err == nil {
 					_, err = transport.StatFile(ctx, r, agentIdentity)
 					one.Reachable = err == nil
 				}
@@ -85,6 +92,11 @@ func (s *agentPrune) Probe(ctx context.Context) (engine.State, error) {
 
 func (s *agentPrune) Diff(cur engine.State) plans.Change {
 	st := cur.(pruneState)
+	if st.APIDown {
+		c := s.change(plans.NoOp, "not checked: the cluster's API does not answer")
+		c.Warnings = []string{"the hosts haplan registered cannot be listed while the cluster's API does not answer: a plan once it answers removes those that left the manifest"}
+		return c
+	}
 	if len(st.Hosts) == 0 {
 		return s.change(plans.NoOp, "no host haplan registered has left the manifest")
 	}
@@ -133,8 +145,8 @@ func (s *agentPrune) Apply(ctx context.Context, _ plans.Change) error {
 				errs = append(errs, fmt.Sprintf("%s: %v", name, err))
 				continue
 			}
-			if len(ph.Host.Addresses) == 0 {
-				continue
+			if len(ph.Host.Addresses) == 0 || s.env.isManifestMachine(ph.Host.Addresses[0]) {
+				continue // a machine of the manifest (renamed): its agent is agent.register's
 			}
 			r, err := s.env.runner(ctx, s.leftTarget(name, ph.Host.Addresses[0]))
 			if err != nil {

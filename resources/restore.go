@@ -37,11 +37,17 @@ func CompileRestore(c *manifests.Cluster, e *Env, path string, info BackupInfo) 
 }
 
 // restoreStop removes rancher-ha and what cluster-manager started after
-// it (rancher-ha-*) on one node.
+// it (rancher-ha-*) on one node. The stops are a barrier group: with one
+// node not answering none is stopped (it could still write to the
+// database while the dump is loaded).
 type restoreStop struct {
 	base
 	node manifests.Node
 }
+
+var _ engine.Barrier = (*restoreStop)(nil)
+
+func (s *restoreStop) BarrierGroup() string { return "restore.stop" }
 
 type restoreStopState struct {
 	// Containers are the node's rancher-ha containers, by name.

@@ -20,6 +20,10 @@ import (
 // every 5 s (cluster/manager.go), so 6 s sees every live member's move.
 const membershipGap = 6 * time.Second
 
+// statusLimit bounds a whole status: two SSH connect timeouts with their
+// retries, and the membership gap, fit in it.
+const statusLimit = 90 * time.Second
+
 // Status reads the cluster's health, read-only and all at once: every
 // node over SSH and its own API, the cluster table (twice, a heartbeat
 // apart), System HA's hosts and the registered hosts through the API, the
@@ -27,6 +31,9 @@ const membershipGap = 6 * time.Second
 // certificate. Nothing it cannot read stops it: that is a fact of the
 // report. It does not judge (health.Report.Evaluate does).
 func (e *Env) Status(ctx context.Context) *health.Report {
+	// Everything it reads is bounded: a status that hangs is no status.
+	ctx, cancel := context.WithTimeout(ctx, statusLimit)
+	defer cancel()
 	r := &health.Report{FormatVersion: health.FormatVersion, Cluster: e.c.Name, Checked: time.Now().UTC(), Image: e.c.Rancher.Image}
 	r.Nodes = make([]health.Node, len(e.c.Nodes))
 	var wg sync.WaitGroup

@@ -109,7 +109,7 @@ func (s *dbBackup) Apply(ctx context.Context, _ plans.Change) error {
 	s.env.cmu.Lock()
 	s.env.lastBackup = path
 	s.env.cmu.Unlock()
-	return rotateBackups(dir, s.env.c.Name, keepBackups)
+	return rotateBackups(dir, s.env.c.Name, "pre-upgrade", keepBackups)
 }
 
 // BackupTo writes a dump and its record into dir, named by the cluster,
@@ -145,13 +145,15 @@ func (e *Env) BackupTo(ctx context.Context, dir, why string) (string, error) {
 	return path, err
 }
 
-// rotateBackups keeps the newest keep automatic dumps of a cluster in dir.
-func rotateBackups(dir, cluster string, keep int) error {
-	matches, err := filepath.Glob(filepath.Join(dir, cluster+"-pre-*.sql"))
+// rotateBackups keeps the newest keep automatic dumps of one kind (why:
+// "pre-upgrade", "pre-destroy") of a cluster in dir: each kind on its own,
+// so the dump just written is always among those kept.
+func rotateBackups(dir, cluster, why string, keep int) error {
+	matches, err := filepath.Glob(filepath.Join(dir, cluster+"-"+why+"-*.sql"))
 	if err != nil || len(matches) <= keep {
 		return err
 	}
-	sort.Strings(matches) // the names end in the time
+	sort.Strings(matches) // same prefix: the names sort by their time
 	for _, m := range matches[:len(matches)-keep] {
 		if err := os.Remove(m); err != nil {
 			return err

@@ -188,6 +188,22 @@ func (s *haVerify) describe(st haVerifyState) string {
 	return out
 }
 
+// serverRelease is the release a node's API says it runs: rancher 1.1
+// sets CATTLE_RANCHER_SERVER_VERSION (setting rancher.server.version) and
+// makes rancher.server.image the repository; 1.0 has only
+// rancher.server.image, set to the image's tag (rancher v1.0.1
+// server/Dockerfile). "" when neither says.
+func serverRelease(ctx context.Context, api *rancherapi.Client) string {
+	for _, name := range []string{"rancher.server.version", "rancher.server.image"} {
+		if v, err := api.Setting(ctx, name); err == nil {
+			if _, ok := manifests.ParseRelease(v); ok {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
 // look is why observe looks: for a plan's probe, or in apply's wait.
 type look int
 
@@ -223,7 +239,7 @@ func (s *haVerify) observe(ctx context.Context, why look) haVerifyState {
 				answers[i].err = err
 			}
 			if answers[i].err == nil {
-				versions[i], _ = api.Setting(ctx, "rancher.server.image")
+				versions[i] = serverRelease(ctx, api)
 			}
 		})
 	}
@@ -261,11 +277,10 @@ func (s *haVerify) observe(ctx context.Context, why look) haVerifyState {
 				st.Observed[n.Name] = fmt.Sprintf("System HA host %s is %s, agent %s", n.ClusterIP, host.State, cmp.Or(host.AgentState, "not connected"))
 			}
 		}
-		// cattle reports its image's tag (CATTLE_RANCHER_SERVER_IMAGE in
-		// rancher v1.0.1 server/Dockerfile) as rancher.server.image.
-		if want := manifests.ImageTag(s.env.c.Rancher.Image); h.API && answers[i].err == nil && want != "" && versions[i] != want {
+		want, ok := manifests.ServerVersion(s.env.c.Rancher.Image)
+		if got, gok := manifests.ParseRelease(versions[i]); ok && gok && h.API && answers[i].err == nil && got != want {
 			h.OtherVersion = true
-			st.Observed[n.Name] = fmt.Sprintf("its API reports rancher.server.image %q, the manifest's image is %s", versions[i], want)
+			st.Observed[n.Name] = fmt.Sprintf("its API reports release %s, the manifest's image is %s", got, want)
 		}
 		st.Nodes[n.Name] = h
 	}

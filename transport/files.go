@@ -21,6 +21,14 @@ func Quote(s string) string {
 // probes run through it.
 func ReadOnly(r Runner) Runner { return readOnly{r} }
 
+// IsReadOnly reports whether r is a read-only runner (ReadOnly): what
+// writes by other paths than commands (a container started through the
+// Docker Engine API) must refuse too.
+func IsReadOnly(r Runner) bool {
+	_, ok := r.(readOnly)
+	return ok
+}
+
 type readOnly struct{ r Runner }
 
 func (g readOnly) Host() string { return g.r.Host() }

@@ -152,7 +152,10 @@ func (p *Pool) Client(ctx context.Context, c Config) (*Client, error) {
 			p.mu.Unlock()
 			e.client, e.err = p.dial(ctx, c)
 			p.mu.Lock()
-			if e.err != nil && p.entries[key] == e {
+			// A host key that does not match, or credentials refused, do
+			// not change within a run: later callers get the same error
+			// without another connection. Anything else may pass.
+			if e.err != nil && p.entries[key] == e && !permanent(e.err) {
 				delete(p.entries, key)
 			}
 			if e.err == nil && p.closed {
@@ -392,4 +395,12 @@ func isNetErr(err error) bool {
 	}
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+}
+
+// permanent reports connect failures that another attempt in the same run
+// cannot cure.
+func permanent(err error) bool {
+	var hk *HostKeyError
+	var ae *AuthError
+	return errors.As(err, &hk) || errors.As(err, &ae)
 }

@@ -34,6 +34,8 @@ type loadedManifest struct {
 	// RegistrationURL and ServerImage are rancher.hostRegistrationUrl and
 	// rancher.image, which a restore checks a dump against.
 	RegistrationURL, ServerImage string
+	// Database is database.name, which a restore loads into.
+	Database string
 	// Secrets are the resolved secret values, used only to build the
 	// redactor every output passes through.
 	Secrets []string

@@ -46,7 +46,7 @@ func loadManifest(path string, diags io.Writer) (*loadedManifest, error) {
 	}
 	return &loadedManifest{
 		Name: c.Name, Digest: c.Digest, Secrets: vals,
-		RegistrationURL: c.Rancher.HostRegistrationURL, ServerImage: c.Rancher.Image,
+		RegistrationURL: c.Rancher.HostRegistrationURL, ServerImage: c.Rancher.Image, Database: c.Database.Name,
 		Connect: func(_ context.Context, logger *slog.Logger) (clusterEnv, error) {
 			env, err := resources.NewEnv(c, resources.Options{Logger: logger})
 			if err != nil {

@@ -121,7 +121,7 @@ func (a *app) restore(ctx context.Context, args []string) int {
 	rr.dump = pos[0]
 	ar := &rr.applyRun
 	return a.newRun(ctx, "restore", pf).do(load, ar.interrupts, rr.readDump, ar.openLog, session, rr.restoreGraph,
-		lock, probeOnly, ar.review, ar.approve, ar.walk, rr.clusterGraph, planPhase, ar.review, ar.walk, ar.report)
+		lock, probeOnly, ar.review, ar.approve, ar.walk, rr.clusterGraph, planPhase, ar.review, ar.approve, ar.walk, ar.report)
 }
 
 // readDump reads the dump's record and refuses one the manifest cannot
@@ -134,6 +134,11 @@ func (rr *restoreRun) readDump(r *run) error {
 		return err
 	}
 	c := r.m
+	if info.Database != c.Database {
+		// The dump recreates its own database (-B --add-drop-database):
+		// loaded here it would replace that one, not database.name.
+		return fmt.Errorf("%s is a dump of database %q; this manifest's database.name is %q: it would replace %q, not %q; nothing was changed", rr.dump, info.Database, c.Database, info.Database, c.Database)
+	}
 	if info.RegistrationURL != c.RegistrationURL && !rr.force {
 		return fmt.Errorf("%s is a dump of a cluster registered at %s; this manifest's is %s: its hosts would not find it (--force restores it anyway)", rr.dump, info.RegistrationURL, c.RegistrationURL)
 	}
@@ -160,6 +165,6 @@ func (rr *restoreRun) restoreGraph(r *run) error {
 // nodes again, together.
 func (rr *restoreRun) clusterGraph(r *run) error {
 	r.g = rr.cluster
-	fmt.Fprintln(rr.human(r), "\nThe dump is loaded. Starting the cluster again:")
+	fmt.Fprintln(rr.human(r), "\nThe dump is loaded; every node is stopped. The plan that starts the cluster again (if it stops here, haplan apply starts it):")
 	return nil
 }

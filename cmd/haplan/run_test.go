@@ -212,7 +212,7 @@ func (f *fixture) run(args ...string) int {
 				fmt.Fprintln(diags, "Error: unknown field \"adress\"")
 				return nil, fmt.Errorf("%s: %w", path, errInvalidManifest)
 			}
-			return &loadedManifest{Name: "lab", Digest: f.digest, Secrets: []string{testSecret},
+			return &loadedManifest{Name: "lab", Digest: f.digest, Secrets: []string{testSecret}, Database: "cattle",
 				Connect: func(context.Context, *slog.Logger) (clusterEnv, error) { return f.env, nil }}, nil
 		}},
 		interrupts: f.sigs,
@@ -635,7 +635,7 @@ func TestBackupWritesDumpAndRecord(t *testing.T) {
 func TestRestoreRefusesAnotherClustersDump(t *testing.T) {
 	f := newFixture(t)
 	dump := filepath.Join(f.dir, "other.sql")
-	rec := `{"cluster":"other","registration_url":"https://other.example","server_image":"","sha256":"ab"}`
+	rec := `{"cluster":"other","database":"cattle","registration_url":"https://other.example","server_image":"","sha256":"ab"}`
 	if err := os.WriteFile(dump, []byte("--\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -648,6 +648,14 @@ func TestRestoreRefusesAnotherClustersDump(t *testing.T) {
 	}
 	if len(f.w.appliedSteps()) != 0 {
 		t.Error("applied something")
+	}
+	other := `{"cluster":"lab","database":"cattle_prod","registration_url":"https://10.0.0.10","server_image":"","sha256":"ab"}`
+	if err := os.WriteFile(dump+".json", []byte(other), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.wantCode(f.run("restore", "-f", f.manifest, "--auto-approve", "--force", dump), exitError)
+	if !strings.Contains(f.stderr.String(), `a dump of database "cattle_prod"`) {
+		t.Errorf("a dump of another database, even with --force:\n%s", f.stderr)
 	}
 	if err := os.Remove(dump + ".json"); err != nil {
 		t.Fatal(err)
