@@ -70,7 +70,7 @@ func envHosts(ctx context.Context, l *lab.Lab, env string, key *apiKey) ([]ranch
 		}
 		var out []rancherHost
 		for _, h := range hs.Data {
-			if h.State != "removed" && h.State != "purging" && h.State != "purged" {
+			if h.State != "removing" && h.State != "removed" && h.State != "purging" && h.State != "purged" {
 				out = append(out, h)
 			}
 		}
