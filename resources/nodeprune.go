@@ -216,7 +216,7 @@ func (s *dbPrune) Probe(ctx context.Context) (engine.State, error) {
 		if err := rows.Scan(&h); err != nil {
 			return nil, s.env.dbError("list the application user's hosts", err)
 		}
-		if slices.Contains(want, h) || strings.ContainsAny(h, "%_") || h == "localhost" || h == "127.0.0.1" || h == "::1" {
+		if slices.Contains(want, h) || strings.ContainsAny(h, "%_") || h == "localhost" || h == "127.0.0.1" || h == "::1" || s.env.isManifestMachine(h) {
 			continue
 		}
 		st.Stale = append(st.Stale, h)
@@ -224,8 +224,53 @@ func (s *dbPrune) Probe(ctx context.Context) (engine.State, error) {
 	if err := rows.Err(); err != nil {
 		return nil, s.env.dbError("list the application user's hosts", err)
 	}
+	rows.Close()
+	// Only what haplan grants: ALL on this cluster's database and nothing
+	// else. The same user name at an address granted something more (or
+	// another database: a second cluster on a shared server) is not ours.
+	var ours []string
+	for _, h := range st.Stale {
+		only, err := s.onlyOurGrant(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		if only {
+			ours = append(ours, h)
+		}
+	}
+	st.Stale = ours
 	sort.Strings(st.Stale)
 	return st, nil
+}
+
+// onlyOurGrant reports whether the application user at host holds ALL on
+// this cluster's database and nothing but USAGE besides.
+func (s *dbPrune) onlyOurGrant(ctx context.Context, host string) (bool, error) {
+	db, err := s.env.adminDB(ctx)
+	if err != nil {
+		return false, err
+	}
+	d := s.env.c.Database
+	rows, err := db.QueryContext(ctx, fmt.Sprintf("SHOW GRANTS FOR %s@%s", quoteString(d.User), quoteString(host)))
+	if err != nil {
+		return false, s.env.dbError(fmt.Sprintf("show grants for %q@%q", d.User, host), err)
+	}
+	defer rows.Close()
+	ours := false
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			return false, s.env.dbError(fmt.Sprintf("show grants for %q@%q", d.User, host), err)
+		}
+		switch u := strings.ToUpper(g); {
+		case strings.HasPrefix(u, "GRANT USAGE ON *.* TO "):
+		case grantsAllOn(g, d.Name) && !strings.HasPrefix(g[len("GRANT ALL PRIVILEGES ON "):], "*.*"):
+			ours = true
+		default:
+			return false, nil
+		}
+	}
+	return ours, rows.Err()
 }
 
 func (s *dbPrune) Diff(cur engine.State) plans.Change {
