@@ -52,7 +52,7 @@ func checkMachinesDown(t *testing.T, ctx context.Context, l *lab.Lab, manifest s
 		}
 	}
 	slices.Sort(unknown)
-	if want := []string{"agent.register[h3]", "cert.distribute[h3]", "ha.start[rs3]", "image.pull[rs3]"}; !slices.Equal(unknown, want) {
+	if want := []string{"agent.register[h3]", "cert.distribute[h3]", "ha.start[rs3]", "ha.stop[rs3]", "image.pull[rs3]"}; !slices.Equal(unknown, want) {
 		t.Errorf("not probed: %v, want %v", unknown, want)
 	}
 	if want := []string{"cert.distribute[h1]"}; !slices.Equal(toDo, want) {
@@ -66,7 +66,7 @@ func checkMachinesDown(t *testing.T, ctx context.Context, l *lab.Lab, manifest s
 	if r.code != 1 {
 		t.Errorf("apply with rs3 and h3 down: exit %d, want 1", r.code)
 	}
-	for _, addr := range []string{"agent.register[h3]", "cert.distribute[h3]", "ha.start[rs3]", "image.pull[rs3]"} {
+	for _, addr := range []string{"agent.register[h3]", "cert.distribute[h3]", "ha.start[rs3]", "ha.stop[rs3]", "image.pull[rs3]"} {
 		if !regexp.MustCompile(`(?m)^  ✗ ` + regexp.QuoteMeta(addr) + `.*\n\s+.*not applied: it could not be probed`).MatchString(r.stdout) {
 			t.Errorf("%s is not reported as failed because it could not be probed", addr)
 		}

@@ -29,7 +29,7 @@ func (l *Lab) ResetCluster(ctx context.Context, dbName string) error {
 		switch h.Role {
 		case RoleNode:
 			nodes = append(nodes, h)
-			script = agents + "docker rm -f rancher-ha rancher-ha-agent haplan-bootstrap >/dev/null 2>&1; docker rmi -f " + l.RancherImage + " " + AgentImage + " " + AgentInstanceImage + " >/dev/null 2>&1; rm -rf /var/lib/rancher; true"
+			script = agents + "docker rm -f rancher-ha rancher-ha-agent haplan-bootstrap >/dev/null 2>&1; docker rmi -f " + l.RancherImage + " " + NextRancherImage + " " + AgentImage + " " + AgentInstanceImage + " >/dev/null 2>&1; rm -rf /var/lib/rancher; true"
 		case RoleAgent:
 			script = agents + "docker rmi -f " + AgentImage + " >/dev/null 2>&1; rm -rf /var/lib/rancher; true"
 		case RoleLB:

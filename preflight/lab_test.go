@@ -88,6 +88,11 @@ func (e *labEnv) target(host string) (addr string, s manifests.SSH, err error) {
 	if n, ok := e.c.Node(host); ok {
 		return n.Address, n.SSH, nil
 	}
+	for _, h := range e.c.Hosts {
+		if h.Name == host {
+			return h.Address, h.SSH, nil
+		}
+	}
 	return "", s, fmt.Errorf("no host %q", host)
 }
 

@@ -103,13 +103,18 @@ func (e *Env) readRegistered(ctx context.Context) (*hostFacts, error) {
 		hf.APIDown = err.Error()
 		return hf, nil
 	}
+	// Whatever keeps the API from answering (a server error while the
+	// database is away, access control without rancher.apiKey) is said in
+	// the plan's warnings; the steps plan for when it answers.
 	if hf.Envs, err = api.Environments(ctx); err != nil {
-		return nil, err
+		hf.APIDown = err.Error()
+		return hf, nil
 	}
 	for _, p := range hf.Envs {
 		hosts, err := api.ProjectHosts(ctx, &p)
 		if err != nil {
-			return nil, fmt.Errorf("environment %q: %w", p.Name, err)
+			hf.APIDown = fmt.Sprintf("environment %q: %v", p.Name, err)
+			return hf, nil
 		}
 		for _, h := range hosts {
 			if name := h.Labels[manifests.HostLabel]; name != "" {
@@ -130,8 +135,9 @@ var _ engine.Step = (*agentToken)(nil)
 
 type agentTokenState struct {
 	Started bool `json:"started"`
-	// APIDown: the cluster's API did not answer.
-	APIDown bool `json:"api_down,omitempty"`
+	// APIDown: the cluster's API did not answer; Why says how.
+	APIDown bool   `json:"api_down,omitempty"`
+	Why     string `json:"-"`
 	// Active is the id of an active token; "" when there is none. The
 	// token itself is a credential and never part of a state.
 	Active string `json:"active,omitempty"`
@@ -143,7 +149,7 @@ func (s *agentToken) Probe(ctx context.Context) (engine.State, error) {
 		return agentTokenState{}, err
 	}
 	if hf.APIDown != "" {
-		return agentTokenState{Started: true, APIDown: true}, nil
+		return agentTokenState{Started: true, APIDown: true, Why: hf.APIDown}, nil
 	}
 	p, err := rancherapi.FindEnvironment(hf.Envs, s.envName)
 	if err != nil {
@@ -185,7 +191,9 @@ func (s *agentToken) Diff(cur engine.State) plans.Change {
 	case !st.Started:
 		return s.change(plans.Create, fmt.Sprintf("create a registration token for environment %q once the cluster answers", s.envName))
 	case st.APIDown:
-		return s.change(plans.Create, fmt.Sprintf("make sure environment %q has a registration token once the cluster's API answers (it does not now)", s.envName))
+		c := s.change(plans.Create, fmt.Sprintf("make sure environment %q has a registration token once the cluster's API answers (it does not now)", s.envName))
+		c.Warnings = []string{"the cluster's API: " + st.Why}
+		return c
 	case st.Active == "":
 		return s.change(plans.Create, fmt.Sprintf("environment %q has no active registration token", s.envName))
 	}
@@ -221,8 +229,9 @@ var _ engine.Step = (*agentRegister)(nil)
 
 type agentRegisterState struct {
 	Started bool `json:"started"`
-	// APIDown: the cluster's API did not answer.
-	APIDown bool `json:"api_down,omitempty"`
+	// APIDown: the cluster's API did not answer; Why says how.
+	APIDown bool   `json:"api_down,omitempty"`
+	Why     string `json:"-"`
 	// Agent is the rancher-agent container's status on the machine.
 	Agent string `json:"agent,omitempty"`
 	// Identity: the agent's key in /var/lib/rancher/state is there.
@@ -248,7 +257,7 @@ func (s *agentRegister) Probe(ctx context.Context) (engine.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := agentRegisterState{Started: hf.Started, APIDown: hf.APIDown != ""}
+	st := agentRegisterState{Started: hf.Started, APIDown: hf.APIDown != "", Why: hf.APIDown}
 	if st.Agent, _, err = containerStatus(ctx, r, agentContainer); err != nil {
 		return nil, err
 	}
@@ -319,7 +328,9 @@ func (s *agentRegister) Diff(cur engine.State) plans.Change {
 		return s.change(plans.Create, fmt.Sprintf("register %s in environment %q once the cluster answers", s.h.Name, env), s.details()...)
 	}
 	if st.APIDown {
-		return s.change(plans.Create, fmt.Sprintf("check %s's registration in environment %q once the cluster's API answers (it does not now; a registered host is left as it is)", s.h.Name, env), s.details()...)
+		c := s.change(plans.Create, fmt.Sprintf("check %s's registration in environment %q once the cluster's API answers (it does not now; a registered host is left as it is)", s.h.Name, env), s.details()...)
+		c.Warnings = []string{"the cluster's API: " + st.Why}
+		return c
 	}
 	var here, elsewhere []registeredHost
 	for _, h := range st.Hosts {

@@ -107,17 +107,17 @@ func Compile(c *manifests.Cluster, e *Env) ([]engine.Step, error) {
 	stop := addr("bootstrap.stop", "")
 	add(&bootstrapStop{base: base{addr: stop, host: boot.Name, deps: []engine.Addr{gen}, env: e}, node: boot})
 
-	// An upgrade: the backup once every node has the new image, then
-	// every node stopped before any starts.
+	// An upgrade: the backup, and the new image on each node, while the
+	// old version still runs; then every node stopped (a barrier group,
+	// so no stop begins before every upgrading node has its image)
+	// before any starts. The backup depends on nothing: a node that does
+	// not answer must not hold back the others' steps when there is no
+	// upgrade.
 	backup := addr("db.backup", "")
-	var allPulls []engine.Addr
-	for _, n := range c.Nodes {
-		allPulls = append(allPulls, pulls[n.Name])
-	}
-	add(&dbBackup{base: base{addr: backup, deps: allPulls, env: e}})
+	add(&dbBackup{base: base{addr: backup, env: e}})
 	for _, n := range c.Nodes {
 		a := addr("ha.stop", n.Name)
-		add(&haStop{base: base{addr: a, host: n.Name, deps: []engine.Addr{backup}, env: e}, node: n})
+		add(&haStop{base: base{addr: a, host: n.Name, deps: []engine.Addr{backup, pulls[n.Name]}, env: e}, node: n})
 	}
 
 	var starts []engine.Addr

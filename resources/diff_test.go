@@ -67,17 +67,16 @@ func TestCompileGraph(t *testing.T) {
 		"script.generate":     {"bootstrap.run"},
 		"bootstrap.stop":      {"script.generate"},
 		"ha.start[rs1]":       {"script.generate", "bootstrap.stop", "image.pull[rs1]", "ha.stop[rs1]", "db.grant[rs1]"},
-		"ha.stop[rs1]":        {"db.backup"},
+		"ha.stop[rs1]":        {"db.backup", "image.pull[rs1]"},
 		"ha.start[rs2]":       {"script.generate", "bootstrap.stop", "image.pull[rs2]", "ha.stop[rs2]", "db.grant[rs2]"},
-		"ha.stop[rs2]":        {"db.backup"},
+		"ha.stop[rs2]":        {"db.backup", "image.pull[rs2]"},
 		"ha.start[rs3]":       {"script.generate", "bootstrap.stop", "image.pull[rs3]", "ha.stop[rs3]", "db.grant[rs3]"},
-		"ha.stop[rs3]":        {"db.backup"},
+		"ha.stop[rs3]":        {"db.backup", "image.pull[rs3]"},
 		"ha.verify":           {"ha.start[rs1]", "ha.start[rs2]", "ha.start[rs3]", "lb.config"},
 		"cert.distribute[h1]": {"ha.verify"},
 		"agent.prune":         {"ha.verify"},
 		"ha.prune":            {"ha.verify"},
 		"db.prune":            {"ha.prune"},
-		"db.backup":           {"image.pull[rs1]", "image.pull[rs2]", "image.pull[rs3]"},
 	}
 	if diff := cmp.Diff(want, deps); diff != "" {
 		t.Errorf("dependencies (-want +got):\n%s", diff)

@@ -29,6 +29,7 @@ type haPrune struct {
 type haPruneState struct {
 	Started bool      `json:"started"`
 	APIDown bool      `json:"api_down,omitempty"`
+	Why     string    `json:"-"`
 	Left    []leftOne `json:"left,omitempty"`
 }
 
@@ -63,14 +64,14 @@ func (s *haPrune) Probe(ctx context.Context) (engine.State, error) {
 	}
 	api, err := s.env.clusterAPI(ctx)
 	if err != nil {
-		return haPruneState{Started: true, APIDown: true}, nil
+		return haPruneState{Started: true, APIDown: true, Why: err.Error()}, nil
 	}
 	hosts, err := api.HAHosts(ctx)
 	if errors.Is(err, rancherapi.ErrNoHAProject) {
 		return haPruneState{Started: true}, nil
 	}
 	if err != nil {
-		return nil, err
+		return haPruneState{Started: true, APIDown: true, Why: err.Error()}, nil
 	}
 	st := haPruneState{Started: true}
 	ips := s.env.clusterIPs()
@@ -118,7 +119,7 @@ func (s *haPrune) Diff(cur engine.State) plans.Change {
 	st := cur.(haPruneState)
 	if st.APIDown {
 		c := s.change(plans.NoOp, "not checked: the cluster's API does not answer")
-		c.Warnings = []string{"System HA cannot be listed while the cluster's API does not answer: a plan once it answers removes the nodes that left the manifest"}
+		c.Warnings = []string{"System HA cannot be listed (" + st.Why + "): a plan once the cluster's API answers removes the nodes that left the manifest"}
 		return c
 	}
 	if len(st.Left) == 0 {

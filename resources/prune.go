@@ -28,6 +28,7 @@ var _ engine.Step = (*agentPrune)(nil)
 type pruneState struct {
 	Started bool        `json:"started"`
 	APIDown bool        `json:"api_down,omitempty"`
+	Why     string      `json:"-"`
 	Hosts   []prunedOne `json:"hosts,omitempty"`
 }
 
@@ -64,7 +65,7 @@ func (s *agentPrune) Probe(ctx context.Context) (engine.State, error) {
 	}
 	st := pruneState{Started: true}
 	if hf.APIDown != "" {
-		st.APIDown = true
+		st.APIDown, st.Why = true, hf.APIDown
 		return st, nil
 	}
 	keep := s.keep()
@@ -94,7 +95,7 @@ func (s *agentPrune) Diff(cur engine.State) plans.Change {
 	st := cur.(pruneState)
 	if st.APIDown {
 		c := s.change(plans.NoOp, "not checked: the cluster's API does not answer")
-		c.Warnings = []string{"the hosts haplan registered cannot be listed while the cluster's API does not answer: a plan once it answers removes those that left the manifest"}
+		c.Warnings = []string{"the hosts haplan registered cannot be listed (" + st.Why + "): a plan once the cluster's API answers removes those that left the manifest"}
 		return c
 	}
 	if len(st.Hosts) == 0 {
