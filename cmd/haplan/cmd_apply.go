@@ -227,6 +227,7 @@ func (ar *applyRun) walk(r *run) error {
 	if res == nil {
 		return fmt.Errorf("apply: %w", err)
 	}
+	r.applied = r.applied || res.Summary().Applied > 0
 	if rerr := renderApplySummary(ar.human(r), res, textOptions{Color: r.a.color(r.a.stdoutTTY && !ar.jsonEvents)}); rerr != nil && err == nil {
 		err = rerr
 	}

@@ -47,6 +47,9 @@ type run struct {
 	g       *engine.Graph
 	plan    *plans.Plan
 	code    int // the exit code of a run whose phases all succeeded
+	// applied: a walk of this run changed something (a run may apply
+	// more than one plan: restore).
+	applied bool
 
 	// stop closes (once, stopScheduling) to start no new step: the first
 	// interrupt, a lost lock.

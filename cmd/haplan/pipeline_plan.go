@@ -20,7 +20,7 @@ var errPreflight = errors.New("preflight failed")
 // reportPreflight shows what the prerequisite checks found. Errors block
 // (the caller exits 1 before the first change); warnings are shown on
 // stderr and the run goes on.
-func reportPreflight(r *preflight.Report, o *output) error {
+func reportPreflight(r *preflight.Report, o *output, applied bool) error {
 	if len(r.Errors()) == 0 && len(r.Warnings()) == 0 {
 		return nil
 	}
@@ -28,6 +28,11 @@ func reportPreflight(r *preflight.Report, o *output) error {
 	blocked.Findings = append(r.Errors(), r.Warnings()...)
 	if err := preflight.Render(o.errw, &blocked); err != nil {
 		return err
+	}
+	if n := len(r.Errors()); n > 0 && applied {
+		// A run that already applied a plan (restore's stop and load)
+		// must not say nothing changed.
+		return fmt.Errorf("%w: %d blocking problem(s), listed above; what this run applied before stays applied, nothing more was changed: fix them, then haplan apply (haplan status says what runs)", errPreflight, n)
 	}
 	if n := len(r.Errors()); n > 0 {
 		return fmt.Errorf("%w: %d blocking problem(s), listed above; nothing was changed (haplan check lists every check)", errPreflight, n)
@@ -51,7 +56,7 @@ func planPhase(r *run) error {
 		checked <- rep
 	}()
 	p, err := makePlan(pctx, r)
-	if perr := reportPreflight(<-checked, r.o); perr != nil {
+	if perr := reportPreflight(<-checked, r.o, r.applied); perr != nil {
 		return perr
 	}
 	r.plan = p

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/haplan/haplan/internal/syncbuf"
+	"github.com/haplan/haplan/preflight"
 )
 
 func TestRunPhasesInOrderAndClosesInReverse(t *testing.T) {
@@ -64,5 +65,17 @@ func TestRunErrorsAreRedactedOnceLoaded(t *testing.T) {
 	}
 	if s := stderr.String(); strings.Contains(s, testSecret) || !strings.Contains(s, "failed") {
 		t.Errorf("stderr %q: the error must be shown, its secret masked", s)
+	}
+}
+
+func TestBlockedAfterAnApplyDoesNotSayNothingChanged(t *testing.T) {
+	rep := &preflight.Report{Findings: []preflight.Finding{{Severity: preflight.Error, Check: "ports", Host: "rs1", Message: "8080 held"}}}
+	a := &app{stderr: &syncbuf.Buffer{}}
+	o := a.newOutput(nil)
+	if err := reportPreflight(rep, o, false); err == nil || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Errorf("before any apply: %v", err)
+	}
+	if err := reportPreflight(rep, o, true); err == nil || strings.Contains(err.Error(), "nothing was changed") || !strings.Contains(err.Error(), "stays applied") {
+		t.Errorf("after a restore's stop and load: %v", err)
 	}
 }
