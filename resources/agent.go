@@ -426,7 +426,15 @@ func (s *agentRegister) Apply(ctx context.Context, c plans.Change) error {
 	if err != nil {
 		return err
 	}
-	return s.waitActive(ctx, api, p, r, id, tok)
+	err = s.waitActive(ctx, api, p, r, id, tok)
+	// The registration container has done its work (or failed, and its
+	// logs are in the error): its environment holds the token.
+	if id != "" {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_, _ = run(rctx, r, "docker rm -f "+transport.Quote(id)+" >/dev/null 2>&1 || true", true)
+	}
+	return err
 }
 
 // imageRefRE is the shape of a Docker image reference with a tag or
@@ -495,10 +503,15 @@ func pullIfMissing(ctx context.Context, r transport.Runner, image string, limit 
 
 // start runs the registration container and returns its id. The spec is
 // the token's command (cattle's docker.register.command) with haplan's
-// settings added; through the Engine API nothing of it is on the
-// machine's command lines. Without the API (no socket forwarding) the
-// docker CLI runs it, the URL passed on stdin: it is then on the docker
-// client's command line for the moment it runs.
+// settings added, in run.sh's register mode: the registration URL, which
+// holds the token, goes in RANCHER_URL (run.sh setup_cattle_url) rather
+// than as the container's argument, so it is on no command line of the
+// machine (a process's environment is readable by its owner only, its
+// command line by everyone). The CA is already on the host, checked
+// against the token's fingerprint (checkToken), which is what register
+// mode trusts. Through the Engine API no docker client runs at all;
+// without it (no socket forwarding) the docker CLI runs it, the URL read
+// from stdin into its environment.
 func (s *agentRegister) start(ctx context.Context, r transport.Runner, tok *rancherapi.RegistrationToken) (string, error) {
 	env := []string{"CATTLE_HOST_LABELS=" + hostLabels(s.wantLabels())}
 	if tok.CAFingerprint != "" {
@@ -509,19 +522,20 @@ func (s *agentRegister) start(ctx context.Context, r transport.Runner, tok *ranc
 	}
 	binds := []string{"/var/run/docker.sock:/var/run/docker.sock", "/var/lib/rancher:/var/lib/rancher"}
 	engine.Progress(ctx, "starting the registration of %s in environment %q", s.h.Name, s.h.Environment)
-	id, err := dockerapi.New(r).Run(ctx, dockerapi.RunSpec{Image: tok.Image, Cmd: []string{tok.RegistrationURL}, Env: env, Binds: binds, Privileged: true})
+	spec := dockerapi.RunSpec{Image: tok.Image, Cmd: []string{"register"}, Env: append(env, "RANCHER_URL="+tok.RegistrationURL), Binds: binds, Privileged: true}
+	id, err := dockerapi.New(r).Run(ctx, spec)
 	if !errors.Is(err, dockerapi.ErrNoAPIForRun) {
 		return id, err
 	}
 	var b strings.Builder
-	b.WriteString("read -r url && exec docker run -d --privileged")
+	b.WriteString(`IFS= read -r RANCHER_URL && export RANCHER_URL && exec docker run -d --privileged -e RANCHER_URL`)
 	for _, e := range env {
 		b.WriteString(" -e " + transport.Quote(e))
 	}
 	for _, v := range binds {
 		b.WriteString(" -v " + transport.Quote(v))
 	}
-	b.WriteString(" " + transport.Quote(tok.Image) + ` "$url"`)
+	b.WriteString(" " + transport.Quote(tok.Image) + " register")
 	res, err := r.Run(ctx, transport.Cmd{Line: b.String(), Stdin: []byte(tok.RegistrationURL + "\n"), Mutates: true})
 	if err != nil {
 		return "", err

@@ -161,7 +161,7 @@ func (s *haPrune) Apply(ctx context.Context, _ plans.Change) error {
 			// The node itself, at its old cluster IP: only the record goes.
 		} else if r, err := s.env.runner(ctx, s.oldMachine(h.Addresses[0])); err == nil {
 			engine.Progress(ctx, "stopping rancher-ha on %s, which left the manifest", h.Addresses[0])
-			if _, err := run(ctx, r, `ids=$(docker ps -aq --filter name=^/`+layout.HA+`); [ -z "$ids" ] || docker rm -f $ids >/dev/null`, true); err != nil {
+			if _, err := run(ctx, r, removeHAContainers, true); err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", h.Addresses[0], err))
 				continue
 			}

@@ -85,7 +85,7 @@ func (s *restoreStop) Apply(ctx context.Context, _ plans.Change) error {
 	if err != nil {
 		return err
 	}
-	_, err = run(ctx, r, `ids=$(docker ps -aq --filter name=^/`+layout.HA+`); [ -z "$ids" ] || docker rm -f $ids >/dev/null`, true)
+	_, err = run(ctx, r, removeHAContainers, true)
 	return err
 }
 

@@ -113,16 +113,23 @@ func (s *dbBackup) Apply(ctx context.Context, _ plans.Change) error {
 }
 
 // BackupTo writes a dump and its record into dir, named by the cluster,
-// why and the time, both mode 0600, the dump under its name only once
-// complete. It returns the dump's path.
+// why and the time (BackupFile). It returns the dump's path.
 func (e *Env) BackupTo(ctx context.Context, dir, why string) (string, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
 	path := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.sql", e.c.Name, why, time.Now().UTC().Format("20060102T150405Z")))
+	_, err := e.BackupFile(ctx, path)
+	return path, err
+}
+
+// BackupFile writes a dump to path and its record to path.json, both mode
+// 0600; the dump appears under its name only once it is complete.
+func (e *Env) BackupFile(ctx context.Context, path string) (*BackupInfo, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer os.Remove(f.Name())
 	info, err := e.Backup(ctx, f)
@@ -136,13 +143,16 @@ func (e *Env) BackupTo(ctx context.Context, dir, why string) (string, error) {
 		err = os.Rename(f.Name(), path)
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	rec, err := json.MarshalIndent(info, "", "  ")
 	if err == nil {
 		err = os.WriteFile(path+".json", append(rec, '\n'), 0o600)
 	}
-	return path, err
+	if err != nil {
+		return nil, fmt.Errorf("write the backup's record: %w", err)
+	}
+	return info, nil
 }
 
 // rotateBackups keeps the newest keep automatic dumps of one kind (why:
@@ -174,6 +184,11 @@ func (e *Env) restoreHint() string {
 	}
 	return fmt.Sprintf("; the database was backed up before the upgrade: haplan restore -f %s %s restores it (with rancher.image set back)", e.c.Path, path)
 }
+
+// removeHAContainers removes rancher-ha and every container
+// cluster-manager started after it (rancher-ha-*) on a node: what an
+// upgrade, a restore and a node that left the manifest all stop.
+const removeHAContainers = `ids=$(docker ps -aq --filter name=^/` + layout.HA + `); [ -z "$ids" ] || docker rm -f $ids >/dev/null`
 
 // haStop stops rancher-ha on a node for an upgrade. The stops are a
 // barrier group, as the starts are: all or none (a node that did not
@@ -216,6 +231,6 @@ func (s *haStop) Apply(ctx context.Context, _ plans.Change) error {
 	if err != nil {
 		return err
 	}
-	_, err = run(ctx, r, `ids=$(docker ps -aq --filter name=^/`+layout.HA+`); [ -z "$ids" ] || docker rm -f $ids >/dev/null`, true)
+	_, err = run(ctx, r, removeHAContainers, true)
 	return err
 }

@@ -65,8 +65,9 @@ type clusterEnv interface {
 	Preflight(ctx context.Context) *preflight.Report
 	// Status reads the cluster's health, read-only (not yet judged).
 	Status(ctx context.Context) *health.Report
-	// Backup writes a dump of the Rancher database to w.
-	Backup(ctx context.Context, w io.Writer) (*resources.BackupInfo, error)
+	// BackupFile writes a dump of the Rancher database to path and its
+	// record next to it.
+	BackupFile(ctx context.Context, path string) (*resources.BackupInfo, error)
 	// RestoreSteps are the steps that stop the cluster and load the dump
 	// at path.
 	RestoreSteps(path string, info resources.BackupInfo) []engine.Step

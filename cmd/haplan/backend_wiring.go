@@ -75,8 +75,8 @@ func (r *resourcesEnv) LockLost() <-chan struct{} { return r.env.LockLost() }
 
 func (r *resourcesEnv) Status(ctx context.Context) *health.Report { return r.env.Status(ctx) }
 
-func (r *resourcesEnv) Backup(ctx context.Context, w io.Writer) (*resources.BackupInfo, error) {
-	return r.env.Backup(ctx, w)
+func (r *resourcesEnv) BackupFile(ctx context.Context, path string) (*resources.BackupInfo, error) {
+	return r.env.BackupFile(ctx, path)
 }
 
 func (r *resourcesEnv) DestroySteps(o resources.DestroyOptions) []engine.Step {

@@ -43,36 +43,11 @@ func defaultBackupPath(r *run) string {
 	return filepath.Join(filepath.Dir(r.pf.file), ".haplan", "backups", r.m.Name+"-"+stamp+".sql")
 }
 
-// takeBackup writes the dump to path and its record to path.json, both
-// mode 0600; the dump appears under its name only once it is complete.
+// takeBackup writes the dump to path and its record to path.json.
 func takeBackup(r *run, path string) (*resources.BackupInfo, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	info, err := r.env.BackupFile(r.ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
-	}
-	defer os.Remove(f.Name())
-	info, err := r.env.Backup(r.ctx, f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	rec, err := json.MarshalIndent(info, "", "  ")
-	if err == nil {
-		err = writeFileAtomic(path+".json", append(rec, '\n'), 0o600)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("backup: write its record: %w", err)
 	}
 	return info, nil
 }

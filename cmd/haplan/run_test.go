@@ -126,9 +126,15 @@ func (e *fakeEnv) ForceUnlock(context.Context) (string, error) { return "bob@ops
 func (e *fakeEnv) Endpoints() []string                         { return []string{"https://10.0.0.10"} }
 func (e *fakeEnv) Close() error                                { return nil }
 func (e *fakeEnv) LockLost() <-chan struct{}                   { return e.lost }
-func (e *fakeEnv) Backup(_ context.Context, w io.Writer) (*resources.BackupInfo, error) {
-	n, err := io.WriteString(w, "-- dump of lab\n")
-	return &resources.BackupInfo{Cluster: "lab", Size: int64(n)}, err
+func (e *fakeEnv) BackupFile(_ context.Context, path string) (*resources.BackupInfo, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	const dump = "-- dump of lab\n"
+	if err := os.WriteFile(path, []byte(dump), 0o600); err != nil {
+		return nil, err
+	}
+	return &resources.BackupInfo{Cluster: "lab", Size: int64(len(dump))}, os.WriteFile(path+".json", []byte("{}\n"), 0o600)
 }
 func (e *fakeEnv) RestoreSteps(string, resources.BackupInfo) []engine.Step { return nil }
 func (e *fakeEnv) DestroySteps(resources.DestroyOptions) []engine.Step     { return e.steps }
