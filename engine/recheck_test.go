@@ -238,3 +238,29 @@ func TestFinisherGroupStartsDespiteStop(t *testing.T) {
 		t.Errorf("statuses (-want +got):\n%s", diff)
 	}
 }
+
+// A deferred change (decided when its turn comes) takes the action the
+// world then needs.
+func TestRecheckDeferredTakesWhatIsNeeded(t *testing.T) {
+	a := &deferredFake{fake: step("a", plans.Create)}
+	g := mustGraph(t, a)
+	p := mustPlan(t, g)
+	if !p.Changes[0].Deferred {
+		t.Fatal("the plan lost Deferred")
+	}
+	a.action = plans.Update
+	if _, err := Apply(context.Background(), g, p, Options{}); err != nil {
+		t.Fatalf("a deferred create that needs an update: %v", err)
+	}
+	if a.applies.Load() != 1 {
+		t.Error("not applied")
+	}
+}
+
+type deferredFake struct{ *fake }
+
+func (d *deferredFake) Diff(cur State) plans.Change {
+	c := d.fake.Diff(cur)
+	c.Deferred = true
+	return c
+}

@@ -24,7 +24,8 @@ type State any
 //     needs no change, Apply is not called (the step is Unchanged); if it
 //     needs another action than the planned one (or than a part of it:
 //     a planned replace whose removal a dependency did needs only a
-//     create), the step fails with a *DriftError and Apply is not called.
+//     create), the step fails with a *DriftError and Apply is not called;
+//     a Deferred change (plans.Change) takes whatever action is needed then.
 //  2. Apply with the planned Change (what the operator approved), on a
 //     context where MayChange is true.
 //

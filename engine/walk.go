@@ -401,7 +401,7 @@ func (w *walker) recheck(ctx context.Context, n *node, r *reporter) (plans.Chang
 	if err != nil {
 		return now, fmt.Errorf("probe again before applying: %w", err)
 	}
-	if now.Pending() && !within(now.Action, n.change.Action) {
+	if now.Pending() && !n.change.Deferred && !within(now.Action, n.change.Action) {
 		return now, &DriftError{Planned: n.change, Now: now}
 	}
 	return now, nil

@@ -87,6 +87,11 @@ type Change struct {
 	// answer (not always the step's own host: a cluster-wide step reads
 	// every node).
 	Unreachable string `json:"unreachable,omitempty"`
+	// Deferred marks a change whose action is decided when its turn comes:
+	// what it depends on could not be read when the plan was made (the
+	// cluster not started yet, or its API not answering), so the plan
+	// says what it is for, and apply does what the world then needs.
+	Deferred bool `json:"deferred,omitempty"`
 }
 
 // Pending reports whether applying c would change anything (or, for an

@@ -125,6 +125,12 @@ func (e *Env) readRegistered(ctx context.Context) (*hostFacts, error) {
 	return hf, nil
 }
 
+// deferred marks c as decided when its turn comes (plans.Change.Deferred).
+func deferred(c plans.Change) plans.Change {
+	c.Deferred = true
+	return c
+}
+
 // agentToken keeps one active registration token in an environment.
 type agentToken struct {
 	base
@@ -189,9 +195,9 @@ func (s *agentToken) Diff(cur engine.State) plans.Change {
 	st := cur.(agentTokenState)
 	switch {
 	case !st.Started:
-		return s.change(plans.Create, fmt.Sprintf("create a registration token for environment %q once the cluster answers", s.envName))
+		return deferred(s.change(plans.Create, fmt.Sprintf("create a registration token for environment %q once the cluster answers", s.envName)))
 	case st.APIDown:
-		c := s.change(plans.Create, fmt.Sprintf("make sure environment %q has a registration token once the cluster's API answers (it does not now)", s.envName))
+		c := deferred(s.change(plans.Create, fmt.Sprintf("make sure environment %q has a registration token once the cluster's API answers (it does not now)", s.envName)))
 		c.Warnings = []string{"the cluster's API: " + st.Why}
 		return c
 	case st.Active == "":
@@ -325,10 +331,10 @@ func (s *agentRegister) Diff(cur engine.State) plans.Change {
 	st := cur.(agentRegisterState)
 	env := s.h.Environment
 	if !st.Started {
-		return s.change(plans.Create, fmt.Sprintf("register %s in environment %q once the cluster answers", s.h.Name, env), s.details()...)
+		return deferred(s.change(plans.Create, fmt.Sprintf("register %s in environment %q once the cluster answers", s.h.Name, env), s.details()...))
 	}
 	if st.APIDown {
-		c := s.change(plans.Create, fmt.Sprintf("check %s's registration in environment %q once the cluster's API answers (it does not now; a registered host is left as it is)", s.h.Name, env), s.details()...)
+		c := deferred(s.change(plans.Create, fmt.Sprintf("check %s's registration in environment %q once the cluster's API answers (it does not now; a registered host is left as it is)", s.h.Name, env), s.details()...))
 		c.Warnings = []string{"the cluster's API: " + st.Why}
 		return c
 	}

@@ -75,7 +75,7 @@ func (s *certDistribute) Diff(cur engine.State) plans.Change {
 	case !st.Exists:
 		return s.change(plans.Create, layout.CA+" is missing", plans.Detail{Name: "ca.crt", New: newCA}, plans.Detail{Name: "mode", New: want})
 	case st.ClusterCA == "":
-		return s.change(plans.Update, layout.CA+" cannot be compared until the cluster has formed", plans.Detail{Name: "ca.crt", Old: short(st.Digest), New: newCA})
+		return deferred(s.change(plans.Update, layout.CA+" cannot be compared until the cluster has formed", plans.Detail{Name: "ca.crt", Old: short(st.Digest), New: newCA}))
 	case st.Digest != st.ClusterCA:
 		return s.change(plans.Update, layout.CA+" is not the cluster CA", plans.Detail{Name: "ca.crt", Old: short(st.Digest), New: newCA})
 	case st.Mode != want:
