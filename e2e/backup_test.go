@@ -4,55 +4,35 @@ package e2e
 
 import (
 	"context"
-	dbsql "database/sql"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/go-sql-driver/mysql"
-
 	"github.com/haplan/haplan/lab"
 )
 
-// tableExists asks the database server itself.
-func tableExists(t *testing.T, ctx context.Context, l *lab.Lab, table string) bool {
+// count asks the database server itself, as its admin, how many rows a
+// COUNT(*) query finds.
+func count(t *testing.T, ctx context.Context, l *lab.Lab, query string, args ...any) int {
 	t.Helper()
-	cfg, err := l.AdminConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := mysql.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := dbsql.OpenDB(conn)
-	defer db.Close()
 	var n int
-	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='cattle' AND TABLE_NAME=?", table).Scan(&n); err != nil {
+	if err := adminConn(t, ctx, l).QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	return n == 1
+	return n
 }
 
-// userExists asks the database server whether user@host exists.
+// tableExists reports whether the cattle database has table.
+func tableExists(t *testing.T, ctx context.Context, l *lab.Lab, table string) bool {
+	t.Helper()
+	return count(t, ctx, l, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='cattle' AND TABLE_NAME=?", table) == 1
+}
+
+// userExists reports whether user@host exists.
 func userExists(t *testing.T, ctx context.Context, l *lab.Lab, user, host string) bool {
 	t.Helper()
-	cfg, err := l.AdminConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := mysql.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := dbsql.OpenDB(conn)
-	defer db.Close()
-	var n int
-	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM mysql.user WHERE User=? AND Host=?", user, host).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n == 1
+	return count(t, ctx, l, "SELECT COUNT(*) FROM mysql.user WHERE User=? AND Host=?", user, host) == 1
 }
 
 // checkBackupRestore backs the database up, changes it, restores the dump
