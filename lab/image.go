@@ -208,6 +208,9 @@ func importRootfs(ctx context.Context, root, ref string, changes []string) error
 	}
 	args = append(args, "-", ref)
 	_, ierr := runPipe(ctx, pipe, "docker", args...)
+	// A docker import that failed (dockerd not running) read nothing: tar,
+	// blocked writing, ends on the closed pipe instead of waiting for ever.
+	pipe.Close()
 	terr := tar.Wait()
 	if ierr != nil {
 		return fmt.Errorf("import host image: %w", ierr)

@@ -52,6 +52,9 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 			return nil, err
 		}
 	}
+	if _, err := run(ctx, nil, "docker", "version", "--format", "{{.Server.Version}}"); err != nil {
+		return nil, fmt.Errorf("the machine's dockerd does not answer (make lab starts it: lab/prereqs.sh): %w", err)
+	}
 	image, err := ensureImage(ctx, HostImageRecipe(), logf)
 	if err != nil {
 		return nil, err

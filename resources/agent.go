@@ -43,9 +43,22 @@ const (
 )
 
 // clusterAPI is a client for the running cluster's API: the first node,
-// in manifest order, whose own API answers /ping (through its SSH
-// connection).
+// in manifest order, whose own API (through its SSH connection) answers
+// /ping and reads the database (lists the environments).
 func (e *Env) clusterAPI(ctx context.Context) (*rancherapi.Client, error) {
+	_, api, err := onClusterAPI(ctx, e, func(ctx context.Context, api *rancherapi.Client) (struct{}, error) {
+		_, err := api.Environments(ctx)
+		return struct{}{}, err
+	})
+	return api, err
+}
+
+// onClusterAPI runs read against each node's API in manifest order until
+// one answers it, and returns that answer and the node's client. /ping
+// answers without the database, so one node that cannot reach it (its
+// grant dropped, its connections cut) fails a read that another node
+// answers: the cluster is down only when no node answers.
+func onClusterAPI[T any](ctx context.Context, e *Env, read func(context.Context, *rancherapi.Client) (T, error)) (T, *rancherapi.Client, error) {
 	var errs []error
 	for _, n := range e.c.Nodes {
 		api, err := e.apiOn(nodeTarget(n), layout.HAAPIPort)
@@ -53,11 +66,21 @@ func (e *Env) clusterAPI(ctx context.Context) (*rancherapi.Client, error) {
 			err = api.Ping(ctx)
 		}
 		if err == nil {
-			return api, nil
+			var v T
+			if v, err = read(ctx, api); err == nil {
+				return v, api, nil
+			}
+		}
+		if ctx.Err() != nil {
+			break
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
 	}
-	return nil, fmt.Errorf("the cluster's API does not answer on any node: %w", errors.Join(errs...))
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, nil, err
+	}
+	return zero, nil, fmt.Errorf("the cluster's API does not answer on any node: %w", errors.Join(errs...))
 }
 
 // placedHost is a Rancher host haplan registered, with its environment.
@@ -98,23 +121,30 @@ func (e *Env) readRegistered(ctx context.Context) (*hostFacts, error) {
 	if !hf.Started {
 		return hf, nil
 	}
-	api, err := e.clusterAPI(ctx)
+	// Whatever keeps the API from answering on every node (a server error
+	// while the database is away, access control without rancher.apiKey)
+	// is said in the plan's warnings; the steps plan for when it answers.
+	read, _, err := onClusterAPI(ctx, e, readHosts)
 	if err != nil {
 		hf.APIDown = err.Error()
 		return hf, nil
 	}
-	// Whatever keeps the API from answering (a server error while the
-	// database is away, access control without rancher.apiKey) is said in
-	// the plan's warnings; the steps plan for when it answers.
-	if hf.Envs, err = api.Environments(ctx); err != nil {
-		hf.APIDown = err.Error()
-		return hf, nil
+	hf.Envs, hf.ByName = read.Envs, read.ByName
+	return hf, nil
+}
+
+// readHosts reads every environment and the hosts labelled
+// io.haplan.host in each, from one node's API.
+func readHosts(ctx context.Context, api *rancherapi.Client) (*hostFacts, error) {
+	envs, err := api.Environments(ctx)
+	if err != nil {
+		return nil, err
 	}
-	for _, p := range hf.Envs {
+	hf := &hostFacts{Envs: envs, ByName: map[string][]placedHost{}}
+	for _, p := range envs {
 		hosts, err := api.ProjectHosts(ctx, &p)
 		if err != nil {
-			hf.APIDown = fmt.Sprintf("environment %q: %v", p.Name, err)
-			return hf, nil
+			return nil, fmt.Errorf("environment %q: %w", p.Name, err)
 		}
 		for _, h := range hosts {
 			if name := h.Labels[manifests.HostLabel]; name != "" {
@@ -161,11 +191,9 @@ func (s *agentToken) Probe(ctx context.Context) (engine.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	api, err := s.env.clusterAPI(ctx)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := activeToken(ctx, api, p)
+	tok, _, err := onClusterAPI(ctx, s.env, func(ctx context.Context, api *rancherapi.Client) (*rancherapi.RegistrationToken, error) {
+		return activeToken(ctx, api, p)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +226,7 @@ func (s *agentToken) Diff(cur engine.State) plans.Change {
 		return deferred(s.change(plans.Create, fmt.Sprintf("create a registration token for environment %q once the cluster answers", s.envName)))
 	case st.APIDown:
 		c := deferred(s.change(plans.Create, fmt.Sprintf("make sure environment %q has a registration token once the cluster's API answers (it does not now)", s.envName)))
-		c.Warnings = []string{"the cluster's API: " + st.Why}
+		c.Warnings = []string{st.Why}
 		return c
 	case st.Active == "":
 		return s.change(plans.Create, fmt.Sprintf("environment %q has no active registration token", s.envName))
@@ -335,7 +363,7 @@ func (s *agentRegister) Diff(cur engine.State) plans.Change {
 	}
 	if st.APIDown {
 		c := deferred(s.change(plans.Create, fmt.Sprintf("check %s's registration in environment %q once the cluster's API answers (it does not now; a registered host is left as it is)", s.h.Name, env), s.details()...))
-		c.Warnings = []string{"the cluster's API: " + st.Why}
+		c.Warnings = []string{st.Why}
 		return c
 	}
 	var here, elsewhere []registeredHost

@@ -62,14 +62,13 @@ func (s *haPrune) Probe(ctx context.Context) (engine.State, error) {
 	if !f.generated() {
 		return haPruneState{}, nil
 	}
-	api, err := s.env.clusterAPI(ctx)
-	if err != nil {
-		return haPruneState{Started: true, APIDown: true, Why: err.Error()}, nil
-	}
-	hosts, err := api.HAHosts(ctx)
-	if errors.Is(err, rancherapi.ErrNoHAProject) {
-		return haPruneState{Started: true}, nil
-	}
+	hosts, _, err := onClusterAPI(ctx, s.env, func(ctx context.Context, api *rancherapi.Client) ([]rancherapi.Host, error) {
+		hosts, err := api.HAHosts(ctx)
+		if errors.Is(err, rancherapi.ErrNoHAProject) {
+			return nil, nil
+		}
+		return hosts, err
+	})
 	if err != nil {
 		return haPruneState{Started: true, APIDown: true, Why: err.Error()}, nil
 	}

@@ -3,6 +3,7 @@ package resources
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/haplan/haplan/health"
 	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/manifests"
+	"github.com/haplan/haplan/rancherapi"
 )
 
 // membershipGap is how long Status waits between its two reads of the
@@ -152,12 +154,9 @@ func (e *Env) readMembers(ctx context.Context, db *sql.DB) ([]memberRow, error) 
 
 // apiStatus reads System HA's hosts and the registered hosts.
 func (e *Env) apiStatus(ctx context.Context, r *health.Report) {
-	api, err := e.clusterAPI(ctx)
-	if err != nil {
-		r.SystemHAErr, r.HostsErr = err.Error(), err.Error()
-		return
-	}
-	if hs, err := api.HAHosts(ctx); err != nil {
+	if hs, _, err := onClusterAPI(ctx, e, func(ctx context.Context, api *rancherapi.Client) ([]rancherapi.Host, error) {
+		return api.HAHosts(ctx)
+	}); err != nil {
 		r.SystemHAErr = err.Error()
 	} else {
 		for _, h := range hs {
@@ -165,6 +164,9 @@ func (e *Env) apiStatus(ctx context.Context, r *health.Report) {
 		}
 	}
 	hf, err := e.readRegistered(ctx)
+	if err == nil && hf.APIDown != "" {
+		err = errors.New(hf.APIDown)
+	}
 	if err != nil {
 		r.HostsErr = err.Error()
 		return

@@ -1,0 +1,83 @@
+package resources
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/haplan/haplan/layout"
+	"github.com/haplan/haplan/plans"
+)
+
+// A node whose API answers /ping but not the database (its grant dropped:
+// every new connection of the server is refused) does not make the
+// cluster look down: the next node answers the read, and the plan says
+// what that node's API says.
+func TestClusterReadsFallBackToTheNextNode(t *testing.T) {
+	r := newRig(t)
+	for _, n := range []string{"rs1", "rs2", "rs3"} {
+		r.holdScript(n, unitScript)
+	}
+	var rs1Reads int
+	serveOn(t, r.host("rs1"), layout.HAAPIPort, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/ping" {
+			w.Write([]byte("pong"))
+			return
+		}
+		rs1Reads++
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write([]byte(`{"type":"error","status":500,"code":"java.sql.SQLException","message":"Access denied for user 'cattle'@'10.0.0.11'"}`))
+	}))
+	serveOn(t, r.host("rs2"), layout.HAAPIPort, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		base := "http://" + req.Host + "/v1/projects/1a5"
+		collection := func(data ...any) {
+			w.Header().Set("Content-Type", "application/json")
+			if data == nil {
+				data = []any{}
+			}
+			json.NewEncoder(w).Encode(map[string]any{"type": "collection", "data": data})
+		}
+		switch req.URL.Path {
+		case "/ping":
+			w.Write([]byte("pong"))
+		case "/v1/projects":
+			collection(map[string]any{"id": "1a5", "type": "project", "name": "Default", "uuid": "adminProject", "state": "active",
+				"links": map[string]string{"self": base, "hosts": base + "/hosts", "registrationTokens": base + "/registrationtokens"}})
+		case "/v1/projects/1a5/hosts":
+			collection()
+		case "/v1/projects/1a5/registrationtokens":
+			collection(map[string]any{"id": "1c1", "type": "registrationToken", "state": "active",
+				"links": map[string]string{"self": base + "/registrationtokens/1c1"}})
+		default:
+			http.NotFound(w, req)
+		}
+	}))
+	p := r.plan(r.graph("agent.token[Default]"))
+	c := planned(t, p, "agent.token[Default]")
+	if c.Action != plans.NoOp || c.Deferred || len(c.Warnings) != 0 {
+		t.Errorf("agent.token: %s deferred=%v %q %q", c.Action, c.Deferred, c.Reason, c.Warnings)
+	}
+	if rs1Reads == 0 {
+		t.Error("rs1's API was never asked: the test proves nothing")
+	}
+}
+
+// When no node's API answers the read, the plan says each node's answer.
+func TestClusterReadsNoNodeAnswers(t *testing.T) {
+	r := newRig(t)
+	for _, n := range []string{"rs1", "rs2", "rs3"} {
+		r.holdScript(n, unitScript)
+	}
+	p := r.plan(r.graph("agent.token[Default]"))
+	c := planned(t, p, "agent.token[Default]")
+	if !c.Deferred || len(c.Warnings) != 1 {
+		t.Fatalf("agent.token: %s deferred=%v %q %q", c.Action, c.Deferred, c.Reason, c.Warnings)
+	}
+	for _, n := range []string{"rs1: ", "rs2: ", "rs3: "} {
+		if !strings.Contains(c.Warnings[0], n) {
+			t.Errorf("warning %q does not name %s", c.Warnings[0], n)
+		}
+	}
+}
