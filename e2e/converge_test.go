@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,27 +153,44 @@ func TestConvergeSingleNode(t *testing.T) {
 func singleNodeManifest(t *testing.T, src string) string {
 	t.Helper()
 	var out []string
-	skip := false
-	for _, line := range strings.Split(src, "\n") {
-		trim := strings.TrimSpace(line)
-		switch {
+	for _, line := range strings.Split(withoutNodes(t, src, "rs2", "rs3", "rs4", "rs5"), "\n") {
+		switch trim := strings.TrimSpace(line); {
 		case strings.HasPrefix(line, "name:"):
 			line = "name: lab-single"
 		case strings.HasPrefix(trim, "name: cattle"):
 			line = strings.Replace(line, "cattle", "cattle_single", 1)
-		case strings.HasPrefix(trim, "- name: rs2"), strings.HasPrefix(trim, "- name: rs3"), strings.HasPrefix(trim, "- name: rs4"), strings.HasPrefix(trim, "- name: rs5"):
-			skip = true
-			continue
-		case skip && (strings.HasPrefix(trim, "- ") || !strings.HasPrefix(line, "    ")):
-			skip = false
-		case skip:
-			continue
 		}
 		out = append(out, line)
 	}
 	s := strings.Join(out, "\n")
-	if strings.Contains(s, "rs2") || !strings.Contains(s, "cattle_single") {
+	if !strings.Contains(s, "cattle_single") {
 		t.Fatalf("could not derive a single-node manifest from:\n%s\ngot:\n%s", src, s)
+	}
+	return s
+}
+
+// withoutNodes drops the named nodes' entries from a manifest's node list,
+// as a user editing it would.
+func withoutNodes(t *testing.T, src string, drop ...string) string {
+	t.Helper()
+	var out []string
+	skip := false
+	for _, line := range strings.Split(src, "\n") {
+		trim := strings.TrimSpace(line)
+		if strings.HasPrefix(trim, "- name: ") {
+			skip = slices.Contains(drop, strings.TrimPrefix(trim, "- name: "))
+		} else if skip && !strings.HasPrefix(line, "    ") {
+			skip = false
+		}
+		if !skip {
+			out = append(out, line)
+		}
+	}
+	s := strings.Join(out, "\n")
+	for _, n := range drop {
+		if strings.Contains(s, "- name: "+n+"\n") {
+			t.Fatalf("%s is still in the manifest:\n%s", n, s)
+		}
 	}
 	return s
 }

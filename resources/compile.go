@@ -101,23 +101,27 @@ func Compile(c *manifests.Cluster, e *Env) ([]engine.Step, error) {
 	add(&bootstrapRun{base: base{addr: bootRun, host: boot.Name, env: e,
 		deps: append(append([]engine.Addr{}, grants...), pulls[boot.Name])}, node: boot})
 
+	// An upgrade or a resize: the backup, and the new image on each node,
+	// while the old version still runs; a resize's new script from the
+	// running cluster (script.generate); machines that left the manifest
+	// stopped (ha.retire); then every node stopped (a barrier group, so no
+	// stop begins before every upgrading node has its image) before any
+	// starts. The backup depends on nothing: a node that does not answer
+	// must not hold back the others' steps when there is no upgrade.
+	backup := addr("db.backup", "")
+	add(&dbBackup{base: base{addr: backup, env: e}})
+
 	gen := addr("script.generate", "")
-	add(&scriptGenerate{base: base{addr: gen, deps: []engine.Addr{bootRun}, env: e}, boot: boot})
+	add(&scriptGenerate{base: base{addr: gen, deps: []engine.Addr{bootRun, backup}, env: e}, boot: boot})
 
 	stop := addr("bootstrap.stop", "")
 	add(&bootstrapStop{base: base{addr: stop, host: boot.Name, deps: []engine.Addr{gen}, env: e}, node: boot})
 
-	// An upgrade: the backup, and the new image on each node, while the
-	// old version still runs; then every node stopped (a barrier group,
-	// so no stop begins before every upgrading node has its image)
-	// before any starts. The backup depends on nothing: a node that does
-	// not answer must not hold back the others' steps when there is no
-	// upgrade.
-	backup := addr("db.backup", "")
-	add(&dbBackup{base: base{addr: backup, env: e}})
+	retire := addr("ha.retire", "")
+	add(&haRetire{base: base{addr: retire, deps: []engine.Addr{backup, gen}, env: e}})
 	for _, n := range c.Nodes {
 		a := addr("ha.stop", n.Name)
-		add(&haStop{base: base{addr: a, host: n.Name, deps: []engine.Addr{backup, pulls[n.Name]}, env: e}, node: n})
+		add(&haStop{base: base{addr: a, host: n.Name, deps: []engine.Addr{backup, pulls[n.Name], gen, retire}, env: e}, node: n})
 	}
 
 	var starts []engine.Addr
@@ -126,7 +130,7 @@ func Compile(c *manifests.Cluster, e *Env) ([]engine.Step, error) {
 		starts = append(starts, a)
 		// Its own stop only: both are barrier groups, so no node starts
 		// before every pending stop is done.
-		deps := []engine.Addr{gen, stop, pulls[n.Name], addr("ha.stop", n.Name)}
+		deps := []engine.Addr{gen, stop, pulls[n.Name], addr("ha.stop", n.Name), retire}
 		if g, ok := grantFor[n.Name]; ok {
 			deps = append(deps, g)
 		} else {

@@ -36,8 +36,9 @@ var stateDecoders = map[string]func([]byte) (engine.State, error){
 	"agent.register":  decodeState[agentRegisterState],
 	"agent.prune":     decodeState[pruneState],
 	"db.backup":       decodeState[dbBackupState],
-	"ha.stop":         decodeState[haStopState],
+	"ha.stop":         decodeState[haStartState],
 	"ha.prune":        decodeState[haPruneState],
+	"ha.retire":       decodeState[haPruneState],
 	"db.prune":        decodeState[dbPruneState],
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,12 +39,16 @@ type haStartState struct {
 	StartedWith  string `json:"started_with,omitempty"` // digest of the script it was started with
 	ScriptDigest string `json:"script_digest,omitempty"`
 	ClusterIP    string `json:"cluster_ip,omitempty"` // from agent.conf
+	// StartedSize is the cluster size of the script it was started with;
+	// 0 when unknown.
+	StartedSize int `json:"started_size,omitempty"`
 }
 
 type startRecord struct {
 	ScriptDigest string    `json:"script_digest"`
 	Image        string    `json:"image"`
 	ClusterIP    string    `json:"cluster_ip"`
+	ClusterSize  int       `json:"cluster_size,omitempty"`
 	Started      time.Time `json:"started"`
 }
 
@@ -56,32 +61,55 @@ func (s *haStart) FinishOnceStarted() bool { return true }
 var _ engine.Finisher = (*haStart)(nil)
 
 func (s *haStart) Probe(ctx context.Context) (engine.State, error) {
-	f, err := s.env.scripts(ctx)
+	return s.env.haState(ctx, s.node)
+}
+
+// haState is how rancher-ha runs on a node and what it was started with:
+// what ha.start and ha.stop decide on.
+func (e *Env) haState(ctx context.Context, n manifests.Node) (haStartState, error) {
+	f, err := e.scripts(ctx)
 	if err != nil {
-		return nil, err
+		return haStartState{}, err
 	}
-	r, err := s.env.runner(ctx, nodeTarget(s.node))
+	r, err := e.runner(ctx, nodeTarget(n))
 	if err != nil {
-		return nil, err
+		return haStartState{}, err
 	}
-	st := haStartState{ScriptDigest: f.Digest[s.node.Name]}
+	st := haStartState{ScriptDigest: f.Digest[n.Name]}
 	if st.Container, st.Image, err = containerStatus(ctx, r, layout.HA); err != nil {
-		return nil, err
+		return haStartState{}, err
 	}
 	if b, ok, err := transport.ReadFile(ctx, r, layout.Started); err != nil {
-		return nil, err
+		return haStartState{}, err
 	} else if ok {
 		var rec startRecord
 		if json.Unmarshal(b, &rec) == nil {
-			st.StartedWith = rec.ScriptDigest
+			st.StartedWith, st.StartedSize = rec.ScriptDigest, rec.ClusterSize
+			if st.StartedSize == 0 && rec.ScriptDigest == st.ScriptDigest {
+				// Started before records kept the size: the script it
+				// was started with is still the one it holds.
+				st.StartedSize = f.Params[n.Name].ClusterSize
+			}
 		}
 	}
 	if b, ok, err := transport.ReadFile(ctx, r, layout.AgentConf); err != nil {
-		return nil, err
+		return haStartState{}, err
 	} else if ok {
 		st.ClusterIP = confValue(string(b), "CATTLE_HA_CLUSTER_IP")
 	}
 	return st, nil
+}
+
+// resizing reports a running rancher-ha started with a script for another
+// cluster size than the manifest's node count.
+func (e *Env) resizing(st haStartState) bool {
+	return st.Container != "absent" && st.StartedSize != 0 && st.StartedSize != len(e.c.Nodes)
+}
+
+// otherScript reports a rancher-ha started from another script than the
+// one its node holds.
+func otherScript(st haStartState) bool {
+	return st.ScriptDigest != "" && st.StartedWith != "" && st.StartedWith != st.ScriptDigest
 }
 
 func (s *haStart) Diff(cur engine.State) plans.Change {
@@ -94,9 +122,12 @@ func (s *haStart) Diff(cur engine.State) plans.Change {
 		return s.change(plans.Create, fmt.Sprintf("rancher-ha is not running on %s", s.node.Name), details...)
 	case st.Image != img:
 		return s.change(plans.Replace, fmt.Sprintf("upgrade: rancher-ha runs %s, the manifest says %s (every node starts %s together, after ha.stop)", st.Image, img, img), details...)
+	case s.env.resizing(st):
+		return s.change(plans.Replace, fmt.Sprintf("resize: rancher-ha runs with cluster size %d, the manifest has %s (every node starts with the new rancher-ha.sh together, after ha.stop)", st.StartedSize, nodeCount(len(s.env.c.Nodes))),
+			plans.Detail{Name: "clusterSize", Old: strconv.Itoa(st.StartedSize), New: strconv.Itoa(len(s.env.c.Nodes))})
 	case st.ClusterIP != ip:
 		return s.change(plans.Replace, fmt.Sprintf("cluster IP in agent.conf is %q, the manifest says %s", st.ClusterIP, ip), details...)
-	case st.ScriptDigest != "" && st.StartedWith != "" && st.StartedWith != st.ScriptDigest:
+	case otherScript(st):
 		return s.change(plans.Replace, "rancher-ha was started from another rancher-ha.sh than the cluster's",
 			plans.Detail{Name: "script", Old: short(st.StartedWith), New: short(st.ScriptDigest), Sensitive: true})
 	}
@@ -139,7 +170,14 @@ func (s *haStart) Apply(ctx context.Context, _ plans.Change) error {
 	if _, err := runWithin(ctx, r, "sh "+layout.Script+" "+transport.Quote(img), true, s.env.c.Rancher.Timeouts.Pull); err != nil {
 		return fmt.Errorf("run rancher-ha.sh on %s: %w%s", s.node.Name, err, s.env.restoreHint())
 	}
-	rec, err := json.Marshal(startRecord{ScriptDigest: digest(script), Image: img, ClusterIP: s.node.ClusterIP, Started: time.Now().UTC()})
+	var meta scriptMeta
+	if b, ok, err := transport.ReadFile(ctx, r, layout.ScriptMeta); err != nil {
+		return err
+	} else if ok {
+		_ = json.Unmarshal(b, &meta) // no record: a size nobody knows
+	}
+	rec, err := json.Marshal(startRecord{ScriptDigest: digest(script), Image: img, ClusterIP: s.node.ClusterIP,
+		ClusterSize: meta.ClusterSize, Started: time.Now().UTC()})
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,11 @@ const haStartLine = "sh /var/lib/rancher/etc/haplan/rancher-ha.sh 'rancher/serve
 func haStartNode(r *rig, node, container, started, agentConf string) *transporttest.Runner {
 	h := r.host(node)
 	h.On(inspectContainer(layout.HA)).Stdout(container + "\n")
+	meta, err := json.Marshal(scriptMeta{scriptParams: r.env.wantParams(), ScriptDigest: digest(unitScript)})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	h.On(transporttest.ReadOf(layout.ScriptMeta)).Stdout(string(meta)).Maybe() // read by Apply
 	for p, v := range map[string]string{layout.Started: started, layout.AgentConf: agentConf} {
 		if v == "" {
 			h.On(transporttest.ReadOf(p)).Absent()
@@ -75,7 +80,7 @@ func TestHAStartRunsScript(t *testing.T) {
 	if err := json.Unmarshal(w.Data, &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.ScriptDigest != digest(unitScript) || rec.Image != "rancher/server:v1.0.1" || rec.ClusterIP != "192.168.50.11" || rec.Started.IsZero() || w.Mode != 0o600 {
+	if rec.ScriptDigest != digest(unitScript) || rec.Image != "rancher/server:v1.0.1" || rec.ClusterIP != "192.168.50.11" || rec.ClusterSize != 3 || rec.Started.IsZero() || w.Mode != 0o600 {
 		t.Errorf("started.json = %+v (mode %v)", rec, w.Mode)
 	}
 	noScriptInLines(t, r)

@@ -52,17 +52,28 @@ func (e *Env) clusterIPs() []string {
 }
 
 func (s *haPrune) Probe(ctx context.Context) (engine.State, error) {
-	f, err := s.env.scripts(ctx)
+	return s.env.departed(ctx)
+}
+
+// departed are the System HA hosts that no node of the manifest is, and
+// whether their machines still run rancher-ha: shared by one plan's
+// probes (ha.retire and ha.prune), read afresh by every re-check.
+func (e *Env) departed(ctx context.Context) (haPruneState, error) {
+	return sharedRead(ctx, &e.facts, "departed-nodes", perPlan, e.readDeparted, nil)
+}
+
+func (e *Env) readDeparted(ctx context.Context) (haPruneState, error) {
+	f, err := e.scripts(ctx)
 	if err != nil {
-		return nil, err
+		return haPruneState{}, err
 	}
 	if err := f.settled(); err != nil {
-		return nil, err
+		return haPruneState{}, err
 	}
 	if !f.generated() {
 		return haPruneState{}, nil
 	}
-	hosts, _, err := onClusterAPI(ctx, s.env, func(ctx context.Context, api *rancherapi.Client) ([]rancherapi.Host, error) {
+	hosts, _, err := onClusterAPI(ctx, e, func(ctx context.Context, api *rancherapi.Client) ([]rancherapi.Host, error) {
 		hosts, err := api.HAHosts(ctx)
 		if errors.Is(err, rancherapi.ErrNoHAProject) {
 			return nil, nil
@@ -73,16 +84,16 @@ func (s *haPrune) Probe(ctx context.Context) (engine.State, error) {
 		return haPruneState{Started: true, APIDown: true, Why: err.Error()}, nil
 	}
 	st := haPruneState{Started: true}
-	ips := s.env.clusterIPs()
+	ips := e.clusterIPs()
 	for _, h := range hosts {
 		if len(h.Addresses) == 0 || slices.Contains(ips, h.Addresses[0]) {
 			continue
 		}
 		one := leftOne{ID: h.ID, Address: h.Addresses[0], State: h.State}
-		if s.env.isManifestMachine(one.Address) {
+		if e.isManifestMachine(one.Address) {
 			// A node whose cluster IP changed: the old record goes, the
 			// machine is the node itself and keeps running.
-		} else if r, err := s.env.runner(ctx, s.oldMachine(h.Addresses[0])); err == nil {
+		} else if r, err := e.runner(ctx, e.oldMachine(h.Addresses[0])); err == nil {
 			if status, _, err := containerStatus(ctx, r, layout.HA); err == nil {
 				one.Running = status == "running"
 			}
@@ -110,8 +121,59 @@ func (e *Env) isManifestMachine(addr string) bool {
 }
 
 // oldMachine is how a node that left the manifest is reached.
-func (s *haPrune) oldMachine(address string) target {
-	return target{name: "old node " + address, address: address, ssh: s.env.c.SSH}
+func (e *Env) oldMachine(address string) target {
+	return target{name: "old node " + address, address: address, ssh: e.c.SSH}
+}
+
+// haRetire stops rancher-ha on machines that left the manifest and still
+// run it, before any node starts or stops: a departed node that keeps
+// running stays a member of the cluster (its heartbeats keep its index,
+// its ZooKeeper its vote), so a replacement could not take its place and a
+// resized cluster would form with it. It runs after script.generate: a
+// resize asks the running cluster for its new script first.
+type haRetire struct {
+	base
+}
+
+func (s *haRetire) Probe(ctx context.Context) (engine.State, error) {
+	return s.env.departed(ctx)
+}
+
+func (s *haRetire) Diff(cur engine.State) plans.Change {
+	st := cur.(haPruneState)
+	var addrs []string
+	for _, l := range st.Left {
+		if l.Running {
+			addrs = append(addrs, l.Address)
+		}
+	}
+	if len(addrs) == 0 {
+		return s.change(plans.NoOp, "no machine that left the manifest runs rancher-ha")
+	}
+	return s.change(plans.Delete, fmt.Sprintf("stop rancher-ha on %s, which left the manifest, before the nodes start: it would stay a member of the cluster", strings.Join(addrs, ", ")),
+		plans.Detail{Name: "machines", Old: strings.Join(addrs, ", "), New: "rancher-ha stopped"})
+}
+
+func (s *haRetire) Apply(ctx context.Context, _ plans.Change) error {
+	st, err := s.env.departed(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, l := range st.Left {
+		if !l.Running {
+			continue
+		}
+		r, err := s.env.runner(ctx, s.env.oldMachine(l.Address))
+		if err == nil {
+			engine.Progress(ctx, "stopping rancher-ha on %s, which left the manifest", l.Address)
+			_, err = run(ctx, r, removeHAContainers, true)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", l.Address, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (s *haPrune) Diff(cur engine.State) plans.Change {
@@ -126,19 +188,11 @@ func (s *haPrune) Diff(cur engine.State) plans.Change {
 	}
 	var addrs []string
 	var ds []plans.Detail
-	var warns []string
 	for _, l := range st.Left {
 		addrs = append(addrs, l.Address)
-		what := "System HA host removed"
-		if l.Running {
-			what += ", rancher-ha stopped there"
-			warns = append(warns, fmt.Sprintf("%s still runs rancher-ha: it is stopped, so that it does not rejoin", l.Address))
-		}
-		ds = append(ds, plans.Detail{Name: l.Address, Old: fmt.Sprintf("System HA host %s (%s)", l.ID, l.State), New: what})
+		ds = append(ds, plans.Detail{Name: l.Address, Old: fmt.Sprintf("System HA host %s (%s)", l.ID, l.State), New: "System HA host removed"})
 	}
-	c := s.change(plans.Delete, fmt.Sprintf("%s left the manifest: remove from System HA", strings.Join(addrs, ", ")), ds...)
-	c.Warnings = warns
-	return c
+	return s.change(plans.Delete, fmt.Sprintf("%s left the manifest: remove from System HA", strings.Join(addrs, ", ")), ds...)
 }
 
 func (s *haPrune) Apply(ctx context.Context, _ plans.Change) error {
@@ -158,7 +212,7 @@ func (s *haPrune) Apply(ctx context.Context, _ plans.Change) error {
 		}
 		if s.env.isManifestMachine(h.Addresses[0]) {
 			// The node itself, at its old cluster IP: only the record goes.
-		} else if r, err := s.env.runner(ctx, s.oldMachine(h.Addresses[0])); err == nil {
+		} else if r, err := s.env.runner(ctx, s.env.oldMachine(h.Addresses[0])); err == nil {
 			engine.Progress(ctx, "stopping rancher-ha on %s, which left the manifest", h.Addresses[0])
 			if _, err := run(ctx, r, removeHAContainers, true); err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", h.Addresses[0], err))

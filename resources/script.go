@@ -91,6 +91,20 @@ func (f *scriptFacts) source() string {
 	return ""
 }
 
+// resize is the cluster size the cluster's script was generated for, when
+// the manifest's node count differs from it and nothing else of the
+// script's inputs changed: a resize, which haplan does with a new script
+// from the running cluster and a restart of every node
+// (docs/rancher-1.0-ha.md section 9). 0 when there is no resize.
+func (e *Env) resize(f *scriptFacts) int {
+	got, ok := f.Params[f.source()]
+	want := e.wantParams()
+	if !ok || got.ClusterSize == want.ClusterSize || got.RegistrationURL != want.RegistrationURL || got.CertDigest != want.CertDigest {
+		return 0
+	}
+	return got.ClusterSize
+}
+
 func (e *Env) wantParams() scriptParams {
 	p := scriptParams{ClusterSize: len(e.c.Nodes), RegistrationURL: e.c.Rancher.HostRegistrationURL}
 	if e.cert != nil {
@@ -179,7 +193,31 @@ func (s *scriptGenerate) Probe(ctx context.Context) (engine.State, error) {
 	if err := f.settled(); err != nil {
 		return nil, err
 	}
+	if from := s.env.resize(f); from != 0 && len(f.Unreadable) > 0 {
+		return nil, &ResizeError{From: from, To: len(s.env.c.Nodes), Silent: f.unreadable()}
+	}
 	return scriptState{Digest: f.Digest, Params: f.Params, Unreadable: f.unreadable()}, nil
+}
+
+// ResizeError refuses a resize while nodes of the manifest do not answer:
+// every node restarts with the new script, and one left on the old one
+// would keep the old cluster size (and encryption key).
+type ResizeError struct {
+	From, To int
+	Silent   []string
+}
+
+func (e *ResizeError) Error() string {
+	return fmt.Sprintf("cannot resize the cluster from %d to %s while %s does not answer: a resize restarts every node with a new rancher-ha.sh; bring it back, or take it out of the manifest",
+		e.From, nodeCount(e.To), strings.Join(e.Silent, ", "))
+}
+
+// nodeCount is "1 node", "3 nodes".
+func nodeCount(n int) string {
+	if n == 1 {
+		return "1 node"
+	}
+	return strconv.Itoa(n) + " nodes"
 }
 
 func (s *scriptGenerate) Diff(cur engine.State) plans.Change {
@@ -195,6 +233,12 @@ func (s *scriptGenerate) Diff(cur engine.State) plans.Change {
 			plans.Detail{Name: "clusterSize", New: strconv.Itoa(want.ClusterSize)},
 			plans.Detail{Name: "hostRegistrationUrl", New: want.RegistrationURL},
 			plans.Detail{Name: "certificate", New: certLabel(want)})
+	}
+	if from := s.env.resize(f); from != 0 {
+		return s.change(plans.Replace, fmt.Sprintf("resize from %d to %s: a new rancher-ha.sh from createscript on the running cluster's API (same URL and certificate, cluster size %d), written to every node; every node then restarts with it (ha.stop, ha.start): the Rancher server is down during this",
+			from, nodeCount(want.ClusterSize), want.ClusterSize),
+			plans.Detail{Name: "clusterSize", Old: strconv.Itoa(from), New: strconv.Itoa(want.ClusterSize)},
+			plans.Detail{Name: "script", Old: short(st.Digest[src]), New: "(new)", Sensitive: true})
 	}
 	var missing []string
 	for _, n := range f.order {
@@ -213,7 +257,7 @@ func (s *scriptGenerate) Diff(cur engine.State) plans.Change {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("rancher-ha.sh not checked on %s: it did not answer (a later plan checks it)", strings.Join(st.Unreadable, ", ")))
 	}
 	if got, ok := st.Params[src]; ok && got != want {
-		c.Warnings = append(c.Warnings, fmt.Sprintf("the cluster's script was generated for size %d, %s, %s; the manifest now says size %d, %s, %s. haplan does not regenerate the script of an existing cluster (it would change the encryption key under running nodes)",
+		c.Warnings = append(c.Warnings, fmt.Sprintf("the cluster's script was generated for size %d, %s, %s; the manifest now says size %d, %s, %s. haplan regenerates the script of an existing cluster only to resize it, with the same URL and certificate: change one thing at a time",
 			got.ClusterSize, got.RegistrationURL, certLabel(got), want.ClusterSize, want.RegistrationURL, certLabel(want)))
 	}
 	return c
@@ -236,7 +280,14 @@ func (s *scriptGenerate) Apply(ctx context.Context, _ plans.Change) error {
 	}
 	var script []byte
 	var meta scriptMeta
-	if src := f.source(); src != "" {
+	if from := s.env.resize(f); from != 0 {
+		if len(f.Unreadable) > 0 {
+			return &ResizeError{From: from, To: len(s.env.c.Nodes), Silent: f.unreadable()}
+		}
+		if script, meta, err = s.regenerate(ctx); err != nil {
+			return err
+		}
+	} else if src := f.source(); src != "" {
 		n, _ := s.env.c.Node(src)
 		r, err := s.env.runner(ctx, nodeTarget(n))
 		if err != nil {
@@ -297,6 +348,34 @@ func (s *scriptGenerate) Apply(ctx context.Context, _ plans.Change) error {
 	return errors.Join(errs...)
 }
 
+// scriptInput is createscript's input for the manifest.
+func (e *Env) scriptInput() rancherapi.HAConfigInput {
+	want := e.wantParams()
+	in := rancherapi.HAConfigInput{ClusterSize: want.ClusterSize, HostRegistrationURL: want.RegistrationURL}
+	if cm := e.cert; cm != nil {
+		in.Cert, in.CertChain, in.Key = cm.cert, cm.chain, cm.key.Reveal()
+	}
+	return in
+}
+
+// regenerate asks the running cluster for a script of the manifest's size:
+// createscript is served by every cattle (HaConfigManager), and writes
+// ha.cluster.size as it answers; HA stays enabled. The cluster keeps
+// running on its old script until ha.stop and ha.start restart it.
+func (s *scriptGenerate) regenerate(ctx context.Context) ([]byte, scriptMeta, error) {
+	want := s.env.wantParams()
+	api, err := s.env.clusterAPI(ctx)
+	if err != nil {
+		return nil, scriptMeta{}, fmt.Errorf("resize: %w", err)
+	}
+	engine.Progress(ctx, "createscript on the running cluster (cluster size %d)", want.ClusterSize)
+	script, err := api.CreateScript(ctx, s.env.scriptInput())
+	if err != nil {
+		return nil, scriptMeta{}, fmt.Errorf("createscript on the running cluster: %w", err)
+	}
+	return script, scriptMeta{scriptParams: want, ScriptDigest: digest(script), Generated: time.Now().UTC()}, nil
+}
+
 // generate asks the bootstrap server for the script and enables HA.
 func (s *scriptGenerate) generate(ctx context.Context) ([]byte, scriptMeta, error) {
 	want := s.env.wantParams()
@@ -304,12 +383,8 @@ func (s *scriptGenerate) generate(ctx context.Context) ([]byte, scriptMeta, erro
 	if err != nil {
 		return nil, scriptMeta{}, err
 	}
-	in := rancherapi.HAConfigInput{ClusterSize: want.ClusterSize, HostRegistrationURL: want.RegistrationURL}
-	if cm := s.env.cert; cm != nil {
-		in.Cert, in.CertChain, in.Key = cm.cert, cm.chain, cm.key.Reveal()
-	}
 	engine.Progress(ctx, "createscript on %s (cluster size %d)", s.boot.Name, want.ClusterSize)
-	script, err := api.CreateScript(ctx, in)
+	script, err := api.CreateScript(ctx, s.env.scriptInput())
 	if err != nil {
 		return nil, scriptMeta{}, fmt.Errorf("createscript on the bootstrap server: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,6 +61,9 @@ type dbBackup struct {
 type dbBackupState struct {
 	// Upgrading are the nodes that run another image, with it.
 	Upgrading map[string]string `json:"upgrading,omitempty"`
+	// ResizeFrom is the cluster size of the running cluster's script when
+	// the manifest resizes it; 0 otherwise.
+	ResizeFrom int `json:"resize_from,omitempty"`
 }
 
 func (s *dbBackup) Probe(ctx context.Context) (engine.State, error) {
@@ -67,16 +71,26 @@ func (s *dbBackup) Probe(ctx context.Context) (engine.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	return dbBackupState{Upgrading: from}, nil
+	st := dbBackupState{Upgrading: from}
+	f, err := s.env.scripts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st.ResizeFrom = s.env.resize(f)
+	return st, nil
 }
 
 func (s *dbBackup) Diff(cur engine.State) plans.Change {
 	st := cur.(dbBackupState)
-	if len(st.Upgrading) == 0 {
-		return s.change(plans.NoOp, "no upgrade: no backup needed")
+	switch {
+	case len(st.Upgrading) > 0:
+		return s.change(plans.Create, fmt.Sprintf("back up database %q to .haplan/backups/ next to the manifest before the upgrade to %s: the new version migrates the schema, which cannot be undone",
+			s.env.c.Database.Name, s.env.c.Rancher.Image), plans.Detail{Name: "from", New: strings.Join(images(st.Upgrading), ", ")})
+	case st.ResizeFrom > 0:
+		return s.change(plans.Create, fmt.Sprintf("back up database %q to .haplan/backups/ next to the manifest before the resize from %d to %s (createscript writes ha.cluster.size; every node restarts)",
+			s.env.c.Database.Name, st.ResizeFrom, nodeCount(len(s.env.c.Nodes))))
 	}
-	return s.change(plans.Create, fmt.Sprintf("back up database %q to .haplan/backups/ next to the manifest before the upgrade to %s: the new version migrates the schema, which cannot be undone",
-		s.env.c.Database.Name, s.env.c.Rancher.Image), plans.Detail{Name: "from", New: strings.Join(images(st.Upgrading), ", ")})
+	return s.change(plans.NoOp, "no upgrade or resize: no backup needed")
 }
 
 func images(m map[string]string) []string {
@@ -101,7 +115,15 @@ const keepBackups = 10
 
 func (s *dbBackup) Apply(ctx context.Context, _ plans.Change) error {
 	dir := s.env.backupDir()
-	path, err := s.env.BackupTo(ctx, dir, "pre-upgrade")
+	cur, err := s.Probe(ctx)
+	if err != nil {
+		return err
+	}
+	why := "pre-upgrade"
+	if st := cur.(dbBackupState); len(st.Upgrading) == 0 && st.ResizeFrom > 0 {
+		why = "pre-resize"
+	}
+	path, err := s.env.BackupTo(ctx, dir, why)
 	if err != nil {
 		return err
 	}
@@ -109,7 +131,7 @@ func (s *dbBackup) Apply(ctx context.Context, _ plans.Change) error {
 	s.env.cmu.Lock()
 	s.env.lastBackup = path
 	s.env.cmu.Unlock()
-	return rotateBackups(dir, s.env.c.Name, "pre-upgrade", keepBackups)
+	return rotateBackups(dir, s.env.c.Name, why, keepBackups)
 }
 
 // BackupTo writes a dump and its record into dir, named by the cluster,
@@ -182,7 +204,7 @@ func (e *Env) restoreHint() string {
 	if path == "" {
 		return ""
 	}
-	return fmt.Sprintf("; the database was backed up before the upgrade: haplan restore -f %s %s restores it (with rancher.image set back)", e.c.Path, path)
+	return fmt.Sprintf("; the database was backed up before this run's stop: haplan restore -f %s %s restores it (with the manifest set back: rancher.image, the nodes)", e.c.Path, path)
 }
 
 // removeHAContainers removes rancher-ha and every container
@@ -202,28 +224,31 @@ var _ engine.Barrier = (*haStop)(nil)
 
 func (s *haStop) BarrierGroup() string { return "ha.stop" }
 
-type haStopState struct {
-	Container string `json:"container"`
-	Image     string `json:"image,omitempty"`
-}
-
 func (s *haStop) Probe(ctx context.Context) (engine.State, error) {
-	r, err := s.env.runner(ctx, nodeTarget(s.node))
-	if err != nil {
-		return nil, err
-	}
-	var st haStopState
-	st.Container, st.Image, err = containerStatus(ctx, r, layout.HA)
-	return st, err
+	return s.env.haState(ctx, s.node)
 }
 
+// Diff stops a running rancher-ha that must restart with every other node:
+// another image (an upgrade), a script of another cluster size (a
+// resize), or another script than its node holds (a resize whose new
+// script is written).
 func (s *haStop) Diff(cur engine.State) plans.Change {
-	st := cur.(haStopState)
-	if st.Container == "absent" || st.Image == s.env.c.Rancher.Image {
-		return s.change(plans.NoOp, "no upgrade on "+s.node.Name)
+	st := cur.(haStartState)
+	img := s.env.c.Rancher.Image
+	switch {
+	case st.Container == "absent":
+		return s.change(plans.NoOp, "no upgrade or resize on "+s.node.Name)
+	case st.Image != img:
+		return s.change(plans.Delete, fmt.Sprintf("stop rancher-ha (%s) on %s for the upgrade: the Rancher server is down until every node runs %s", st.Image, s.node.Name, img),
+			plans.Detail{Name: "image", Old: st.Image, New: img})
+	case s.env.resizing(st):
+		return s.change(plans.Delete, fmt.Sprintf("stop rancher-ha on %s for the resize to %s: the Rancher server is down until every node runs the new rancher-ha.sh", s.node.Name, nodeCount(len(s.env.c.Nodes))),
+			plans.Detail{Name: "clusterSize", Old: strconv.Itoa(st.StartedSize), New: strconv.Itoa(len(s.env.c.Nodes))})
+	case otherScript(st):
+		return s.change(plans.Delete, fmt.Sprintf("stop rancher-ha on %s: it was started from another rancher-ha.sh than the cluster's, and restarts with it together with every node that must", s.node.Name),
+			plans.Detail{Name: "script", Old: short(st.StartedWith), New: short(st.ScriptDigest), Sensitive: true})
 	}
-	return s.change(plans.Delete, fmt.Sprintf("stop rancher-ha (%s) on %s for the upgrade: the Rancher server is down until every node runs %s", st.Image, s.node.Name, s.env.c.Rancher.Image),
-		plans.Detail{Name: "image", Old: st.Image, New: s.env.c.Rancher.Image})
+	return s.change(plans.NoOp, "no upgrade or resize on "+s.node.Name)
 }
 
 func (s *haStop) Apply(ctx context.Context, _ plans.Change) error {

@@ -1,10 +1,10 @@
 package resources
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/haplan/haplan/engine"
-	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/plans"
 )
 
@@ -17,8 +17,8 @@ var stops = []engine.Addr{"ha.stop[rs1]", "ha.stop[rs2]", "ha.stop[rs3]"}
 func TestHAStopStopsEveryOldNode(t *testing.T) {
 	r := newRig(t)
 	for _, n := range []string{"rs1", "rs2", "rs3"} {
-		h := r.host(n)
-		h.On(inspectContainer(layout.HA)).Stdout("running rancher/server:v1.0.0\n")
+		r.holdScript(n, unitScript)
+		h := haStartNode(r, n, "running rancher/server:v1.0.0", "", "")
 		h.On(mutatingLine(stopLine)).Once()
 	}
 	g := r.graph(stops...)
@@ -39,7 +39,8 @@ func TestHAStopStopsEveryOldNode(t *testing.T) {
 func TestHAStopAllOrNone(t *testing.T) {
 	r := newRig(t)
 	for _, n := range []string{"rs1", "rs2"} {
-		r.host(n).On(inspectContainer(layout.HA)).Stdout("running rancher/server:v1.0.0\n")
+		r.holdScript(n, unitScript)
+		haStartNode(r, n, "running rancher/server:v1.0.0", "", "")
 	}
 	r.fleet.Unreachable("rs3")
 	g := r.graph(stops...)
@@ -64,9 +65,13 @@ func TestHAStopAllOrNone(t *testing.T) {
 // is not stopped.
 func TestHAStopNoUpgrade(t *testing.T) {
 	r := newRig(t)
-	r.host("rs1").On(inspectContainer(layout.HA)).Stdout("running rancher/server:v1.0.1\n")
-	r.host("rs2").On(inspectContainer(layout.HA)).Stdout("absent\n")
-	r.host("rs3").On(inspectContainer(layout.HA)).Stdout("exited rancher/server:v1.0.1\n")
+	for _, n := range []string{"rs1", "rs2", "rs3"} {
+		r.holdScript(n, unitScript)
+	}
+	started := fmt.Sprintf(`{"script_digest":%q,"cluster_size":3}`, digest(unitScript))
+	haStartNode(r, "rs1", "running rancher/server:v1.0.1", started, "")
+	haStartNode(r, "rs2", "absent", "", "")
+	haStartNode(r, "rs3", "exited rancher/server:v1.0.1", started, "")
 	p := r.plan(r.graph(stops...))
 	for _, a := range stops {
 		if c := planned(t, p, a); c.Action != plans.NoOp {

@@ -1,0 +1,87 @@
+package resources
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/plans"
+)
+
+// holdSizedScript makes node answer that it holds script, generated for
+// size nodes with the manifest's other params.
+func (r *rig) holdSizedScript(node string, script []byte, size int) {
+	p := r.env.wantParams()
+	p.ClusterSize = size
+	meta, err := json.Marshal(scriptMeta{scriptParams: p, ScriptDigest: digest(script)})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	sum := sha256.Sum256(script)
+	r.host(node).On(readScripts).Stdout(hex.EncodeToString(sum[:]) + "\n" + string(meta) + "\n")
+}
+
+// A resize while a node of the manifest does not answer is refused before
+// anything runs: that node would keep the old size and encryption key.
+func TestResizeRefusedWhileANodeIsSilent(t *testing.T) {
+	r := newRig(t)
+	r.holdSizedScript("rs1", unitScript, 1)
+	r.holdSizedScript("rs2", unitScript, 1)
+	r.fleet.Unreachable("rs3")
+	_, err := engine.Plan(context.Background(), r.graph("script.generate"), engine.Options{})
+	var re *ResizeError
+	if !errors.As(err, &re) || re.From != 1 || re.To != 3 || len(re.Silent) != 1 || re.Silent[0] != "rs3" {
+		t.Fatalf("plan: %v, want a ResizeError from 1 to 3 naming rs3", err)
+	}
+	if !strings.Contains(err.Error(), "cannot resize the cluster from 1 to 3 nodes while rs3 does not answer") {
+		t.Errorf("error %q", err)
+	}
+}
+
+// A node started with a script of another size stops and starts again;
+// one that was started before records kept the size is judged by the
+// script it still holds.
+func TestResizeRestartsEveryNode(t *testing.T) {
+	r := newRig(t)
+	for _, n := range []string{"rs1", "rs2", "rs3"} {
+		r.holdSizedScript(n, unitScript, 5)
+	}
+	old := `{"script_digest":"` + digest(unitScript) + `"}` // no size: the script's record says 5
+	sized := `{"script_digest":"` + digest(unitScript) + `","cluster_size":5}`
+	haStartNode(r, "rs1", "running rancher/server:v1.0.1", old, "export CATTLE_HA_CLUSTER_IP=10.0.0.11\n")
+	haStartNode(r, "rs2", "running rancher/server:v1.0.1", sized, "export CATTLE_HA_CLUSTER_IP=10.0.0.12\n")
+	haStartNode(r, "rs3", "absent", "", "")
+	p := r.plan(r.graph("ha.stop[rs1]", "ha.stop[rs2]", "ha.stop[rs3]", "ha.start[rs1]", "ha.start[rs2]", "ha.start[rs3]"))
+	for a, want := range map[string]plans.Action{
+		"ha.stop[rs1]": plans.Delete, "ha.stop[rs2]": plans.Delete, "ha.stop[rs3]": plans.NoOp,
+		"ha.start[rs1]": plans.Replace, "ha.start[rs2]": plans.Replace, "ha.start[rs3]": plans.Create,
+	} {
+		c := planned(t, p, engine.Addr(a))
+		if c.Action != want {
+			t.Errorf("%s: %s %q, want %s", a, c.Action, c.Reason, want)
+		}
+		if want == plans.Delete && !strings.Contains(c.Reason, "for the resize to 3 nodes") {
+			t.Errorf("%s: reason %q", a, c.Reason)
+		}
+	}
+}
+
+// Machines that left the manifest and still run rancher-ha are stopped
+// before the nodes start; those that do not run it are left to ha.prune.
+func TestHARetireDiff(t *testing.T) {
+	r := newRig(t)
+	s := r.steps["ha.retire"]
+	st := haPruneState{Started: true, Left: []leftOne{{ID: "1h4", Address: "10.0.0.14", Running: true}, {ID: "1h5", Address: "10.0.0.15"}}}
+	c := s.Diff(st)
+	if c.Action != plans.Delete || !strings.Contains(c.Reason, "stop rancher-ha on 10.0.0.14, which left the manifest") || strings.Contains(c.Reason, "10.0.0.15") {
+		t.Errorf("%s %q", c.Action, c.Reason)
+	}
+	if c := s.Diff(haPruneState{Started: true, Left: []leftOne{{ID: "1h5", Address: "10.0.0.15"}}}); c.Action != plans.NoOp {
+		t.Errorf("nothing running: %s %q", c.Action, c.Reason)
+	}
+}
