@@ -31,6 +31,7 @@ unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 10s -fuzzminimizetime 3s ./manifests/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadHCL$$' -fuzztime 10s -fuzzminimizetime 3s ./manifests/
+	$(GO) test -run '^$$' -fuzz '^FuzzHostsFile$$' -fuzztime 10s -fuzzminimizetime 3s ./manifests/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s -fuzzminimizetime 3s ./rancherapi/
 
 # End-to-end and lab tests: real sshd, dockerd, MariaDB, HAProxy and registry.

@@ -110,3 +110,50 @@ func TestRenderWriteError(t *testing.T) {
 		t.Errorf("RenderCompact to a failing writer returned nil")
 	}
 }
+
+// A manifest's text never reaches the terminal raw: ESC sequences and
+// bidirectional overrides in a key are escaped in the summary and the
+// snippet, and the caret still points under the key.
+func TestRenderEscapesControlCharacters(t *testing.T) {
+	src := "name: x\n\x1b[31mevil\u202e: 1\n"
+	d := Diagnostic{Severity: Error, Summary: "unknown field \"\x1b[31mevil\u202e\"",
+		Subject: &Range{Filename: "f", Start: Pos{Line: 2, Column: 1}}}
+	var b strings.Builder
+	if err := Render(&b, Diagnostics{d}, map[string][]byte{"f": []byte(src)}); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	want := "Error: unknown field \"\\x1b[31mevil\\u202e\"\n\n  on f line 2, column 1:\n  2: \\x1b[31mevil\\u202e: 1\n     ^\n"
+	if got != want {
+		t.Errorf("got:\n%q\nwant:\n%q", got, want)
+	}
+	if strings.ContainsAny(got, "\x1b\u202e") {
+		t.Error("a control character reached the output")
+	}
+}
+
+// Render writes MaxRendered diagnostics in full and counts the rest, and
+// stays linear in their number (each file's lines are indexed once).
+func TestRenderCapsAndCounts(t *testing.T) {
+	var src strings.Builder
+	var ds Diagnostics
+	for i := 1; i <= 100000; i++ {
+		fmt.Fprintf(&src, "line %d\n", i)
+		sev := Error
+		if i%10 == 0 {
+			sev = Warning
+		}
+		ds = append(ds, Diagnostic{Severity: sev, Summary: "s", Subject: &Range{Filename: "f", Start: Pos{Line: i, Column: 1}}})
+	}
+	var b strings.Builder
+	if err := Render(&b, ds, map[string][]byte{"f": []byte(src.String())}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if n := strings.Count(out, "Error: s\n") + strings.Count(out, "Warning: s\n"); n != MaxRendered {
+		t.Errorf("%d diagnostics rendered, want %d", n, MaxRendered)
+	}
+	if !strings.HasSuffix(out, "\n\n… and 89955 more errors and 9995 more warnings, not shown (the JSON output lists every one).\n") {
+		t.Errorf("last line: %q", out[strings.LastIndex(strings.TrimSuffix(out, "\n"), "\n")+1:])
+	}
+}

@@ -1,10 +1,10 @@
 package diag
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // Render writes every diagnostic terraform-style:
@@ -18,70 +18,176 @@ import (
 //
 // sources maps a Range's Filename to the file's bytes; a diagnostic whose
 // file is missing from sources is rendered without the snippet. Diagnostics
-// are separated by a blank line. It returns the first write error.
+// are separated by a blank line. At most MaxRendered are written, then one
+// line counts the rest. Text from the files (the snippet, and summaries
+// and details that quote it) is written with control characters and
+// bidirectional overrides escaped (Visible): a manifest from a pull
+// request must not drive the reader's terminal. It returns the first write
+// error.
 func Render(w io.Writer, ds Diagnostics, sources map[string][]byte) error {
 	ew := &errWriter{w: w}
+	idx := lineIndexes{sources: sources}
 	for i, d := range ds {
+		if i == MaxRendered {
+			ew.printf("\n%s\n", moreLine(ds[i:]))
+			break
+		}
 		if i > 0 {
 			ew.printf("\n")
 		}
-		renderOne(ew, d, sources)
+		renderOne(ew, d, &idx)
 	}
 	return ew.err
+}
+
+// MaxRendered is how many diagnostics Render writes in full.
+const MaxRendered = 50
+
+// moreLine counts the diagnostics Render leaves out.
+func moreLine(rest Diagnostics) string {
+	errs := len(rest.Errors())
+	warns := len(rest) - errs
+	var parts []string
+	if errs > 0 {
+		parts = append(parts, plural(errs, "more error"))
+	}
+	if warns > 0 {
+		parts = append(parts, plural(warns, "more warning"))
+	}
+	return fmt.Sprintf("… and %s, not shown (the JSON output lists every one).", strings.Join(parts, " and "))
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // RenderCompact writes one Compact line per diagnostic.
 func RenderCompact(w io.Writer, ds Diagnostics) error {
 	ew := &errWriter{w: w}
 	for _, d := range ds {
-		ew.printf("%s\n", d.Compact())
+		ew.printf("%s\n", Visible(d.Compact()))
 	}
 	return ew.err
 }
 
-func renderOne(w *errWriter, d Diagnostic, sources map[string][]byte) {
+func renderOne(w *errWriter, d Diagnostic, idx *lineIndexes) {
 	title := "Error"
 	if d.Severity == Warning {
 		title = "Warning"
 	}
-	w.printf("%s: %s\n", title, d.Summary)
+	w.printf("%s: %s\n", title, Visible(d.Summary))
 	switch {
 	case d.Subject != nil:
 		r := d.Subject
 		in := ""
 		if d.Path != "" {
-			in = ", in " + d.Path
+			in = ", in " + Visible(d.Path)
 		}
-		w.printf("\n  on %s line %d, column %d%s:\n", r.Filename, r.Start.Line, r.Start.Column, in)
-		if line, ok := sourceLine(sources[r.Filename], r.Start.Line); ok {
+		w.printf("\n  on %s line %d, column %d%s:\n", Visible(r.Filename), r.Start.Line, r.Start.Column, in)
+		if line, ok := idx.line(r.Filename, r.Start.Line); ok {
 			prefix := fmt.Sprintf("  %d: ", r.Start.Line)
-			w.printf("%s%s\n", prefix, line)
-			w.printf("%s%s^\n", strings.Repeat(" ", len(prefix)), padding(line, r.Start.Column))
+			col := r.Start.Column
+			if col-1 > len(line) {
+				col = len(line) + 1
+			}
+			before := Visible(line[:max(col-1, 0)])
+			w.printf("%s%s\n", prefix, Visible(line))
+			w.printf("%s%s^\n", strings.Repeat(" ", len(prefix)), padding(before, len(before)+1))
 		}
 	case d.Path != "":
-		w.printf("\n  in %s\n", d.Path)
+		w.printf("\n  in %s\n", Visible(d.Path))
 	}
 	if d.Detail != "" {
-		w.printf("%s\n", strings.TrimRight(d.Detail, "\n"))
+		w.printf("%s\n", Visible(strings.TrimRight(d.Detail, "\n")))
 	}
 }
 
-// sourceLine returns line n (1-based) of src without its line ending.
-func sourceLine(src []byte, n int) (string, bool) {
-	if src == nil || n < 1 {
+// lineIndexes finds source lines by number, each file's line starts
+// computed once: thousands of diagnostics on one file stay linear.
+type lineIndexes struct {
+	sources map[string][]byte
+	starts  map[string][]int
+}
+
+// line returns line n (1-based) of the named source without its line
+// ending.
+func (x *lineIndexes) line(file string, n int) (string, bool) {
+	src, ok := x.sources[file]
+	if !ok || src == nil || n < 1 {
 		return "", false
 	}
-	for i := 1; i < n; i++ {
-		j := bytes.IndexByte(src, '\n')
-		if j < 0 {
-			return "", false
+	if x.starts == nil {
+		x.starts = map[string][]int{}
+	}
+	starts, ok := x.starts[file]
+	if !ok {
+		starts = []int{0}
+		for i, b := range src {
+			if b == '\n' {
+				starts = append(starts, i+1)
+			}
 		}
-		src = src[j+1:]
+		x.starts[file] = starts
 	}
-	if j := bytes.IndexByte(src, '\n'); j >= 0 {
-		src = src[:j]
+	if n > len(starts) {
+		return "", false
 	}
-	return strings.TrimRight(string(src), "\r"), true
+	end := len(src)
+	if n < len(starts) {
+		end = starts[n] - 1
+	}
+	return strings.TrimRight(string(src[starts[n-1]:end]), "\r"), true
+}
+
+// Visible escapes what must not reach a terminal raw: control characters
+// but tab (ESC sequences could recolour or rewrite the screen), DEL, C1
+// controls, and bidirectional overrides and isolates (which reorder what
+// the reader sees), each as a Go escape (\x1b, \u202e). Invalid UTF-8
+// bytes are escaped too.
+func Visible(s string) string {
+	clean := true
+	for _, r := range s {
+		if mustEscape(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case mustEscape(r) && r < 0x100:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		case mustEscape(r):
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func mustEscape(r rune) bool {
+	switch {
+	case r == '\t' || r == '\n':
+		return false
+	case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+		return true
+	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f, r == 0x061c:
+		return true
+	case r == utf8.RuneError:
+		return true
+	}
+	return false
 }
 
 // padding is the whitespace that puts a caret under column col (1-based,

@@ -78,9 +78,12 @@ func (d *decoder) obj(n *node, path, kind string) map[string]*node {
 			} else {
 				detail = "Valid keys here: " + strings.Join(known, ", ") + "."
 			}
+			if !isASCII(e.key) {
+				detail = "The name has characters that are not ASCII (a look-alike letter?). " + detail
+			}
 			r := e.keyRng
 			d.diags = d.diags.Append(diag.Diagnostic{Severity: diag.Error,
-				Summary: fmt.Sprintf("unknown field %q", e.key), Detail: detail, Path: path, Subject: &r})
+				Summary: fmt.Sprintf("unknown field %+q", e.key), Detail: detail, Path: path, Subject: &r})
 			continue
 		}
 		if _, dup := out[e.key]; dup {
@@ -241,12 +244,17 @@ func (d *decoder) inheritPositions(path string, own map[string]*node) {
 			d.pos[path+"."+k] = r
 		}
 	}
-	for k, r := range d.pos {
-		if lk, ok := strings.CutPrefix(k, "hostDefaults.labels."); ok {
-			if _, set := d.pos[path+".labels."+lk]; !set {
-				d.pos[path+".labels."+lk] = r
-				d.keyPos[path+".labels."+lk] = d.keyPos[k]
-			}
+	// The defaults' labels, not every position: once per host, a scan of
+	// all positions would make a long host list quadratic.
+	for lk := range d.defHost.Labels {
+		k := "hostDefaults.labels." + lk
+		r, ok := d.pos[k]
+		if !ok {
+			continue
+		}
+		if _, set := d.pos[path+".labels."+lk]; !set {
+			d.pos[path+".labels."+lk] = r
+			d.keyPos[path+".labels."+lk] = d.keyPos[k]
 		}
 	}
 }
@@ -494,4 +502,13 @@ func (d *decoder) decodeCluster(root *node) *Cluster {
 		Via:      d.str(af["via"], "database.admin.via", ""),
 	}
 	return c
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

@@ -152,6 +152,10 @@ func (c *hclConv) expr(e hclsyntax.Expression, depth int) *node {
 		for _, it := range x.Items {
 			key := hcl.ExprAsKeyword(it.KeyExpr)
 			if key == "" {
+				if k, ok := it.KeyExpr.(*hclsyntax.ObjectConsKeyExpr); !ok || !literalExpr(k.Wrapped) {
+					c.errorf(it.KeyExpr.Range(), "", "object keys must be names or strings")
+					continue
+				}
 				v, d := it.KeyExpr.Value(nil)
 				if d.HasErrors() || v.IsNull() || !v.IsKnown() || v.Type() != cty.String {
 					c.errorf(it.KeyExpr.Range(), "", "object keys must be names or strings")
@@ -168,6 +172,11 @@ func (c *hclConv) expr(e hclsyntax.Expression, depth int) *node {
 			out.items = append(out.items, c.expr(it, depth+1))
 		}
 		return out
+	}
+	if !literalExpr(e) {
+		c.errorf(r, "A manifest holds plain values: strings, numbers, true, false, null, lists and objects. For expressions, functions, variables and operators are not evaluated.",
+			"only literal values are allowed")
+		return &node{kind: kindNull, rng: c.rng(r)}
 	}
 	v, hd := e.Value(nil)
 	if hd.HasErrors() {
@@ -200,4 +209,25 @@ func (c *hclConv) value(v cty.Value, r hcl.Range) *node {
 		c.errorf(r, "", "unsupported value of type %s", v.Type().FriendlyName())
 	}
 	return out
+}
+
+// literalExpr reports an expression whose value needs no evaluation: a
+// literal, a string without interpolations (prescanHCL refused them), or
+// a negated number. Lists and objects are walked by expr itself.
+func literalExpr(e hclsyntax.Expression) bool {
+	switch x := e.(type) {
+	case *hclsyntax.LiteralValueExpr:
+		return true
+	case *hclsyntax.TemplateExpr:
+		for _, p := range x.Parts {
+			if _, ok := p.(*hclsyntax.LiteralValueExpr); !ok {
+				return false
+			}
+		}
+		return true
+	case *hclsyntax.UnaryOpExpr:
+		_, ok := x.Val.(*hclsyntax.LiteralValueExpr)
+		return ok && x.Op == hclsyntax.OpNegate
+	}
+	return false
 }

@@ -37,7 +37,7 @@ func LoadBytes(filename string, src []byte, dir string) (*Cluster, diag.Diagnost
 // diags has errors it carries Path and Sources() for diag.Render, but its
 // other fields must then not be used.
 func (l Loader) Load(path string) (*Cluster, diag.Diagnostics) {
-	src, err := os.ReadFile(path)
+	src, err := readRegular(path, maxManifest)
 	if err != nil {
 		c := &Cluster{Path: path, Dir: absDir(filepath.Dir(path)), sources: map[string][]byte{}}
 		return c, diag.Diagnostics{{Severity: diag.Error, Summary: fmt.Sprintf("cannot read manifest: %s", errReason(err)), Path: path}}
@@ -70,7 +70,25 @@ func (l Loader) LoadBytes(filename string, src []byte, dir string) (*Cluster, di
 
 	var root *node
 	var diags diag.Diagnostics
-	switch ext := strings.ToLower(filepath.Ext(filename)); ext {
+	ext := strings.ToLower(filepath.Ext(filename))
+	if ext == ".yaml" || ext == ".yml" || ext == ".hcl" {
+		var ds diag.Diagnostics
+		if src, ds = checkText(filename, src, "manifest"); ds == nil {
+			ds = emptyManifest(filename, src)
+		}
+		if ds == nil && len(src) > maxManifest {
+			ds = scanPos{1, 1}.diag(filename, fmt.Sprintf("the manifest is larger than %d MiB", maxManifest>>20), "Put long host lists in a hostsFile.")
+		}
+		if ds == nil && ext == ".hcl" {
+			ds = prescanHCL(filename, src)
+		} else if ds == nil {
+			ds = prescanYAML(filename, src)
+		}
+		if ds != nil {
+			return empty, ds
+		}
+	}
+	switch ext {
 	case ".yaml", ".yml":
 		root, diags = parseYAML(filename, src)
 	case ".hcl":
@@ -201,7 +219,7 @@ func readRegular(path string, limit int64) ([]byte, error) {
 		return nil, &os.PathError{Op: "read", Path: path, Err: errNotRegular}
 	}
 	if fi.Size() > limit {
-		return nil, &os.PathError{Op: "read", Path: path, Err: fmt.Errorf("larger than %d bytes", limit)}
+		return nil, &os.PathError{Op: "read", Path: path, Err: fmt.Errorf("larger than %d MiB", limit>>20)}
 	}
 	f, err := os.Open(path)
 	if err != nil {

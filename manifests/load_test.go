@@ -180,12 +180,12 @@ func TestLoadErrors(t *testing.T) {
 		want string // substring of the first diagnostic's compact form
 	}{
 		{"unknown extension", "cluster.json", "{}", `error: cluster.json: unknown manifest format ".json"`},
-		{"empty yaml", "c.yaml", "", "c.yaml:1:1: error: name is required"},
+		{"empty yaml", "c.yaml", "", "c.yaml:1:1: error: the manifest is empty"},
 		{"top-level list", "c.yaml", "- a\n- b\n", "c.yaml:1:1: error: the manifest must be a mapping, not a list"},
 		{"two documents", "c.yaml", "name: a\n---\nname: b\n", "c.yaml:3:1: error: more than one YAML document"},
 		{"alias", "c.yaml", "name: &n lab\nhostsFile: *n\n", "c.yaml:2:12: error: YAML aliases are not supported"},
 		{"duplicate key", "c.yaml", "name: a\nname: b\n", `c.yaml:2:1: error: YAML syntax error: mapping key "name" already defined`},
-		{"hcl variable", "c.hcl", "name = var.x\n", "c.hcl:1:8: error: HCL: Variables not allowed"},
+		{"hcl variable", "c.hcl", "name = var.x\n", "c.hcl:1:8: error: only literal values are allowed"},
 		{"hcl case-insensitive suggestion", "c.hcl", "Name = \"x\"\n", `c.hcl:1:1: error: unknown field "Name" (did you mean "name"?)`},
 		{"nested wrong kind", "c.yaml", "name: lab\nnodes: {rs1: 10.0.0.1}\n", "c.yaml:2:8: error: nodes must be a list, not a mapping"},
 	}

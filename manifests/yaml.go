@@ -124,7 +124,13 @@ func (c *yamlConv) conv(n ast.Node, depth int) *node {
 	case *ast.LiteralNode:
 		return &node{kind: kindString, rng: c.tokRange(v.Start, 1), text: v.Value.Value}
 	case *ast.IntegerNode:
-		return &node{kind: kindInt, rng: c.scalarRange(v.Token), text: intText(v)}
+		r := c.scalarRange(v.Token)
+		if raw := v.Token.Value; !plainDecimal(raw) {
+			c.errorf(r, fmt.Sprintf("Write it in decimal: YAML 1.1 reads a leading 0 as octal (022 is 18), and 0x, 0o, 0b and _ change it too. Quote it if it is a string (\"%s\").", raw),
+				"the number %s is ambiguous", raw)
+			return &node{kind: kindNull, rng: r}
+		}
+		return &node{kind: kindInt, rng: r, text: intText(v)}
 	case *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
 		tk := n.GetToken()
 		return &node{kind: kindFloat, rng: c.scalarRange(tk), text: tk.Value}
@@ -144,6 +150,21 @@ func (c *yamlConv) conv(n ast.Node, depth int) *node {
 		c.errorf(r, "", "unsupported YAML construct (%s)", n.Type())
 		return &node{kind: kindNull, rng: r}
 	}
+}
+
+// plainDecimal reports an integer written as YAML 1.1 and 1.2 both read
+// it: an optional sign, then 0 or digits without a leading zero.
+func plainDecimal(s string) bool {
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+")
+	if s == "" || (len(s) > 1 && s[0] == '0') {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func intText(v *ast.IntegerNode) string {

@@ -1,0 +1,127 @@
+package manifests
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/haplan/haplan/diag"
+)
+
+// valid is a manifest without errors under testLoader.
+const valid = `name: lab
+database:
+  host: 10.0.0.20
+  password: {env: HAPLAN_DB_PASSWORD}
+  admin: {user: root, password: {env: HAPLAN_DB_PASSWORD}}
+loadBalancer: {address: 10.0.0.10}
+nodes:
+  - {name: rs1, address: 10.0.0.11}
+`
+
+// Hostile input is answered with one clear error, found before a parser
+// could blow up on it (each case took minutes or gigabytes before the
+// pre-scans and limits).
+func TestHostileInput(t *testing.T) {
+	rep := strings.Repeat
+	var keys, hosts strings.Builder
+	for i := range 50000 {
+		fmt.Fprintf(&keys, "k%d: 1\n", i)
+	}
+	for i := range 20001 {
+		fmt.Fprintf(&hosts, "  - h%d\n", i)
+	}
+	tests := []struct {
+		name, file, src, want string
+	}{
+		{"deep flow YAML", "c.yaml", "name: x\nnodes: " + rep("[", 40000) + rep("]", 40000) + "\n", "c.yaml:2:71: error: nesting deeper than 64 levels"},
+		{"deep block YAML", "c.yaml", "nodes:\n" + rep("- ", 5000) + "x\n", "error: nesting deeper than 64 levels"},
+		{"50,000 keys", "c.yaml", "name: x\n" + keys.String(), "c.yaml:1001:1: error: a mapping with more than 1000 keys"},
+		{"200,000 flow items", "c.yaml", "nodes: [" + rep("1, ", 200000) + "1]\n", "error: a list or mapping with more than 20000 items"},
+		{"20,001 block items", "c.yaml", "hosts:\n" + hosts.String(), "c.yaml:20002:3: error: a list with more than 20000 items"},
+		{"HCL for expressions", "c.hcl", "name = \"x\"\nnodes = " + rep("[for a in ", 6) + "[1,2,3]" + rep(": a]", 6) + "\n", "c.hcl:2:9: error: only literal values are allowed"},
+		{"HCL template directive", "c.hcl", "name = \"%{for a in [1,2]}${a}%{endfor}\"\n", "c.hcl:1:9: error: template interpolations and directives are not supported"},
+		{"HCL interpolation", "c.hcl", "name = \"${file(\"/etc/passwd\")}\"\n", "c.hcl:1:9: error: template interpolations and directives are not supported"},
+		{"HCL function call", "c.hcl", "name = upper(\"x\")\n", "c.hcl:1:8: error: only literal values are allowed"},
+		{"HCL huge exponent", "c.hcl", "x = 1e100000000\n", "c.hcl:1:5: error: the number 1e100000000 is out of range"},
+		{"HCL deep brackets", "c.hcl", "x = " + rep("[", 1000) + rep("]", 1000) + "\n", "c.hcl:1:69: error: nesting deeper than 64 levels"},
+		{"empty", "c.yaml", "", "c.yaml:1:1: error: the manifest is empty"},
+		{"comments only", "c.hcl", "# nothing\n// here\n\n", "c.hcl:1:1: error: the manifest is empty"},
+		{"UTF-16", "c.yaml", "\xff\xfen\x00a\x00", "c.yaml:1:1: error: the manifest is UTF-16 text"},
+		{"UTF-16 without a mark", "c.yaml", "n\x00a\x00m\x00e\x00", "c.yaml:1:1: error: the manifest is UTF-16 or UTF-32 text"},
+		{"binary", "c.yaml", "name: x\nab\x00cd\n", "c.yaml:2:3: error: the manifest is not text: a NUL byte at line 2, column 3"},
+		{"Latin-1", "c.yaml", "name: caf\xe9\n", "c.yaml:1:10: error: the manifest is not UTF-8: byte 0xe9 at line 1, column 10"},
+		{"YAML 1.1 octal", "c.yaml", strings.Replace(valid, "{name: rs1,", "{name: rs1, ssh: {port: 022},", 1), "error: the number 022 is ambiguous"},
+		{"hexadecimal", "c.yaml", strings.Replace(valid, "{name: rs1,", "{name: rs1, ssh: {port: 0x16},", 1), "error: the number 0x16 is ambiguous"},
+		{"look-alike key", "c.yaml", strings.Replace(valid, "{name: rs1, address:", "{name: rs1, \u0430ddress:", 1), `error: unknown field "\u0430ddress" (the name has characters that are not ASCII`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ds := testLoader().LoadBytes(tt.file, []byte(tt.src), t.TempDir())
+			if len(ds) == 0 {
+				t.Fatal("no diagnostics")
+			}
+			if got := ds[0].Compact(); !strings.Contains(got, tt.want) {
+				t.Errorf("first diagnostic %q, want one containing %q (of %d)", got, tt.want, len(ds))
+			}
+			// What the pre-scans and the text check refuse is never
+			// parsed: one error, not a cascade.
+			if parsed := strings.HasPrefix(tt.want, "error:") || strings.Contains(tt.want, "only literal"); !parsed && len(ds) != 1 {
+				t.Errorf("%d diagnostics, want one: %v", len(ds), ds)
+			}
+		})
+	}
+}
+
+// What the pre-scans refuse is never what a manifest needs: a UTF-8 byte
+// order mark, 20,000 inline hosts, block scalars, quoted brackets and
+// comments pass.
+func TestPrescanAcceptsRealManifests(t *testing.T) {
+	var hosts strings.Builder
+	for i := range 20000 {
+		fmt.Fprintf(&hosts, "  - name: h%d\n    address: 10.1.%d.%d\n", i, i/250, i%250+1)
+	}
+	for name, src := range map[string]string{
+		"BOM":          "\xef\xbb\xbf" + valid,
+		"20,000 hosts": valid + "hosts:\n" + hosts.String(),
+		"brackets":     valid + "# [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\nhostDefaults:\n  labels: {note: \"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"}\n",
+		"block scalar": strings.Replace(valid, "name: lab\n", "name: lab\nrancher:\n  certificate:\n    cert: |\n      [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n      - - - - - -\n    key: {env: HAPLAN_DB_PASSWORD}\n", 1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, ds := testLoader().LoadBytes("c.yaml", []byte(src), t.TempDir())
+			for _, d := range ds {
+				if strings.Contains(d.Summary, "nesting") || strings.Contains(d.Summary, "more than") || strings.Contains(d.Summary, "\ufeff") || strings.Contains(d.Summary, "not text") {
+					t.Errorf("refused: %s", d.Compact())
+				}
+			}
+		})
+	}
+}
+
+// Load reads only regular files, and at most maxManifest bytes: a FIFO
+// would block for ever, /dev/zero never end.
+func TestLoadRefusesWhatIsNotAManifestFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, []byte("name: x\n"+strings.Repeat("# padding\n", maxManifest/10+1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		fifo:        "cannot read manifest: not a regular file",
+		"/dev/zero": "cannot read manifest: not a regular file",
+		big:         "cannot read manifest: larger than 4 MiB",
+		dir:         "cannot read manifest: not a regular file",
+	} {
+		_, ds := testLoader().Load(path)
+		if len(ds) != 1 || ds[0].Severity != diag.Error || !strings.Contains(ds[0].Summary, want) {
+			t.Errorf("%s: %v, want %q", path, ds, want)
+		}
+	}
+}
