@@ -3,14 +3,13 @@ package manifests
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/haplan/haplan/diag"
+	"github.com/haplan/haplan/internal/fileread"
 )
 
 // Loader loads manifests. The zero value reads the process environment and
@@ -208,25 +207,5 @@ func covered(path string, failed []string) bool {
 // maxHostsFile bounds a hosts file: a few thousand hosts, not /dev/zero.
 const maxHostsFile = 4 << 20
 
-// readRegular reads a regular file of at most limit bytes.
-func readRegular(path string, limit int64) ([]byte, error) {
-	// Stat before opening: opening a FIFO would block.
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, &os.PathError{Op: "read", Path: path, Err: errNotRegular}
-	}
-	if fi.Size() > limit {
-		return nil, &os.PathError{Op: "read", Path: path, Err: fmt.Errorf("larger than %d MiB", limit>>20)}
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, limit))
-}
-
-var errNotRegular = errors.New("not a regular file")
+// readRegular reads a file the manifest names (fileread.Regular).
+func readRegular(path string, limit int64) ([]byte, error) { return fileread.Regular(path, limit) }

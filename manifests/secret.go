@@ -68,6 +68,10 @@ func (s Secret) ResolveRaw() (Sensitive, error) {
 	return s.resolve(os.LookupEnv)
 }
 
+// maxSecretFile bounds a file a secret is read from: a password, an API
+// key, a private key.
+const maxSecretFile = 1 << 20
+
 func (s Secret) resolve(lookupEnv func(string) (string, bool)) (Sensitive, error) {
 	switch {
 	case s.Env != "" && s.File != "":
@@ -79,7 +83,7 @@ func (s Secret) resolve(lookupEnv func(string) (string, bool)) (Sensitive, error
 		}
 		return Sensitive(v), nil
 	case s.File != "":
-		b, err := os.ReadFile(s.File)
+		b, err := readRegular(s.File, maxSecretFile)
 		if err != nil {
 			// The *PathError names the path only; its value cannot leak.
 			return "", &SecretError{Ref: s.String(), Err: err}

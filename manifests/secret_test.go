@@ -77,7 +77,7 @@ func TestSecretResolve(t *testing.T) {
 		{"file trims one line ending", Secret{File: pw}, "file-pw", "file-pw\r\n", ""},
 		{"env", Secret{Env: "HAPLAN_TEST_SECRET"}, "env-pw", "env-pw\n", ""},
 		{"env unset", Secret{Env: "HAPLAN_TEST_UNSET_X"}, "", "", "secret env:HAPLAN_TEST_UNSET_X: environment variable is not set: secret not set"},
-		{"missing file", Secret{File: filepath.Join(dir, "nope")}, "", "", "secret file:" + filepath.Join(dir, "nope") + ": open "},
+		{"missing file", Secret{File: filepath.Join(dir, "nope")}, "", "", "secret file:" + filepath.Join(dir, "nope") + ": stat "},
 		{"both", Secret{Env: "A", File: pw}, "", "", "both env and file are set"},
 		{"empty", Secret{}, "", "", "secret: no env or file reference: secret not set"},
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/haplan/haplan/internal/fileread"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 )
@@ -51,7 +52,7 @@ func authMethods(c Config) ([]ssh.AuthMethod, func(), error) {
 }
 
 func loadKey(path string) (ssh.Signer, error) {
-	b, err := os.ReadFile(path)
+	b, err := fileread.Regular(path, 1<<20)
 	if err != nil {
 		return nil, err
 	}

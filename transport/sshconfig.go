@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/haplan/haplan/internal/fileread"
 )
 
 // SSHConfig is the part of an OpenSSH client configuration (ssh_config(5))
@@ -64,7 +66,7 @@ func DefaultSSHConfigFiles(home string) []string {
 func ReadSSHConfig(home string, paths ...string) (*SSHConfig, error) {
 	c := &SSHConfig{home: home}
 	for _, p := range paths {
-		src, err := os.ReadFile(p)
+		src, err := fileread.Regular(p, 1<<20)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -125,7 +127,7 @@ func (c *SSHConfig) parse(name string, src []byte, baseDir string, depth int) ([
 					return nil, fmt.Errorf("ssh config: %s: Include %q: %w", at, pat, err)
 				}
 				for _, f := range files {
-					fsrc, err := os.ReadFile(f)
+					fsrc, err := fileread.Regular(f, 1<<20)
 					if err != nil {
 						return nil, fmt.Errorf("ssh config: %s: Include: %w", at, err)
 					}
