@@ -1,6 +1,7 @@
 package diag
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -155,5 +156,41 @@ func TestRenderCapsAndCounts(t *testing.T) {
 	}
 	if !strings.HasSuffix(out, "\n\n… and 89955 more errors and 9995 more warnings, not shown (the JSON output lists every one).\n") {
 		t.Errorf("last line: %q", out[strings.LastIndex(strings.TrimSuffix(out, "\n"), "\n")+1:])
+	}
+}
+
+// WriteJSON lists every diagnostic with its range and source line, and
+// says whether the input is valid.
+func TestWriteJSON(t *testing.T) {
+	var b strings.Builder
+	ds := Diagnostics{unknownField(), {Severity: Warning, Summary: "w", Path: "x"}}
+	if err := WriteJSON(&b, ds, map[string][]byte{"cluster.yaml": []byte(src)}); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		FormatVersion string `json:"format_version"`
+		Valid         bool
+		ErrorCount    int `json:"error_count"`
+		WarningCount  int `json:"warning_count"`
+		Diagnostics   []struct {
+			Severity, Summary, Path, Snippet string
+			Range                            *struct {
+				Filename string
+				Start    struct{ Line, Column, Byte int }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(b.String()), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.FormatVersion != "1" || doc.Valid || doc.ErrorCount != 1 || doc.WarningCount != 1 || len(doc.Diagnostics) != 2 {
+		t.Fatalf("%+v", doc)
+	}
+	d := doc.Diagnostics[0]
+	if d.Severity != "error" || d.Range == nil || d.Range.Filename != "cluster.yaml" || d.Range.Start.Line != 4 || d.Range.Start.Column != 5 || d.Snippet != "    adress: 10.0.0.12" {
+		t.Errorf("%+v", d)
+	}
+	if doc.Diagnostics[1].Range != nil || doc.Diagnostics[1].Path != "x" {
+		t.Errorf("%+v", doc.Diagnostics[1])
 	}
 }

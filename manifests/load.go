@@ -20,6 +20,11 @@ type Loader struct {
 	LookupEnv func(string) (string, bool)
 	// HomeDir replaces "~" in paths. Empty means os.UserHomeDir.
 	HomeDir string
+	// SecretsOptional makes a secret that is not there (an unset
+	// variable, a missing file) a warning, not an error: validating a
+	// manifest where the production secrets are not (a CI job). Secrets()
+	// then fails for it.
+	SecretsOptional bool
 }
 
 // Load reads, decodes and validates the manifest at path (.yaml, .yml or
@@ -118,7 +123,7 @@ func (l Loader) LoadBytes(filename string, src []byte, dir string) (*Cluster, di
 	}
 	c.Digest = hex.EncodeToString(sum.Sum(nil))
 
-	v := &validator{dir: dir, lookupEnv: lookup,
+	v := &validator{dir: dir, lookupEnv: lookup, secretsOptional: l.SecretsOptional,
 		written: func(p string) bool { _, ok := d.pos[p]; return ok },
 		where:   func(p string) string { return d.rangeFor(p).String() }}
 	v.validate(c, hostPaths)

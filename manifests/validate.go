@@ -22,6 +22,10 @@ import (
 type validator struct {
 	dir       string // manifest directory: files below it are shown relative to it
 	lookupEnv func(string) (string, bool)
+	// secretsOptional: a secret that is not there (unset variable,
+	// missing file) is a warning (validate in CI, without production
+	// secrets).
+	secretsOptional bool
 	// written reports whether the manifest set the value at path.
 	written func(path string) bool
 	// where names the source position of a path, "file:line:col".
@@ -275,7 +279,9 @@ func (v *validator) secret(path string, s Secret) {
 		v.errorf(path, "Keep one of them.", "%s sets both env and file", path)
 	case s.Env != "":
 		val, ok := v.lookupEnv(s.Env)
-		if !ok {
+		if !ok && v.secretsOptional {
+			v.warnf(path+".env", "plan and apply need it; haplan validate --strict makes this an error.", "%s: environment variable %s is not set", path, s.Env)
+		} else if !ok {
 			v.errorf(path+".env", "Export it before running haplan.", "%s: environment variable %s is not set", path, s.Env)
 		} else if val == "" {
 			v.warnf(path+".env", "", "%s: environment variable %s is empty", path, s.Env)
@@ -283,6 +289,16 @@ func (v *validator) secret(path string, s Secret) {
 	default:
 		shown := v.shown(s.File)
 		fi, err := os.Stat(s.File)
+		if errors.Is(err, os.ErrNotExist) && v.secretsOptional {
+			v.warnf(path+".file", "plan and apply need it; haplan validate --strict makes this an error.", "%s: %s does not exist", path, shown)
+			return
+		}
+		// The certificate and its chain are public; everything else read
+		// through a reference is a secret.
+		public := strings.HasSuffix(path, "certificate.cert") || strings.HasSuffix(path, "certificate.chain")
+		if err == nil && !public && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+			v.warnf(path+".file", fmt.Sprintf("Only its owner should read a secret: chmod 600 %s.", shown), "%s: %s is readable by others (mode %04o)", path, shown, fi.Mode().Perm())
+		}
 		if err == nil && fi.IsDir() {
 			v.errorf(path+".file", "", "%s: %s is a directory", path, shown)
 			return

@@ -22,9 +22,27 @@ var errInvalidManifest = errors.New("the manifest has errors")
 // steps through it, and run the real engine over them.
 type backend struct {
 	// Load reads and validates the manifest at path and writes its
-	// diagnostics (errors and warnings, with source snippets) to diags.
-	// It returns errInvalidManifest, wrapped, when there are errors.
-	Load func(path string, diags io.Writer) (*loadedManifest, error)
+	// diagnostics (errors and warnings, with source snippets) to
+	// o.Diags. It returns errInvalidManifest, wrapped, when there are
+	// errors.
+	Load func(path string, o loadOptions) (*loadedManifest, error)
+}
+
+// loadOptions say how Load reads the manifest and reports on it.
+type loadOptions struct {
+	// Diags receives the diagnostics.
+	Diags io.Writer
+	// JSON writes them as one JSON document (diag.WriteJSON), valid or
+	// not, instead of text.
+	JSON bool
+	// JSONErrors, when set, receives that document instead of Diags when
+	// the manifest has errors (plan --json: the plan's JSON on stdout
+	// when it is valid, the diagnostics' when it is not).
+	JSONErrors io.Writer
+	// Offline: secrets that are not there are warnings, and none is
+	// resolved (validate in a CI job without production secrets); the
+	// manifest cannot connect.
+	Offline bool
 }
 
 // loadedManifest is a valid manifest, not yet connected to anything.

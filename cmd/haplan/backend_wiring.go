@@ -2,10 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 
 	"github.com/haplan/haplan/diag"
 	"github.com/haplan/haplan/engine"
@@ -20,21 +19,30 @@ func realBackend() backend {
 	return backend{Load: loadManifest}
 }
 
-func loadManifest(path string, diags io.Writer) (*loadedManifest, error) {
-	c, ds := manifests.Load(path)
-	if len(ds) > 0 {
-		sources := map[string][]byte{}
-		if c != nil {
-			sources = c.Sources()
-		} else if b, err := os.ReadFile(path); err == nil {
-			sources[path] = b
+func loadManifest(path string, o loadOptions) (*loadedManifest, error) {
+	c, ds := manifests.Loader{SecretsOptional: o.Offline}.Load(path)
+	sources := c.Sources()
+	switch {
+	case o.JSON || (o.JSONErrors != nil && ds.HasErrors()):
+		w := o.Diags
+		if !o.JSON {
+			w = o.JSONErrors
 		}
-		if err := diag.Render(diags, ds, sources); err != nil {
+		if err := diag.WriteJSON(w, ds, sources); err != nil {
+			return nil, fmt.Errorf("write diagnostics: %w", err)
+		}
+	case len(ds) > 0:
+		if err := diag.Render(o.Diags, ds, sources); err != nil {
 			return nil, fmt.Errorf("write diagnostics: %w", err)
 		}
 	}
-	if ds.HasErrors() || c == nil {
+	if ds.HasErrors() {
 		return nil, fmt.Errorf("%s: %w", path, errInvalidManifest)
+	}
+	if o.Offline {
+		return &loadedManifest{Name: c.Name, Digest: c.Digest, Connect: func(context.Context, *slog.Logger) (clusterEnv, error) {
+			return nil, errors.New("the manifest was loaded without its secrets")
+		}}, nil
 	}
 	secrets, err := c.Secrets()
 	if err != nil {

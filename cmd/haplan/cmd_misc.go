@@ -11,12 +11,18 @@ import (
 func (a *app) validate(ctx context.Context, args []string) int {
 	fs := a.newFlags("validate")
 	var pf planFlags
+	var strict bool
 	fs.StringVar(&pf.file, "f", "cluster.yaml", "the manifest")
+	fs.BoolVar(&pf.diagJSON, "json", false, "print the diagnostics as one JSON document on stdout")
+	fs.BoolVar(&strict, "strict", false, "secrets that are not set are errors (as plan and apply see them)")
 	if code, done := a.parseOnlyFlags(fs, args); done {
 		return code
 	}
+	pf.offline = !strict
 	return a.newRun(ctx, "validate", pf).do(load, func(r *run) error {
-		fmt.Fprintf(r.o.out, "The manifest %s is valid (cluster %s).\n", pf.file, r.m.Name)
+		if !pf.diagJSON {
+			fmt.Fprintf(r.o.out, "The manifest %s is valid (cluster %s).\n", pf.file, r.m.Name)
+		}
 		return nil
 	})
 }
@@ -55,6 +61,7 @@ func (a *app) check(ctx context.Context, args []string) int {
 	if code, done := a.parseOnlyFlags(fs, args); done {
 		return code
 	}
+	pf.diagJSON = asJSON
 	return a.newRun(ctx, "check", pf).do(load, connect, func(r *run) error {
 		rep := r.env.Preflight(r.ctx)
 		var err error

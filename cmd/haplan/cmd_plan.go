@@ -11,6 +11,11 @@ type planFlags struct {
 	file        string
 	parallelism int
 	targets     stringList
+	// diagJSON: an invalid manifest's diagnostics go to stdout as JSON
+	// (the command's --json); validate's always do.
+	diagJSON bool
+	// offline: load without secrets (validate without --strict).
+	offline bool
 }
 
 // planOptions are plan's own options.
@@ -38,6 +43,7 @@ func (a *app) plan(ctx context.Context, args []string) int {
 	if asJSON {
 		po.format = "json"
 	}
+	pf.diagJSON = po.format == "json"
 	switch po.format {
 	case "text", "markdown", "json":
 	default:

@@ -16,6 +16,7 @@ func (a *app) status(ctx context.Context, args []string) int {
 	if code, done := a.parseOnlyFlags(fs, args); done {
 		return code
 	}
+	pf.diagJSON = asJSON
 	return a.newRun(ctx, "status", pf).do(load, connect, func(r *run) error {
 		rep := r.env.Status(r.ctx)
 		rep.Evaluate(r.a.now())

@@ -145,7 +145,14 @@ func (r *run) fail(err error) int {
 // before any secret is known, which is safe: a manifest holds references
 // to secrets, never their values. From here on output is redacted.
 func load(r *run) error {
-	m, err := r.a.backend.Load(r.pf.file, r.a.stderr)
+	o := loadOptions{Diags: r.a.stderr, Offline: r.pf.offline}
+	switch {
+	case r.pf.diagJSON && r.name == "validate":
+		o.Diags, o.JSON = r.a.stdout, true
+	case r.pf.diagJSON:
+		o.JSONErrors = r.a.stdout
+	}
+	m, err := r.a.backend.Load(r.pf.file, o)
 	if errors.Is(err, errInvalidManifest) {
 		return reported(exitError, err)
 	}

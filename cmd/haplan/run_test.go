@@ -213,9 +213,9 @@ func (f *fixture) run(args ...string) int {
 		stdin: f.stdin, stdout: f.stdout, stderr: f.stderr, stdinTTY: f.stdinTTY,
 		getenv: func(string) string { return "" },
 		now:    func() time.Time { return created },
-		backend: backend{Load: func(path string, diags io.Writer) (*loadedManifest, error) {
+		backend: backend{Load: func(path string, o loadOptions) (*loadedManifest, error) {
 			if strings.HasSuffix(path, "bad.yaml") {
-				fmt.Fprintln(diags, "Error: unknown field \"adress\"")
+				fmt.Fprintln(o.Diags, "Error: unknown field \"adress\"")
 				return nil, fmt.Errorf("%s: %w", path, errInvalidManifest)
 			}
 			return &loadedManifest{Name: "lab", Digest: f.digest, Secrets: []string{testSecret}, Database: "cattle",

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// ciManifest is a valid manifest whose secrets are not set where it is
+// validated (a CI job without production secrets).
+const ciManifest = `name: ci
+database:
+  host: 10.0.0.20
+  password: {env: HAPLAN_TEST_NEVER_SET_PASSWORD}
+  admin: {user: root, password: {file: secrets/absent}}
+loadBalancer: {address: 10.0.0.10}
+nodes:
+  - {name: rs1, address: 10.0.0.11}
+`
+
+func writeManifest(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func runReal(args ...string) (int, string, string) {
+	var out, errb strings.Builder
+	code := Run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// validate is the pull-request check: without the secrets it warns, and
+// --strict makes them errors as plan and apply see them.
+func TestValidateWithoutSecrets(t *testing.T) {
+	p := writeManifest(t, ciManifest)
+	code, out, errs := runReal("validate", "-f", p)
+	if code != 0 || !strings.Contains(out, "is valid") || strings.Count(errs, "Warning: ") != 2 ||
+		!strings.Contains(errs, "environment variable HAPLAN_TEST_NEVER_SET_PASSWORD is not set") || !strings.Contains(errs, "secrets/absent does not exist") {
+		t.Errorf("validate: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	code, _, errs = runReal("validate", "--strict", "-f", p)
+	if code != 1 || strings.Count(errs, "Error: ") != 2 {
+		t.Errorf("validate --strict: exit %d, want 1 with two errors\n%s", code, errs)
+	}
+	// plan needs them: it refuses before connecting to anything.
+	if code, _, errs := runReal("plan", "-f", p); code != 1 || !strings.Contains(errs, "Error: database.password: environment variable") {
+		t.Errorf("plan: exit %d\n%s", code, errs)
+	}
+}
+
+type diagDoc struct {
+	FormatVersion string `json:"format_version"`
+	Valid         bool   `json:"valid"`
+	ErrorCount    int    `json:"error_count"`
+	WarningCount  int    `json:"warning_count"`
+	Diagnostics   []struct {
+		Severity, Summary string
+		Range             *struct{ Filename string }
+	} `json:"diagnostics"`
+}
+
+func decodeDiagDoc(t *testing.T, out string) diagDoc {
+	t.Helper()
+	var d diagDoc
+	dec := json.NewDecoder(strings.NewReader(out))
+	if err := dec.Decode(&d); err != nil {
+		t.Fatalf("stdout is not one JSON document: %v\n%s", err, out)
+	}
+	if dec.More() {
+		t.Fatalf("stdout holds more than one JSON document:\n%s", out)
+	}
+	return d
+}
+
+// validate --json, and plan/check --json on an invalid manifest, put the
+// diagnostics on stdout as one document with a format_version.
+func TestDiagnosticsAsJSON(t *testing.T) {
+	good := writeManifest(t, ciManifest)
+	code, out, errs := runReal("validate", "--json", "-f", good)
+	d := decodeDiagDoc(t, out)
+	if code != 0 || d.FormatVersion != "1" || !d.Valid || d.WarningCount != 2 || d.ErrorCount != 0 || errs != "" {
+		t.Errorf("validate --json: exit %d %+v, stderr %q", code, d, errs)
+	}
+	bad := writeManifest(t, strings.Replace(ciManifest, "address: 10.0.0.11", "adress: 10.0.0.11", 1))
+	for _, args := range [][]string{{"validate", "--json"}, {"plan", "--json"}, {"check", "--json"}, {"status", "--json"}} {
+		code, out, _ := runReal(append(args, "-f", bad)...)
+		d := decodeDiagDoc(t, out)
+		if code != 1 || d.Valid || d.ErrorCount == 0 || d.Diagnostics[0].Range == nil || d.Diagnostics[0].Range.Filename != bad {
+			t.Errorf("%v: exit %d %+v", args, code, d)
+		}
+	}
+}
