@@ -125,3 +125,37 @@ func TestLoadRefusesWhatIsNotAManifestFile(t *testing.T) {
 		}
 	}
 }
+
+// Values that would silently mean something else are refused, and a
+// password in a URL is never echoed.
+func TestValuesThatMeanSomethingElse(t *testing.T) {
+	tests := []struct{ name, src, want string }{
+		{"node named lb", strings.Replace(valid, "{name: rs1,", "{name: lb,", 1), `error: node name "lb" is reserved`},
+		{"host named lb", valid + "hosts:\n  - {name: lb, address: 10.0.1.1}\n", `error: host name "lb" is reserved`},
+		{"password in the URL", valid + "rancher: {hostRegistrationUrl: \"https://admin:s3cret@rancher.example.com\"}\n", `"https://admin:xxxxx@rancher.example.com" must not have a path, query or user`},
+		{"1ns", valid + "rancher: {timeouts: {command: 1ns}}\n", "error: rancher.timeouts.command 1ns is shorter than 1s"},
+		{"shell in the image", valid + "rancher: {image: \"rancher/server:v1.0.1; rm -rf /\"}\n", `error: rancher.image "rancher/server:v1.0.1; rm -rf /" is not an image reference`},
+		{"upper-case image", valid + "rancher: {agentImage: \"rancher/Agent:v1.0.1\"}\n", `error: rancher.agentImage "rancher/Agent:v1.0.1" is not an image reference`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ds := testLoader().LoadBytes("c.yaml", []byte(tt.src), t.TempDir())
+			var all []string
+			for _, d := range ds {
+				all = append(all, d.Compact())
+				if strings.Contains(d.Compact(), "s3cret") {
+					t.Errorf("the password is echoed: %s", d.Compact())
+				}
+			}
+			if !strings.Contains(strings.Join(all, "\n"), tt.want) {
+				t.Errorf("diagnostics:\n%s\nwant one containing %q", strings.Join(all, "\n"), tt.want)
+			}
+		})
+	}
+	for _, ok := range []string{"rancher/server:v1.0.1", "10.213.0.2:5000/rancher/server:v1.0.2", "localhost:5000/a/b_c.d-e:tag_1.2-x",
+		"rancher/server@sha256:" + strings.Repeat("a", 64)} {
+		if !validImageRef(ok) {
+			t.Errorf("%s refused", ok)
+		}
+	}
+}

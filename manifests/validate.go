@@ -11,10 +11,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/haplan/haplan/diag"
+	"github.com/haplan/haplan/layout"
 )
 
 // validator checks a decoded Cluster and reports problems by value path;
@@ -106,9 +109,25 @@ func (v *validator) validate(c *Cluster, hostPaths []string) {
 	v.hosts(c, hostPaths)
 }
 
+// minTimeout is the shortest timeout a manifest may set: below a second
+// nothing remote can answer, and the error would blame the machine.
+const minTimeout = time.Second
+
 func (v *validator) rancher(c *Cluster) {
 	r := c.Rancher
-	if !imageHasTag(r.Image) {
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{{"bootstrap", r.Timeouts.Bootstrap}, {"clusterFormation", r.Timeouts.ClusterFormation}, {"ssh", r.Timeouts.SSH},
+		{"command", r.Timeouts.Command}, {"pull", r.Timeouts.Pull}, {"register", r.Timeouts.Register}} {
+		if t.d < minTimeout {
+			v.errorf("rancher.timeouts."+t.key, "Timeouts are for remote work: write seconds or minutes, e.g. \"30s\" or \"10m\".",
+				"rancher.timeouts.%s %s is shorter than %s", t.key, t.d, minTimeout)
+		}
+	}
+	if !validImageRef(r.Image) {
+		v.errorf("rancher.image", imageRefHelp, "rancher.image %q is not an image reference", r.Image)
+	} else if !imageHasTag(r.Image) {
 		v.errorf("rancher.image", fmt.Sprintf("Without a tag the generated script pulls :latest; write e.g. %q.", DefaultImage),
 			"rancher.image %q has no tag", r.Image)
 	} else if ver, ok := ServerVersion(r.Image); !ok {
@@ -122,7 +141,9 @@ func (v *validator) rancher(c *Cluster) {
 		{"rancher.agentImage", r.AgentImage, DefaultAgentImage},
 		{"rancher.agentInstanceImage", r.AgentInstanceImage, DefaultAgentInstanceImage},
 	} {
-		if !imageHasTag(f.img) {
+		if !validImageRef(f.img) {
+			v.errorf(f.path, imageRefHelp, "%s %q is not an image reference", f.path, f.img)
+		} else if !imageHasTag(f.img) {
 			v.errorf(f.path, fmt.Sprintf("Name the version that goes with the server image, e.g. %q.", f.def), "%s %q has no tag", f.path, f.img)
 		}
 	}
@@ -191,6 +212,32 @@ func (v *validator) rancher(c *Cluster) {
 
 // imageHasTag reports whether a docker image reference names a tag or a
 // digest ("registry:5000/rancher/server" has neither).
+// reservedName explains why a machine cannot be named "lb".
+const reservedName = "haplan names the load balancer's machine \"lb\" in plans, step hosts and checks; pick another name."
+
+const imageRefHelp = `Write [registry[:port]/]name[:tag][@digest], e.g. "rancher/server:v1.0.1" (Docker's reference grammar: lower-case path components, a tag of letters, digits, '_', '.' and '-').`
+
+// imageRefRE is Docker's reference grammar (distribution/reference
+// regexp.go): an optional domain with port, lower-case path components,
+// an optional tag and an optional digest.
+var imageRefRE = sync.OnceValue(func() *regexp.Regexp {
+	const (
+		domainComp = `(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])`
+		domain     = `(?:` + domainComp + `(?:\.` + domainComp + `)*` + `(?::[0-9]+)?)`
+		pathComp   = `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
+		name       = `(?:` + domain + `/)?` + pathComp + `(?:/` + pathComp + `)*`
+		tag        = `[\w][\w.-]{0,127}`
+		digest     = `[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}`
+	)
+	return regexp.MustCompile(`^` + name + `(?::` + tag + `)?(?:@` + digest + `)?$`)
+})
+
+// validImageRef reports a Docker image reference of at most 255
+// characters of name.
+func validImageRef(img string) bool {
+	return len(img) <= 512 && imageRefRE().MatchString(img)
+}
+
 func imageHasTag(img string) bool {
 	if strings.Contains(img, "@") {
 		return true
@@ -245,6 +292,9 @@ func (v *validator) registrationURL(c *Cluster) {
 		return // defaulted from loadBalancer.address, which is required
 	}
 	u, err := url.Parse(raw)
+	if err == nil && u.User != nil {
+		raw = u.Redacted() // a password in the URL is never echoed
+	}
 	switch {
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https"):
 		v.errorf(path, `Write e.g. "https://rancher.example.com".`, "%s %q is not an http(s) URL", path, raw)
@@ -445,6 +495,8 @@ func (v *validator) nodes(c *Cluster) {
 			v.errorf(p+".name", "", "%s.name is required", p)
 		case !nameRE().MatchString(n.Name):
 			v.errorf(p+".name", "Use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit.", "node name %q is not usable as an identifier", n.Name)
+		case n.Name == layout.LBHost:
+			v.errorf(p+".name", reservedName, "node name %q is reserved", n.Name)
 		default:
 			if j, dup := names[n.Name]; dup {
 				v.errorf(p+".name", fmt.Sprintf("nodes[%d] has the same name.", j), "duplicate node name %q", n.Name)
@@ -495,6 +547,8 @@ func (v *validator) hosts(c *Cluster, paths []string) {
 		v.address(p+".address", h.Address, true)
 		if h.Name != "" && !nameRE().MatchString(h.Name) {
 			v.errorf(p+".name", "Use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit.", "host name %q is not usable as an identifier", h.Name)
+		} else if h.Name == layout.LBHost {
+			v.errorf(p+".name", reservedName, "host name %q is reserved", h.Name)
 		}
 		first, nameDup := names[h.Name]
 		if nameDup && h.Name != "" {

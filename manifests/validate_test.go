@@ -42,8 +42,10 @@ func TestValidate(t *testing.T) {
 			[]string{"c.yaml:10:1: error: HA needs 1, 3 or 5 nodes (ZooKeeper quorum); got 4 (every Rancher HA node runs ZooKeeper, and 2 or 4 nodes tolerate no more failures than 1 or 3)"}},
 		{"name not a DNS label", func(s string) string { return strings.Replace(s, "name: lab", "name: -lab", 1) },
 			[]string{`c.yaml:1:7: error: name "-lab" is not a DNS label (use lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)`}},
-		{"image digest is a tag, but no release", func(s string) string { return "rancher:\n  image: reg:5000/rancher/server@sha256:abc\n" + s },
-			[]string{`c.yaml:2:10: warning: rancher.image "reg:5000/rancher/server@sha256:abc" does not name a release (v1.0.x or v1.1.x) (haplan drives the HA of Rancher 1.0.x and 1.1.x (rancher-ha.sh); with a tag that names a release it also refuses a downgrade)`}},
+		{"image digest is a tag, but no release", func(s string) string {
+			return "rancher:\n  image: reg:5000/rancher/server@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n" + s
+		},
+			[]string{`c.yaml:2:10: warning: rancher.image "reg:5000/rancher/server@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" does not name a release (v1.0.x or v1.1.x) (haplan drives the HA of Rancher 1.0.x and 1.1.x (rancher-ha.sh); with a tag that names a release it also refuses a downgrade)`}},
 		{"image registry port is no tag", func(s string) string { return "rancher:\n  image: reg:5000/rancher/server\n" + s },
 			[]string{`c.yaml:2:10: error: rancher.image "reg:5000/rancher/server" has no tag (without a tag the generated script pulls :latest; write e.g. "rancher/server:v1.0.1")`}},
 		{"url without host", func(s string) string { return "rancher:\n  hostRegistrationUrl: https://\n" + s },
