@@ -61,6 +61,9 @@ func (a *app) apply(ctx context.Context, args []string) int {
 	case len(pos) == 1 && len(pf.targets) > 0:
 		fmt.Fprintln(a.stderr, "haplan apply: --target cannot be combined with a plan file (target when making the plan)")
 		return exitError
+	case len(pos) == 1 && looksLikeManifest(pos[0]):
+		fmt.Fprintf(a.stderr, "haplan apply: %s looks like a manifest; apply's argument is a plan saved by 'haplan plan --out', and the manifest is given with -f: haplan apply -f %s\n", pos[0], pos[0])
+		return exitError
 	case len(pos) == 1:
 		ar.planFile = pos[0]
 	}
@@ -379,4 +382,13 @@ func (a *app) openLog(manifest string) (string, *os.File, error) {
 		}
 		return path, f, nil
 	}
+}
+
+// looksLikeManifest reports a path named as manifests are.
+func looksLikeManifest(path string) bool {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".yaml", ".yml", ".hcl":
+		return true
+	}
+	return false
 }

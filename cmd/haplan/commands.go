@@ -53,8 +53,11 @@ var (
 // commands lists every command in the order the usage shows them.
 func commands() []command {
 	return []command{
-		{name: "validate", summary: "check the manifest and print its errors and warnings",
-			flags: []flagSpec{flagFile}},
+		{name: "validate", summary: "check the manifest offline and print its errors and warnings", flags: []flagSpec{
+			flagFile,
+			{name: "json", help: "every diagnostic as one JSON document"},
+			{name: "strict", help: "secrets that are not set are errors"},
+		}},
 		{name: "plan", summary: "show what apply would change", flags: []flagSpec{
 			flagFile,
 			{name: "out", value: "FILE", help: "save the plan for apply"},
@@ -103,7 +106,7 @@ func commands() []command {
 		{name: "schema", summary: "print the JSON Schema of the manifest"},
 		{name: "completion", summary: "print a shell completion script (bash, zsh, fish)",
 			args: argWords, words: []string{"bash", "zsh", "fish"}},
-		{name: "version", summary: "print the version"},
+		{name: "version", summary: "print the version", flags: []flagSpec{{name: "json", help: "as JSON"}}},
 		{name: "help", summary: "show the usage of a command", args: argWords},
 	}
 }

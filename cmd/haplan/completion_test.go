@@ -184,8 +184,8 @@ func TestUsageMatchesCommandTable(t *testing.T) {
 			}
 			// -h prints the command's own usage, and every flag of the
 			// table is accepted by the command's flag set.
-			if code, _, errw := runPlain(c.name, "-h"); code != exitOK || errw != u {
-				t.Errorf("%s -h: exit %d, output is not its usage:\n%s", c.name, code, errw)
+			if code, out, errw := runPlain(c.name, "-h"); code != exitOK || out != u || errw != "" {
+				t.Errorf("%s -h: exit %d, stdout is not its usage:\n%s\nstderr:\n%s", c.name, code, out, errw)
 			}
 			for _, f := range c.flags {
 				arg := f.spelling()

@@ -15,12 +15,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	"golang.org/x/term"
 
+	"github.com/haplan/haplan/internal/didyoumean"
 	"github.com/haplan/haplan/redact"
 )
 
@@ -104,59 +104,67 @@ func (a *app) run(ctx context.Context, args []string) int {
 	case "completion":
 		return a.completion(ctx, rest)
 	case "version", "--version", "-version":
-		if code, done := a.noArgs("version", rest); done {
-			return code
-		}
-		fmt.Fprintf(a.stdout, "haplan %s\n", haplanVersion())
-		return exitOK
+		return a.version(rest)
 	case "help", "-h", "-help", "--help":
-		if len(rest) > 0 {
-			if u, ok := usageFor(rest[0]); ok {
-				fmt.Fprint(a.stdout, u)
-				return exitOK
-			}
+		if len(rest) == 0 {
+			fmt.Fprint(a.stdout, mainUsage())
+			return exitOK
 		}
-		fmt.Fprint(a.stdout, mainUsage())
-		return exitOK
+		if u, ok := usageFor(rest[0]); ok {
+			fmt.Fprint(a.stdout, u)
+			return exitOK
+		}
+		return a.unknownCommand(rest[0])
 	}
-	fmt.Fprintf(a.stderr, "haplan: unknown command %q\n\n%s", cmd, mainUsage())
-	return exitError
+	return a.unknownCommand(cmd)
 }
 
-// haplanVersion is the module version the binary was built from, or
-// "(devel)" for a build from a work tree.
-func haplanVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok || bi.Main.Version == "" {
-		return "(devel)"
+// unknownCommand names what was typed and the closest command.
+func (a *app) unknownCommand(cmd string) int {
+	hint := ""
+	if s := didyoumean.Closest(cmd, commandNames()); s != "" {
+		hint = fmt.Sprintf(" (did you mean %q?)", s)
 	}
-	return bi.Main.Version
+	fmt.Fprintf(a.stderr, "haplan: unknown command %q%s\nRun 'haplan help' for the list of commands.\n", cmd, hint)
+	return exitError
 }
 
 // color reports whether human output to a stream may use ANSI colours.
 func (a *app) color(tty bool) bool { return tty && a.getenv("NO_COLOR") == "" }
 
-// newFlags returns a flag set that prints the command's usage on -h and
-// reports errors to stderr.
+// newFlags returns a command's flag set. Its errors are written by
+// parseFlags; -h prints the command's usage to stdout.
 func (a *app) newFlags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
 	fs.Usage = func() {
 		u, _ := usageFor(name)
-		fmt.Fprint(a.stderr, u)
+		fmt.Fprint(a.stdout, u)
 	}
 	return fs
 }
 
 // parseFlags parses args allowing flags after positional arguments
 // (`haplan apply plan.json --auto-approve`). It returns the positional
-// arguments and, on -h, done with exit code 0.
+// arguments and, on -h, done with exit code 0. A flag the command does
+// not have is named as typed, with the closest one it has.
 func parseFlags(fs *flag.FlagSet, args []string) (pos []string, code int, done bool) {
+	if bad := unknownFlag(fs, args); bad != "" {
+		hint := ""
+		var names []string
+		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+		if s := didyoumean.Closest(strings.TrimLeft(bad, "-"), names); s != "" {
+			hint = fmt.Sprintf(" (did you mean --%s?)", s)
+		}
+		fmt.Fprintf(fs.Output(), "haplan %s: unknown flag %s%s\nRun 'haplan %s --help' for its options.\n", fs.Name(), bad, hint, fs.Name())
+		return nil, exitError, true
+	}
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, exitOK, true
 			}
+			fmt.Fprintf(fs.Output(), "Run 'haplan %s --help' for its options.\n", fs.Name())
 			return nil, exitError, true
 		}
 		args = fs.Args()
@@ -166,6 +174,32 @@ func parseFlags(fs *flag.FlagSet, args []string) (pos []string, code int, done b
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// unknownFlag is the first argument that looks like a flag the set does
+// not define ("" when none), as typed.
+func unknownFlag(fs *flag.FlagSet, args []string) string {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return ""
+		}
+		if len(a) < 2 || a[0] != '-' {
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name == "h" || name == "help" {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			return strings.SplitN(a, "=", 2)[0]
+		}
+		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && (!ok || !bf.IsBoolFlag()) {
+			i++ // its value
+		}
+	}
+	return ""
 }
 
 // parseOnlyFlags parses the flags of a command that takes no positional
@@ -344,17 +378,24 @@ Examples:
   haplan status --json | jq '.findings'
   haplan status || echo "exit $?: 4 degraded, 5 down"
 ` + exitCodesUsage,
-	"validate": `Usage: haplan validate [-f cluster.yaml]
+	"validate": `Usage: haplan validate [-f cluster.yaml] [--json] [--strict]
 
-Checks the manifest: unknown keys, wrong types and bad values are errors,
-reported with file:line:col and the source line. Warnings are shown too.
+Checks the manifest offline, with no secret and no network: unknown keys,
+wrong types and bad values are errors, reported with file:line:col and the
+source line; warnings are shown too. This is the pull-request check: a
+secret that is not set (an environment variable, a file) is a warning, as
+CI jobs have no production secrets; --strict makes it an error, as plan and
+apply see it.
 
 Options:
-  -f FILE   the manifest (default ./cluster.yaml)
+  -f FILE    the manifest (default ./cluster.yaml)
+  --json     every diagnostic as one JSON document on stdout (format_version,
+             valid, error_count, warning_count, diagnostics with ranges)
+  --strict   secrets that are not set are errors
 
 Examples:
   haplan validate
-  haplan validate -f prod/cluster.yaml
+  haplan validate -f prod/cluster.yaml --json | jq '.diagnostics[]'
 ` + exitCodesUsage,
 	"plan": `Usage: haplan plan [-f cluster.yaml] [options]
 
@@ -438,14 +479,18 @@ Examples:
   haplan completion zsh > "${fpath[1]}/_haplan"
   haplan completion fish > ~/.config/fish/completions/haplan.fish
 ` + exitCodesUsage,
-	"version": `Usage: haplan version
+	"version": `Usage: haplan version [--json]
 
-Prints the version haplan was built from ("(devel)" for a build from a
-work tree).
+Prints the version haplan was built from (the module version, or the VCS
+revision of a build from a work tree, "+dirty" when it had changes), the Go
+version and the platform.
+
+Options:
+  --json   as JSON
 
 Examples:
   haplan version
-` + exitCodesUsage,
+  haplan version --json` + exitCodesUsage,
 	"help": `Usage: haplan help [command]
 
 Prints the usage of haplan, or of one command.
