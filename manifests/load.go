@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,9 @@ type Loader struct {
 	// manifest where the production secrets are not (a CI job). Secrets()
 	// then fails for it.
 	SecretsOptional bool
+	// Format overrides the format the file name says: "yaml" or "hcl"
+	// (a manifest read from standard input has no name to tell).
+	Format string
 }
 
 // Load reads, decodes and validates the manifest at path (.yaml, .yml or
@@ -56,6 +60,20 @@ func absDir(dir string) string {
 	return dir
 }
 
+// LoadReader reads a manifest of at most 4 MiB from r (standard input),
+// named name in diagnostics, its relative paths resolved from dir.
+func (l Loader) LoadReader(name string, r io.Reader, dir string) (*Cluster, diag.Diagnostics) {
+	src, err := io.ReadAll(io.LimitReader(r, maxManifest+1))
+	if err == nil && len(src) > maxManifest {
+		err = fmt.Errorf("larger than %d MiB", maxManifest>>20)
+	}
+	if err != nil {
+		c := &Cluster{Path: name, Dir: absDir(dir), sources: map[string][]byte{}}
+		return c, diag.Diagnostics{{Severity: diag.Error, Summary: fmt.Sprintf("cannot read manifest: %s", errReason(err)), Path: name}}
+	}
+	return l.LoadBytes(name, src, dir)
+}
+
 // LoadBytes decodes and validates src. See Load.
 func (l Loader) LoadBytes(filename string, src []byte, dir string) (*Cluster, diag.Diagnostics) {
 	lookup := l.LookupEnv
@@ -75,6 +93,12 @@ func (l Loader) LoadBytes(filename string, src []byte, dir string) (*Cluster, di
 	var root *node
 	var diags diag.Diagnostics
 	ext := strings.ToLower(filepath.Ext(filename))
+	switch {
+	case l.Format != "":
+		ext = "." + l.Format
+	case ext == ".json":
+		ext = ".yaml" // JSON is YAML
+	}
 	if ext == ".yaml" || ext == ".yml" || ext == ".hcl" {
 		var ds diag.Diagnostics
 		if src, ds = checkText(filename, src, "manifest"); ds == nil {
@@ -99,7 +123,7 @@ func (l Loader) LoadBytes(filename string, src []byte, dir string) (*Cluster, di
 		root, diags = parseHCL(filename, src)
 	default:
 		return empty, diag.Diagnostics{{Severity: diag.Error, Path: filename,
-			Summary: fmt.Sprintf("unknown manifest format %q", ext), Detail: "Name the file *.yaml, *.yml or *.hcl."}}
+			Summary: fmt.Sprintf("unknown manifest format %q", ext), Detail: "Name the file *.yaml, *.yml, *.json or *.hcl."}}
 	}
 	if root == nil {
 		return empty, diags

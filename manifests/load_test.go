@@ -179,7 +179,7 @@ func TestLoadErrors(t *testing.T) {
 		src  string
 		want string // substring of the first diagnostic's compact form
 	}{
-		{"unknown extension", "cluster.json", "{}", `error: cluster.json: unknown manifest format ".json"`},
+		{"unknown extension", "cluster.toml", "{}", `error: cluster.toml: unknown manifest format ".toml"`},
 		{"empty yaml", "c.yaml", "", "c.yaml:1:1: error: the manifest is empty"},
 		{"top-level list", "c.yaml", "- a\n- b\n", "c.yaml:1:1: error: the manifest must be a mapping, not a list"},
 		{"two documents", "c.yaml", "name: a\n---\nname: b\n", "c.yaml:3:1: error: more than one YAML document"},

@@ -32,6 +32,8 @@ type backend struct {
 type loadOptions struct {
 	// Diags receives the diagnostics.
 	Diags io.Writer
+	// Stdin is read for the manifest "-".
+	Stdin io.Reader
 	// JSON writes them as one JSON document (diag.WriteJSON), valid or
 	// not, instead of text.
 	JSON bool

@@ -20,7 +20,16 @@ func realBackend() backend {
 }
 
 func loadManifest(path string, o loadOptions) (*loadedManifest, error) {
-	c, ds := manifests.Loader{SecretsOptional: o.Offline}.Load(path)
+	l := manifests.Loader{SecretsOptional: o.Offline}
+	var c *manifests.Cluster
+	var ds diag.Diagnostics
+	if path == "-" {
+		// Standard input: YAML (or JSON), relative paths from here.
+		l.Format = "yaml"
+		c, ds = l.LoadReader("<stdin>", o.Stdin, ".")
+	} else {
+		c, ds = l.Load(path)
+	}
 	sources := c.Sources()
 	switch {
 	case o.JSON || (o.JSONErrors != nil && ds.HasErrors()):

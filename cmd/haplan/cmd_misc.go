@@ -21,7 +21,11 @@ func (a *app) validate(ctx context.Context, args []string) int {
 	pf.offline = !strict
 	return a.newRun(ctx, "validate", pf).do(load, func(r *run) error {
 		if !pf.diagJSON {
-			fmt.Fprintf(r.o.out, "The manifest %s is valid (cluster %s).\n", pf.file, r.m.Name)
+			what := "The manifest " + pf.file
+			if pf.file == "-" {
+				what = "The manifest on standard input"
+			}
+			fmt.Fprintf(r.o.out, "%s is valid (cluster %s).\n", what, r.m.Name)
 		}
 		return nil
 	})

@@ -73,6 +73,11 @@ func commands() []command {
 			flagParallelism, flagTarget,
 			{name: "json", help: "progress as JSON lines"},
 		}},
+		{name: "show", summary: "render a saved plan (text, markdown, JSON), offline", args: argFile, flags: []flagSpec{
+			{name: "format", value: "FORMAT", help: "text, markdown or json", choices: []string{"text", "markdown", "json"}},
+			{name: "json", help: "same as --format json"},
+			{name: "show-unchanged", help: "also list unchanged steps"},
+		}},
 		{name: "check", summary: "run the preflight checks (also run by plan and apply)", flags: []flagSpec{
 			flagFile,
 			{name: "json", help: "the findings as JSON"},

@@ -145,7 +145,7 @@ func (r *run) fail(err error) int {
 // before any secret is known, which is safe: a manifest holds references
 // to secrets, never their values. From here on output is redacted.
 func load(r *run) error {
-	o := loadOptions{Diags: r.a.stderr, Offline: r.pf.offline}
+	o := loadOptions{Diags: r.a.stderr, Stdin: r.a.stdin, Offline: r.pf.offline}
 	switch {
 	case r.pf.diagJSON && r.name == "validate":
 		o.Diags, o.JSON = r.a.stdout, true

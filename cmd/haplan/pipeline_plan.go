@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/internal/fileread"
 	"github.com/haplan/haplan/plans"
 	"github.com/haplan/haplan/preflight"
 )
@@ -152,13 +153,15 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 }
 
 // readPlanFile decodes a saved plan.
+// maxPlanFile bounds a saved plan: a few MB for thousands of hosts.
+const maxPlanFile = 256 << 20
+
 func readPlanFile(path string) (*plans.Plan, error) {
-	f, err := os.Open(path)
+	b, err := fileread.Regular(path, maxPlanFile)
 	if err != nil {
 		return nil, fmt.Errorf("read the plan: %w", err)
 	}
-	defer f.Close()
-	p, err := plans.Decode(f)
+	p, err := plans.Decode(bytes.NewReader(b))
 	if err != nil {
 		if errors.Is(err, plans.ErrFormatVersion) {
 			return nil, fmt.Errorf("%s: %w; make a new plan with this haplan", path, err)

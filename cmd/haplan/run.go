@@ -85,6 +85,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return a.plan(ctx, rest)
 	case "apply":
 		return a.apply(ctx, rest)
+	case "show":
+		return a.show(ctx, rest)
 	case "graph":
 		return a.graph(ctx, rest)
 	case "check":
@@ -439,6 +441,21 @@ Examples:
   haplan apply
   haplan apply --auto-approve
   haplan plan --out tonight.plan && haplan apply tonight.plan
+` + exitCodesUsage,
+	"show": `Usage: haplan show [--format text|markdown|json] [--show-unchanged] PLANFILE
+
+Renders a plan saved by 'haplan plan --out' as plan shows it, without the
+manifest and without touching the network: review a plan file attached to
+a pull request or a change ticket. A plan file never holds a secret.
+
+Options:
+  --format FORMAT    text (default), markdown (a pull-request comment), json
+  --json             same as --format json
+  --show-unchanged   also list the steps that are already as declared
+
+Examples:
+  haplan show tonight.plan
+  haplan show --format markdown tonight.plan > comment.md
 ` + exitCodesUsage,
 	"graph": `Usage: haplan graph [-f cluster.yaml] [--format dot|mermaid] [--target GLOB]
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -699,4 +700,37 @@ func TestDestroyAsksForTheClustersName(t *testing.T) {
 	if !strings.Contains(f.stdout.String(), "Nothing to destroy.") {
 		t.Errorf("a second destroy:\n%s", f.stdout)
 	}
+}
+
+// show renders a saved plan as plan did, in every format, without the
+// manifest (and so without connecting to anything).
+func TestShowSavedPlan(t *testing.T) {
+	f := newFixture(t)
+	planFile := filepath.Join(f.dir, "tonight.plan")
+	f.wantCode(f.run("plan", "-f", f.manifest, "--out", planFile, "--format", "markdown"), exitOK)
+	planned := f.stdout.String()
+	f.wantCode(f.run("plan", "-f", f.manifest, "--json"), exitOK)
+	plannedJSON := f.stdout.String()
+	os.Remove(f.manifest) // show needs none
+	f.wantCode(f.run("show", "--format", "markdown", planFile), exitOK)
+	if f.stdout.String() != planned {
+		t.Errorf("show --format markdown:\n%s\nplan printed:\n%s", f.stdout, planned)
+	}
+	f.wantCode(f.run("show", "--json", planFile), exitOK)
+	var a, b map[string]any
+	if err := json.Unmarshal([]byte(f.stdout.String()), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(plannedJSON), &b); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a["changes"], b["changes"]) {
+		t.Errorf("show --json changes differ from plan --json's")
+	}
+	f.wantCode(f.run("show", planFile), exitOK)
+	if !strings.Contains(f.stdout.String(), "image.pull[rs2]") {
+		t.Errorf("show (text):\n%s", f.stdout)
+	}
+	f.wantCode(f.run("show", filepath.Join(f.dir, "nope.plan")), exitError)
+	f.wantCode(f.run("show"), exitError)
 }

@@ -97,3 +97,23 @@ func TestDiagnosticsAsJSON(t *testing.T) {
 		}
 	}
 }
+
+// -f - reads the manifest from standard input; a .json manifest is read
+// as the YAML it is.
+func TestManifestFromStdinAndJSON(t *testing.T) {
+	var out, errb strings.Builder
+	code := Run(context.Background(), []string{"validate", "-f", "-"}, strings.NewReader(ciManifest), &out, &errb)
+	if code != 0 || out.String() != "The manifest on standard input is valid (cluster ci).\n" || !strings.Contains(errb.String(), "on <stdin> line 4") {
+		t.Errorf("validate -f -: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	js := filepath.Join(t.TempDir(), "cluster.json")
+	text := `{"name": "ci", "database": {"host": "10.0.0.20", "password": {"env": "HAPLAN_TEST_NEVER_SET_PASSWORD"},
+ "admin": {"user": "root", "password": {"env": "HAPLAN_TEST_NEVER_SET_PASSWORD"}}},
+ "loadBalancer": {"address": "10.0.0.10"}, "nodes": [{"name": "rs1", "address": "10.0.0.11"}]}`
+	if err := os.WriteFile(js, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runReal("validate", "-f", js); code != 0 || !strings.Contains(out, "is valid (cluster ci)") {
+		t.Errorf("validate cluster.json: exit %d\n%s\n%s", code, out, errs)
+	}
+}
