@@ -159,3 +159,18 @@ func TestValuesThatMeanSomethingElse(t *testing.T) {
 		}
 	}
 }
+
+// A password equal to a name the manifest shows is warned about.
+func TestPasswordThatIsAName(t *testing.T) {
+	l := testLoader()
+	l.LookupEnv = func(name string) (string, bool) { return "cattle", true }
+	_, ds := l.LoadBytes("c.yaml", []byte(valid), t.TempDir())
+	var got []string
+	for _, d := range ds {
+		got = append(got, d.Compact())
+	}
+	all := strings.Join(got, "\n")
+	if !strings.Contains(all, "warning: database.password is the same as database.user") || !strings.Contains(all, "warning: database.admin.password is the same as database.user") {
+		t.Errorf("diagnostics:\n%s", all)
+	}
+}

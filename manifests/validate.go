@@ -450,6 +450,21 @@ func (v *validator) database(c *Cluster) {
 		v.errorf("database.admin.user", "The admin account creates the database, the user and the grants.", "database.admin.user is required")
 	}
 	v.secret("database.admin.password", d.Admin.Password)
+	public := map[string]string{d.User: "database.user", d.Name: "database.name", d.Admin.User: "database.admin.user", c.Name: "name"}
+	for _, p := range []struct {
+		path string
+		s    Secret
+	}{{"database.password", d.Password}, {"database.admin.password", d.Admin.Password}} {
+		val, err := p.s.resolve(v.lookupEnv)
+		if err != nil {
+			continue // reported by secret, or not there (validate offline)
+		}
+		w := strings.TrimSpace(val.Reveal())
+		if field, ok := public[w]; ok && w != "" {
+			v.warnf(p.path, fmt.Sprintf("It is the first guess of anyone who reads the manifest, and haplan does not mask it in its output (that would mask every %s as well). Choose another.", field),
+				"%s is the same as %s", p.path, field)
+		}
+	}
 	if via := d.Admin.Via; via != "" && via != AdminDirect && via != AdminViaSSH {
 		v.errorf("database.admin.via", `"direct" connects from this machine; "ssh" through a node's SSH connection (the database then sees the node's address).`,
 			"database.admin.via %q is neither %q nor %q", via, AdminDirect, AdminViaSSH)

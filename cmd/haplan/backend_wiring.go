@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/haplan/haplan/diag"
 	"github.com/haplan/haplan/engine"
@@ -57,9 +58,15 @@ func loadManifest(path string, o loadOptions) (*loadedManifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: resolve secrets: %w", path, err)
 	}
+	// A secret equal to a name the manifest shows anyway (validation warns
+	// about it) is not masked: masking it would mask every database and
+	// user name too, and tell the reader the password.
+	public := map[string]bool{c.Database.User: true, c.Database.Name: true, c.Database.Admin.User: true, c.Name: true}
 	vals := make([]string, 0, len(secrets))
 	for _, s := range secrets {
-		vals = append(vals, s.Reveal())
+		if !public[strings.TrimSpace(s.Reveal())] {
+			vals = append(vals, s.Reveal())
+		}
 	}
 	return &loadedManifest{
 		Name: c.Name, Digest: c.Digest, Secrets: vals,

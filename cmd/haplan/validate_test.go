@@ -117,3 +117,19 @@ func TestManifestFromStdinAndJSON(t *testing.T) {
 		t.Errorf("validate cluster.json: exit %d\n%s\n%s", code, out, errs)
 	}
 }
+
+// A password that is also the database user's name is not masked: masking
+// it would turn every "cattle" into (sensitive), and so tell the reader
+// the password. Another password is.
+func TestRedactionSkipsAPasswordThatIsAName(t *testing.T) {
+	p := writeManifest(t, strings.Replace(ciManifest, "{file: secrets/absent}", "{env: HAPLAN_TEST_ADMIN_PW}", 1))
+	t.Setenv("HAPLAN_TEST_NEVER_SET_PASSWORD", "cattle")
+	t.Setenv("HAPLAN_TEST_ADMIN_PW", "a-real-secret")
+	m, err := loadManifest(p, loadOptions{Diags: &strings.Builder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Secrets) != 1 || m.Secrets[0] != "a-real-secret" {
+		t.Errorf("secrets to mask: %q, want only the admin password", m.Secrets)
+	}
+}
