@@ -450,7 +450,12 @@ func (v *validator) database(c *Cluster) {
 		v.errorf("database.admin.user", "The admin account creates the database, the user and the grants.", "database.admin.user is required")
 	}
 	v.secret("database.admin.password", d.Admin.Password)
-	public := map[string]string{d.User: "database.user", d.Name: "database.name", d.Admin.User: "database.admin.user", c.Name: "name"}
+	public := map[string]string{}
+	for _, f := range [][2]string{{d.User, "database.user"}, {d.Name, "database.name"}, {d.Admin.User, "database.admin.user"}, {c.Name, "name"}} {
+		if _, ok := public[f[0]]; !ok {
+			public[f[0]] = f[1] // the first field that shows it is named
+		}
+	}
 	for _, p := range []struct {
 		path string
 		s    Secret
