@@ -92,6 +92,10 @@ type Change struct {
 	// cluster not started yet, or its API not answering), so the plan
 	// says what it is for, and apply does what the world then needs.
 	Deferred bool `json:"deferred,omitempty"`
+	// Temporary marks a change to something this run makes and removes
+	// again (the bootstrap server of a first install): it is shown, and
+	// applied, but not counted as added or destroyed.
+	Temporary bool `json:"temporary,omitempty"`
 }
 
 // Pending reports whether applying c would change anything (or, for an
@@ -122,7 +126,7 @@ const FormatVersion = "1"
 // count as one add and one destroy.
 func (p *Plan) Summary() (add, change, destroy int) {
 	for _, c := range p.Changes {
-		if !c.Pending() {
+		if !c.Pending() || c.Temporary {
 			continue
 		}
 		switch c.Action {
@@ -252,14 +256,24 @@ func (p *Plan) SummaryLine() string {
 		notProbed = fmt.Sprintf(" %d %s not probed (%s did not answer): apply will skip %s.",
 			len(unknown), pluralize(len(unknown), "step", "steps"), strings.Join(names, ", "), pluralize(len(unknown), "it", "them"))
 	}
+	var temp []string
+	for _, c := range p.Changes {
+		if c.Pending() && c.Temporary {
+			temp = append(temp, c.Addr)
+		}
+	}
+	temporary := ""
+	if len(temp) > 0 {
+		temporary = fmt.Sprintf(" Not counted: %s, temporary (made and removed again by this run).", strings.Join(temp, " and "))
+	}
 	a, c, d := p.Summary()
-	if a+c+d == 0 {
+	if a+c+d == 0 && len(temp) == 0 {
 		if len(unknown) > 0 {
 			return "No changes found on the machines that answered." + notProbed
 		}
 		return "No changes. The cluster matches the manifest."
 	}
-	return fmt.Sprintf("Plan: %d to add, %d to change, %d to destroy.", a, c, d) + notProbed
+	return fmt.Sprintf("Plan: %d to add, %d to change, %d to destroy.", a, c, d) + temporary + notProbed
 }
 
 func pluralize(n int, one, many string) string {

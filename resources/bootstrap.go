@@ -67,17 +67,21 @@ func (s *bootstrapRun) Probe(ctx context.Context) (engine.State, error) {
 func (s *bootstrapRun) Diff(cur engine.State) plans.Change {
 	st := cur.(bootstrapState)
 	img := s.env.c.Rancher.Image
+	var c plans.Change
 	switch {
 	case st.ScriptGenerated:
 		return s.change(plans.NoOp, "rancher-ha.sh already generated; no bootstrap server needed")
 	case st.Container == "running" && st.Image == img:
-		return s.change(plans.Update, "bootstrap server running; wait until it answers")
+		c = s.change(plans.Update, "bootstrap server running; wait until it answers")
 	case st.Container == "absent":
-		return s.change(plans.Create, fmt.Sprintf("start a bootstrap server on %s to generate rancher-ha.sh", s.node.Name),
+		c = s.change(plans.Create, fmt.Sprintf("start a bootstrap server on %s to generate rancher-ha.sh", s.node.Name),
 			plans.Detail{Name: "container", New: layout.Bootstrap}, plans.Detail{Name: "image", New: img})
+	default:
+		c = s.change(plans.Replace, fmt.Sprintf("bootstrap container is %s (%s); start it again", st.Container, st.Image),
+			plans.Detail{Name: "image", Old: st.Image, New: img})
 	}
-	return s.change(plans.Replace, fmt.Sprintf("bootstrap container is %s (%s); start it again", st.Container, st.Image),
-		plans.Detail{Name: "image", Old: st.Image, New: img})
+	c.Temporary = true // bootstrap.stop removes it in the same run
+	return c
 }
 
 // Apply starts the bootstrap server with its database settings in an env
@@ -212,13 +216,19 @@ func (s *bootstrapStop) Probe(ctx context.Context) (engine.State, error) {
 
 func (s *bootstrapStop) Diff(cur engine.State) plans.Change {
 	st := cur.(bootstrapStopState)
+	var c plans.Change
 	switch {
 	case st.Container != "absent":
-		return s.change(plans.Delete, fmt.Sprintf("bootstrap server (%s) is no longer needed once the script exists", st.Container))
+		c = s.change(plans.Delete, fmt.Sprintf("bootstrap server (%s) is no longer needed once the script exists", st.Container))
 	case !st.ScriptGenerated:
-		return s.change(plans.Delete, "the bootstrap server started by this run is removed once the script is generated")
+		c = s.change(plans.Delete, "the bootstrap server started by this run is removed once the script is generated")
+	default:
+		return s.change(plans.NoOp, "no bootstrap server")
 	}
-	return s.change(plans.NoOp, "no bootstrap server")
+	// Before the script exists, the bootstrap server is part of the
+	// install, not something that was there to destroy.
+	c.Temporary = !st.ScriptGenerated
+	return c
 }
 
 func (s *bootstrapStop) Apply(ctx context.Context, _ plans.Change) error {
