@@ -185,9 +185,6 @@ func TestScriptDiff(t *testing.T) {
 		{"everywhere", scriptState{Digest: all("sha256:a"), Params: params(want)}, plans.NoOp, "every node", ""},
 		{"lost on rs3", scriptState{Digest: map[string]string{"rs1": "sha256:a", "rs2": "sha256:a"}, Params: params(want)}, plans.Update, "from rs1 to rs3", ""},
 		{"manifest resized", scriptState{Digest: all("sha256:a"), Params: params(scriptParams{ClusterSize: 5, RegistrationURL: want.RegistrationURL})}, plans.Replace, "resize from 5 to 3 nodes: a new rancher-ha.sh from createscript on the running cluster's API", ""},
-		// Size and URL at once: not a resize; the script stays, and the
-		// plan says why.
-		{"resized and moved", scriptState{Digest: all("sha256:a"), Params: params(scriptParams{ClusterSize: 5, RegistrationURL: "https://old.example.com"})}, plans.NoOp, "every node", "size 5, https://old.example.com, self-signed; the manifest now says size 3"},
 		// rs3 did not answer: it is not a node to copy to, and is named.
 		{"rs3 unreadable, rs2 lost it", scriptState{Digest: map[string]string{"rs1": "sha256:a"}, Params: params(want), Unreadable: []string{"rs3"}},
 			plans.Update, "from rs1 to rs2 (", "not checked on rs3"},

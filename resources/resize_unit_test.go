@@ -85,3 +85,25 @@ func TestHARetireDiff(t *testing.T) {
 		t.Errorf("nothing running: %s %q", c.Action, c.Reason)
 	}
 }
+
+// A running cluster whose script has another registration URL than the
+// manifest is refused, naming both: hosts are bound to the URL, and a plan
+// that only warned would say "No changes".
+func TestScriptParamsChangeRefused(t *testing.T) {
+	r := newRig(t)
+	p := r.env.wantParams()
+	p.RegistrationURL = "https://old.example.com"
+	meta, err := json.Marshal(scriptMeta{scriptParams: p, ScriptDigest: digest(unitScript)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(unitScript)
+	for _, n := range []string{"rs1", "rs2", "rs3"} {
+		r.host(n).On(readScripts).Stdout(hex.EncodeToString(sum[:]) + "\n" + string(meta) + "\n")
+	}
+	_, err = engine.Plan(context.Background(), r.graph("script.generate"), engine.Options{})
+	var pe *ScriptParamsError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "its registration URL is https://old.example.com, the manifest says https://rancher.example.com") {
+		t.Fatalf("plan: %v, want a ScriptParamsError naming both URLs", err)
+	}
+}

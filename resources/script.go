@@ -196,7 +196,32 @@ func (s *scriptGenerate) Probe(ctx context.Context) (engine.State, error) {
 	if from := s.env.resize(f); from != 0 && len(f.Unreadable) > 0 {
 		return nil, &ResizeError{From: from, To: len(s.env.c.Nodes), Silent: f.unreadable()}
 	}
+	if got, ok := f.Params[f.source()]; ok {
+		if want := s.env.wantParams(); got.RegistrationURL != want.RegistrationURL || got.CertDigest != want.CertDigest {
+			return nil, &ScriptParamsError{Got: got, Want: want}
+		}
+	}
 	return scriptState{Digest: f.Digest, Params: f.Params, Unreadable: f.unreadable()}, nil
+}
+
+// ScriptParamsError refuses a manifest whose registration URL or
+// certificate differs from the running cluster's script: every host is
+// bound to the URL it registered with, and the certificate is the
+// cluster's identity, so neither changes under a running cluster (a plan
+// that only warned would say "No changes" about a cluster that does not
+// match its manifest).
+type ScriptParamsError struct{ Got, Want scriptParams }
+
+func (e *ScriptParamsError) Error() string {
+	var what []string
+	if e.Got.RegistrationURL != e.Want.RegistrationURL {
+		what = append(what, fmt.Sprintf("its registration URL is %s, the manifest says %s", e.Got.RegistrationURL, e.Want.RegistrationURL))
+	}
+	if e.Got.CertDigest != e.Want.CertDigest {
+		what = append(what, fmt.Sprintf("its certificate is %s, the manifest says %s", certLabel(e.Got), certLabel(e.Want)))
+	}
+	return fmt.Sprintf("the running cluster's rancher-ha.sh does not match the manifest: %s. haplan does not change these under a running cluster (every host is bound to the URL it registered with): set them back, or build a new cluster and move the hosts",
+		strings.Join(what, "; "))
 }
 
 // ResizeError refuses a resize while nodes of the manifest do not answer:
@@ -255,10 +280,6 @@ func (s *scriptGenerate) Diff(cur engine.State) plans.Change {
 	}
 	if len(st.Unreadable) > 0 {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("rancher-ha.sh not checked on %s: it did not answer (a later plan checks it)", strings.Join(st.Unreadable, ", ")))
-	}
-	if got, ok := st.Params[src]; ok && got != want {
-		c.Warnings = append(c.Warnings, fmt.Sprintf("the cluster's script was generated for size %d, %s, %s; the manifest now says size %d, %s, %s. haplan regenerates the script of an existing cluster only to resize it, with the same URL and certificate: change one thing at a time",
-			got.ClusterSize, got.RegistrationURL, certLabel(got), want.ClusterSize, want.RegistrationURL, certLabel(want)))
 	}
 	return c
 }
