@@ -41,6 +41,8 @@ type GraphError struct {
 	Group string
 	// Pattern is the target pattern of an ErrNoMatch or a bad pattern.
 	Pattern string
+	// Hint, for an ErrNoMatch, says what the pattern could have meant.
+	Hint string
 }
 
 func (e *GraphError) Error() string {
@@ -53,6 +55,8 @@ func (e *GraphError) Error() string {
 		return "dependency cycle: " + joinAddrs(e.Addrs, " -> ")
 	case errors.Is(e.Err, ErrBarrierOrder):
 		return fmt.Sprintf("barrier group %q cannot start together: %s", e.Group, joinAddrs(e.Addrs, " -> "))
+	case e.Pattern != "" && e.Hint != "":
+		return fmt.Sprintf("target %q: %v (%s)", e.Pattern, e.Err, e.Hint)
 	case e.Pattern != "":
 		return fmt.Sprintf("target %q: %v", e.Pattern, e.Err)
 	default:

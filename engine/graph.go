@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/dominikbraun/graph"
+	"github.com/haplan/haplan/internal/didyoumean"
 )
 
 // Graph is an immutable DAG of steps. Edges point from a dependency to its
@@ -144,7 +145,7 @@ func (g *Graph) Target(patterns []string) (*Graph, error) {
 			}
 		}
 		if !matched {
-			errs = append(errs, &GraphError{Err: ErrNoMatch, Pattern: p})
+			errs = append(errs, &GraphError{Err: ErrNoMatch, Pattern: p, Hint: g.noMatchHint(p)})
 		}
 	}
 	if len(errs) > 0 {
@@ -328,4 +329,42 @@ func sortedKeys[V any](m map[Addr]V) []Addr {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// noMatchHint says what a target that matches nothing could have meant:
+// the closest step kind (with the pattern's host part), or the hosts that
+// a matching kind has steps on.
+func (g *Graph) noMatchHint(p string) string {
+	kind, host, _ := strings.Cut(p, "[")
+	hosts := map[string][]string{}
+	var kinds []string
+	for _, a := range g.order {
+		k, h, _ := strings.Cut(string(a), "[")
+		if _, seen := hosts[k]; !seen {
+			kinds = append(kinds, k)
+		}
+		if h != "" {
+			hosts[k] = append(hosts[k], strings.TrimSuffix(h, "]"))
+		}
+	}
+	glob := strings.NewReplacer("[", `\[`, "]", `\]`).Replace(kind)
+	var matching []string
+	for _, k := range kinds {
+		if ok, _ := path.Match(glob, k); ok {
+			matching = append(matching, k)
+		}
+	}
+	switch {
+	case len(matching) == 0:
+		if s := didyoumean.Closest(kind, kinds); s != "" {
+			if host != "" {
+				s += "[" + host
+			}
+			return fmt.Sprintf("did you mean %q?", s)
+		}
+		return "steps are KIND[HOST], e.g. " + string(g.order[0]) + "; every step on a host: '*[h12]'"
+	case len(matching) == 1 && len(hosts[matching[0]]) > 0:
+		return fmt.Sprintf("%s steps are on %s", matching[0], strings.Join(hosts[matching[0]], ", "))
+	}
+	return "every step on a host: '*[h12]'"
 }

@@ -185,9 +185,9 @@ func TestTargetErrors(t *testing.T) {
 		is       error
 		message  string
 	}{
-		{"no match", []string{"ha.start[rs1]", "ha.strat[*]"}, ErrNoMatch, `target "ha.strat[*]": target matches no step`},
+		{"no match", []string{"ha.start[rs1]", "ha.strat[*]"}, ErrNoMatch, `target "ha.strat[*]": target matches no step (did you mean "ha.start[*]"?)`},
 		{"bad pattern", []string{`ha.start\`}, path.ErrBadPattern, `target "ha.start\\": syntax error in pattern`},
-		{"brackets are literal", []string{"ha.start[rs]"}, ErrNoMatch, `target "ha.start[rs]": target matches no step`},
+		{"brackets are literal", []string{"ha.start[rs]"}, ErrNoMatch, `target "ha.start[rs]": target matches no step (ha.start steps are on rs1, rs2)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
