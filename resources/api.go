@@ -43,13 +43,23 @@ type LockHolder struct {
 	// be read (a holder that is hung, suspended or cut off runs no
 	// statement): the database session that holds the lock.
 	Session string `json:"-"`
+	// ID is the lock's ID: the database session that holds it, which
+	// force-unlock ends.
+	ID int64 `json:"-"`
+	// Live: the holder renews its record (a statement every 2 s), so the
+	// haplan holding it is running.
+	Live bool `json:"-"`
 }
 
 func (h LockHolder) String() string {
-	if h.Session != "" {
-		return h.Session
+	id := ""
+	if h.ID != 0 {
+		id = fmt.Sprintf(" (lock ID %d)", h.ID)
 	}
-	return fmt.Sprintf("%s@%s pid %d since %s (%s)", h.User, h.Machine, h.PID, h.Since.Format(time.RFC3339), h.Command)
+	if h.Session != "" {
+		return h.Session + id
+	}
+	return fmt.Sprintf("%s@%s pid %d since %s (%s)%s", h.User, h.Machine, h.PID, h.Since.Format(time.RFC3339), h.Command, id)
 }
 
 // LockHeldError is returned by Env.Lock when another haplan holds the lock.

@@ -23,7 +23,7 @@ const holderMarker = "haplan-lock-holder:"
 // long-sleeping query whose text carries the holder record, so a second
 // haplan can name the holder from the process list; if this haplan dies, its
 // connection closes and the server releases the lock.
-func (e *Env) Lock(ctx context.Context, h LockHolder) (Unlocker, error) {
+func (e *Env) Lock(ctx context.Context, h LockHolder, wait time.Duration) (Unlocker, error) {
 	if _, err := e.adminDB(ctx); err != nil {
 		return nil, err
 	}
@@ -43,7 +43,8 @@ func (e *Env) Lock(ctx context.Context, h LockHolder) (Unlocker, error) {
 	}
 	closeAll := func() { conn.Close(); lockDB.Close() }
 	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", e.lockName()).Scan(&got); err != nil {
+	// GET_LOCK waits on the server, up to wait (whole seconds).
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", e.lockName(), int64(wait/time.Second)).Scan(&got); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("lock %q: %w", e.lockName(), err)
 	}
@@ -140,13 +141,14 @@ func (e *Env) lockHolder(ctx context.Context) (*LockHolder, error) {
 	}
 	// Between two sleeps the holder's statement text is briefly empty.
 	var info sql.NullString
+	var id int64
 	i := -1
 	for try := 0; try < 5 && i < 0; try++ {
 		if try > 0 {
 			time.Sleep(50 * time.Millisecond)
 		}
 		err = db.QueryRowContext(ctx,
-			"SELECT INFO FROM information_schema.PROCESSLIST WHERE ID = IS_USED_LOCK(?)", e.lockName()).Scan(&info)
+			"SELECT ID, INFO FROM information_schema.PROCESSLIST WHERE ID = IS_USED_LOCK(?)", e.lockName()).Scan(&id, &info)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, err
 		}
@@ -160,6 +162,7 @@ func (e *Env) lockHolder(ctx context.Context) (*LockHolder, error) {
 	if err := json.Unmarshal([]byte(rec), &h); err != nil {
 		return nil, err
 	}
+	h.ID, h.Live = id, true
 	return &h, nil
 }
 
@@ -179,15 +182,13 @@ func (e *Env) lockSession(ctx context.Context, db *sql.DB) (*LockHolder, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &LockHolder{Session: fmt.Sprintf(
+	return &LockHolder{ID: id, Session: fmt.Sprintf(
 		"database session %d of %s from %s (%s for %s), which records no holder: a haplan that is hung, suspended or cut off keeps the lock until that session ends",
 		id, user, host, strings.ToLower(command), time.Duration(secs)*time.Second)}, nil
 }
 
-// ForceUnlock ends the connection that holds the cluster's lock, for a lock
-// left by a haplan that cannot release it. It returns the holder it removed,
-// or nil when the lock was free.
-func (e *Env) ForceUnlock(ctx context.Context) (*LockHolder, error) {
+// LockStatus is the holder of the cluster's lock, or nil when it is free.
+func (e *Env) LockStatus(ctx context.Context) (*LockHolder, error) {
 	db, err := e.adminDB(ctx)
 	if err != nil {
 		return nil, err
@@ -199,16 +200,54 @@ func (e *Env) ForceUnlock(ctx context.Context) (*LockHolder, error) {
 	if !id.Valid {
 		return nil, nil
 	}
-	h, _ := e.lockHolder(ctx)
-	if _, err := db.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", id.Int64)); err != nil {
-		return h, fmt.Errorf("release lock %q held by connection %d: %w", e.lockName(), id.Int64, err)
+	h, err := e.lockHolder(ctx)
+	if err != nil {
+		return &LockHolder{ID: id.Int64, Session: fmt.Sprintf("database session %d", id.Int64)}, nil
+	}
+	return h, nil
+}
+
+// LockMovedError: the lock is no longer held by the ID force-unlock was
+// given (it was released, and maybe taken by another run).
+type LockMovedError struct {
+	Want int64
+	Now  *LockHolder // nil: the lock is free
+}
+
+func (e *LockMovedError) Error() string {
+	if e.Now == nil {
+		return fmt.Sprintf("lock ID %d no longer holds the lock: it is free", e.Want)
+	}
+	return fmt.Sprintf("lock ID %d no longer holds the lock: %s holds it now", e.Want, e.Now)
+}
+
+// ForceUnlock ends the database session id, which must hold the cluster's
+// lock, for a lock left by a haplan that cannot release it.
+func (e *Env) ForceUnlock(ctx context.Context, id int64) error {
+	db, err := e.adminDB(ctx)
+	if err != nil {
+		return err
+	}
+	var held sql.NullInt64
+	if err := db.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?)", e.lockName()).Scan(&held); err != nil {
+		return fmt.Errorf("look up lock %q: %w", e.lockName(), err)
+	}
+	if !held.Valid || held.Int64 != id {
+		me := &LockMovedError{Want: id}
+		if held.Valid {
+			me.Now, _ = e.LockStatus(ctx)
+		}
+		return me
+	}
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", id)); err != nil {
+		return fmt.Errorf("release lock %q held by connection %d: %w", e.lockName(), id, err)
 	}
 	// KILL is asynchronous; wait until the server has let go.
 	for i := 0; i < 50; i++ {
-		if err := db.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?)", e.lockName()).Scan(&id); err == nil && !id.Valid {
-			return h, nil
+		if err := db.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?)", e.lockName()).Scan(&held); err == nil && !held.Valid {
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return h, fmt.Errorf("lock %q still held after killing its connection", e.lockName())
+	return fmt.Errorf("lock %q still held after killing its connection", e.lockName())
 }

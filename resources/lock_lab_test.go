@@ -43,22 +43,35 @@ func TestLockOnLab(t *testing.T) {
 	ctx := context.Background()
 	a, b := labEnv(t), labEnv(t)
 	me := LockHolder{User: "alice", Machine: "ops1", PID: os.Getpid(), Since: time.Now().UTC().Truncate(time.Second), Command: "haplan apply"}
-	unlock, err := a.Lock(ctx, me)
+	unlock, err := a.Lock(ctx, me, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = b.Lock(ctx, LockHolder{User: "bob"})
+	_, err = b.Lock(ctx, LockHolder{User: "bob"}, 0)
 	var held *LockHeldError
 	if !errors.As(err, &held) {
 		t.Fatalf("second lock: %v, want *LockHeldError", err)
 	}
-	if held.Holder == nil || *held.Holder != me {
-		t.Fatalf("holder %+v, want %+v", held.Holder, me)
+	if held.Holder == nil || held.Holder.User != me.User || held.Holder.PID != me.PID || !held.Holder.Since.Equal(me.Since) || !held.Holder.Live || held.Holder.ID == 0 {
+		t.Fatalf("holder %+v, want %+v, live, with its lock ID", held.Holder, me)
 	}
+	// A second run that waits gets the lock once the first releases it.
+	got := make(chan error, 1)
+	go func() {
+		unlock, err := b.Lock(ctx, LockHolder{User: "patient"}, 20*time.Second)
+		if err == nil {
+			err = unlock(ctx)
+		}
+		got <- err
+	}()
+	waitHeld(t, ctx, b, "patient") // it waits on the server, not in a loop
 	if err := unlock(ctx); err != nil {
 		t.Fatal(err)
 	}
-	unlockB, err := b.Lock(ctx, LockHolder{User: "bob"})
+	if err := <-got; err != nil {
+		t.Fatalf("the waiting run: %v", err)
+	}
+	unlockB, err := b.Lock(ctx, LockHolder{User: "bob"}, 0)
 	if err != nil {
 		t.Fatalf("lock after release: %v", err)
 	}
@@ -72,7 +85,7 @@ func TestLockOnLab(t *testing.T) {
 func TestLockReleasedWhenHolderDies(t *testing.T) {
 	if os.Getenv("HAPLAN_LOCK_HOLDER") == "1" {
 		e := labEnv(t)
-		if _, err := e.Lock(context.Background(), LockHolder{User: "doomed", PID: os.Getpid()}); err != nil {
+		if _, err := e.Lock(context.Background(), LockHolder{User: "doomed", PID: os.Getpid()}, 0); err != nil {
 			t.Fatal(err)
 		}
 		os.Stdout.WriteString("LOCKED\n")
@@ -96,7 +109,7 @@ func TestLockReleasedWhenHolderDies(t *testing.T) {
 	e := labEnv(t)
 	ctx := context.Background()
 	var held *LockHeldError
-	if _, err := e.Lock(ctx, LockHolder{User: "next"}); !errors.As(err, &held) || held.Holder == nil || held.Holder.User != "doomed" {
+	if _, err := e.Lock(ctx, LockHolder{User: "next"}, 0); !errors.As(err, &held) || held.Holder == nil || held.Holder.User != "doomed" {
 		t.Fatalf("while the holder lives: %v, want held by doomed", err)
 	}
 	if err := cmd.Process.Kill(); err != nil {
@@ -105,7 +118,7 @@ func TestLockReleasedWhenHolderDies(t *testing.T) {
 	_ = cmd.Wait()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		unlock, err := e.Lock(ctx, LockHolder{User: "next"})
+		unlock, err := e.Lock(ctx, LockHolder{User: "next"}, 0)
 		if err == nil {
 			unlock(ctx)
 			return
@@ -140,7 +153,7 @@ func TestLockHolderThatRecordsNothing(t *testing.T) {
 	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	_, err = b.Lock(ctx, LockHolder{User: "bob"})
+	_, err = b.Lock(ctx, LockHolder{User: "bob"}, 0)
 	var held *LockHeldError
 	if !errors.As(err, &held) || held.Holder == nil {
 		t.Fatalf("lock held by a silent session: %v, want *LockHeldError with a holder", err)
@@ -149,15 +162,44 @@ func TestLockHolderThatRecordsNothing(t *testing.T) {
 	if !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not name %q", err, want)
 	}
-	h, err := b.ForceUnlock(ctx)
-	if err != nil || h == nil || !strings.Contains(h.String(), want) {
-		t.Fatalf("ForceUnlock = %v, %v; want the session named", h, err)
+	h, err := b.LockStatus(ctx)
+	if err != nil || h == nil || !strings.Contains(h.String(), want) || h.ID != id || h.Live {
+		t.Fatalf("LockStatus = %+v, %v; want the session named, lock ID %d, not live", h, err, id)
 	}
-	unlock, err := b.Lock(ctx, LockHolder{User: "bob"})
+	var moved *LockMovedError
+	if err := b.ForceUnlock(ctx, id+1000); !errors.As(err, &moved) {
+		t.Fatalf("ForceUnlock of another ID: %v, want *LockMovedError", err)
+	}
+	if err := b.ForceUnlock(ctx, id); err != nil {
+		t.Fatalf("ForceUnlock: %v", err)
+	}
+	unlock, err := b.Lock(ctx, LockHolder{User: "bob"}, 0)
 	if err != nil {
 		t.Fatalf("lock after force-unlock: %v", err)
 	}
 	if err := unlock(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitHeld waits until a session of the lab's database runs GET_LOCK for
+// e's lock (a run waiting for it), up to 10 s.
+func waitHeld(t *testing.T, ctx context.Context, e *Env, who string) {
+	t.Helper()
+	db, err := e.adminDB(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT GET_LOCK(%'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never waited for the lock", who)
+		}
 	}
 }

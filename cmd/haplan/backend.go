@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/health"
@@ -70,13 +71,16 @@ type clusterEnv interface {
 	Steps() []engine.Step
 	// Lock takes the cluster's apply lock; *resources.LockHeldError when
 	// another haplan holds it. The returned function releases it.
-	Lock(ctx context.Context, holder resources.LockHolder) (func(context.Context) error, error)
+	// It waits up to wait for a lock another run holds.
+	Lock(ctx context.Context, holder resources.LockHolder, wait time.Duration) (func(context.Context) error, error)
 	// LockLost is closed when the held lock is lost (its database
 	// connection dropped); nil before Lock.
 	LockLost() <-chan struct{}
-	// ForceUnlock releases a lock left behind by a crashed run and says
-	// who held it ("" when unknown or when it was not held).
-	ForceUnlock(ctx context.Context) (holder string, err error)
+	// LockStatus is who holds the cluster's lock; nil when it is free.
+	LockStatus(ctx context.Context) (*resources.LockHolder, error)
+	// ForceUnlock ends lock ID id, left behind by a run that cannot
+	// release it; *resources.LockMovedError when id no longer holds it.
+	ForceUnlock(ctx context.Context, id int64) error
 	// Endpoints are where the cluster answers, printed after an apply.
 	Endpoints() []string
 	// Preflight checks the cluster's prerequisites without changing

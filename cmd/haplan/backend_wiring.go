@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/haplan/haplan/diag"
 	"github.com/haplan/haplan/engine"
@@ -115,18 +116,18 @@ func (r *resourcesEnv) Preflight(ctx context.Context) *preflight.Report {
 	return preflight.Run(ctx, r.env, preflight.Options{Redact: r.env.Redactor().String})
 }
 
-func (r *resourcesEnv) Lock(ctx context.Context, h resources.LockHolder) (func(context.Context) error, error) {
-	unlock, err := r.env.Lock(ctx, h)
+func (r *resourcesEnv) Lock(ctx context.Context, h resources.LockHolder, wait time.Duration) (func(context.Context) error, error) {
+	unlock, err := r.env.Lock(ctx, h, wait)
 	if err != nil {
 		return nil, err
 	}
 	return unlock, nil
 }
 
-func (r *resourcesEnv) ForceUnlock(ctx context.Context) (string, error) {
-	h, err := r.env.ForceUnlock(ctx)
-	if err != nil || h == nil {
-		return "", err
-	}
-	return h.String(), nil
+func (r *resourcesEnv) LockStatus(ctx context.Context) (*resources.LockHolder, error) {
+	return r.env.LockStatus(ctx)
+}
+
+func (r *resourcesEnv) ForceUnlock(ctx context.Context, id int64) error {
+	return r.env.ForceUnlock(ctx, id)
 }

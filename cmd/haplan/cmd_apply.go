@@ -47,6 +47,7 @@ func (a *app) apply(ctx context.Context, args []string) int {
 	fs.Var(&pf.targets, "target", "apply only matching steps (repeatable)")
 	fs.BoolVar(&ar.autoApprove, "auto-approve", false, "do not ask for approval")
 	fs.BoolVar(&ar.jsonEvents, "json", false, "progress as JSON lines")
+	fs.DurationVar(&pf.lockWait, "lock-timeout", 0, "wait this long for a lock another run holds")
 	pos, code, done := parseFlags(fs, args)
 	if done {
 		return code
@@ -136,7 +137,10 @@ func (ar *applyRun) restrict(r *run) error {
 // mid-apply (the database restarted, the network cut) means another haplan
 // could start: finish what runs, start nothing.
 func lock(r *run) error {
-	unlock, err := r.env.Lock(r.ctx, r.a.holder(r.name))
+	if r.pf.lockWait > 0 {
+		fmt.Fprintf(r.o.errw, "Waiting up to %s for the cluster lock…\n", r.pf.lockWait)
+	}
+	unlock, err := r.env.Lock(r.ctx, r.a.holder(r.name), r.pf.lockWait)
 	var held *resources.LockHeldError
 	if errors.As(err, &held) {
 		return err

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/haplan/haplan/preflight"
+	"github.com/haplan/haplan/resources"
 )
 
 func (a *app) validate(ctx context.Context, args []string) int {
@@ -89,20 +94,53 @@ func (a *app) check(ctx context.Context, args []string) int {
 func (a *app) forceUnlock(ctx context.Context, args []string) int {
 	fs := a.newFlags("force-unlock")
 	var pf planFlags
+	var force bool
 	fs.StringVar(&pf.file, "f", "cluster.yaml", "the manifest")
-	if code, done := a.parseOnlyFlags(fs, args); done {
+	fs.BoolVar(&force, "force", false, "release it even from a run that is alive, and do not ask")
+	pos, code, done := parseFlags(fs, args)
+	if done {
 		return code
 	}
+	var want int64
+	switch {
+	case len(pos) > 1:
+		fmt.Fprintf(a.stderr, "haplan force-unlock: at most one lock ID, got %q\n", pos)
+		return exitError
+	case len(pos) == 1:
+		id, err := strconv.ParseInt(pos[0], 10, 64)
+		if err != nil || id <= 0 {
+			fmt.Fprintf(a.stderr, "haplan force-unlock: %q is not a lock ID (the number a refused apply names: \"lock ID 1234\")\n", pos[0])
+			return exitError
+		}
+		want = id
+	}
 	return a.newRun(ctx, "force-unlock", pf).do(load, connect, func(r *run) error {
-		holder, err := r.env.ForceUnlock(r.ctx)
+		h, err := r.env.LockStatus(r.ctx)
 		if err != nil {
 			return fmt.Errorf("force-unlock: %w", err)
 		}
-		if holder != "" {
-			fmt.Fprintf(r.o.out, "The lock of cluster %s, held by %s, is released.\n", r.m.Name, holder)
-		} else {
-			fmt.Fprintf(r.o.out, "The lock of cluster %s is released.\n", r.m.Name)
+		switch {
+		case h == nil:
+			fmt.Fprintf(r.o.out, "No lock was held on cluster %s.\n", r.m.Name)
+			return nil
+		case want != 0 && h.ID != want:
+			return fmt.Errorf("force-unlock: %w", &resources.LockMovedError{Want: want, Now: h})
+		case h.Live && !force:
+			return fmt.Errorf("force-unlock: the lock is held by a run that is alive, %s: it renews the lock every 2 s. Wait for it to finish, or stop it; --force releases the lock anyway", h)
 		}
+		if r.a.stdinTTY && !force {
+			fmt.Fprintf(r.o.out, "Release the lock of cluster %s, held by %s?\nOnly 'yes' will be accepted: ", r.m.Name, h)
+			r.o.flush()
+			line, _ := bufio.NewReader(r.a.stdin).ReadString('\n')
+			if strings.TrimSpace(line) != "yes" {
+				fmt.Fprintln(r.o.errw, "Force-unlock cancelled.")
+				return reported(exitError, errors.New("force-unlock cancelled"))
+			}
+		}
+		if err := r.env.ForceUnlock(r.ctx, h.ID); err != nil {
+			return fmt.Errorf("force-unlock: %w", err)
+		}
+		fmt.Fprintf(r.o.out, "The lock of cluster %s, held by %s, is released.\n", r.m.Name, h)
 		return nil
 	})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // planFlags are the options every command that reads the manifest shares
@@ -16,6 +17,9 @@ type planFlags struct {
 	diagJSON bool
 	// offline: load without secrets (validate without --strict).
 	offline bool
+	// lockWait: how long the lock phase waits for another run's lock
+	// (apply --lock-timeout).
+	lockWait time.Duration
 }
 
 // planOptions are plan's own options.

@@ -72,6 +72,7 @@ func commands() []command {
 			{name: "auto-approve", help: "do not ask for approval"},
 			flagParallelism, flagTarget,
 			{name: "json", help: "progress as JSON lines"},
+			{name: "lock-timeout", value: "DURATION", help: "wait this long for another run's lock"},
 		}},
 		{name: "show", summary: "render a saved plan (text, markdown, JSON), offline", args: argFile, flags: []flagSpec{
 			{name: "format", value: "FORMAT", help: "text, markdown or json", choices: []string{"text", "markdown", "json"}},
@@ -107,7 +108,10 @@ func commands() []command {
 			{name: "format", value: "FORMAT", help: "dot or mermaid", choices: []string{"dot", "mermaid"}},
 			flagTarget,
 		}},
-		{name: "force-unlock", summary: "release a lock left behind by a crashed apply", flags: []flagSpec{flagFile}},
+		{name: "force-unlock", summary: "release a lock left behind by a crashed apply", flags: []flagSpec{
+			flagFile,
+			{name: "force", help: "even from a run that is alive, without asking"},
+		}},
 		{name: "schema", summary: "print the JSON Schema of the manifest"},
 		{name: "completion", summary: "print a shell completion script (bash, zsh, fish)",
 			args: argWords, words: []string{"bash", "zsh", "fish"}},

@@ -189,7 +189,11 @@ func TestUsageMatchesCommandTable(t *testing.T) {
 			}
 			for _, f := range c.flags {
 				arg := f.spelling()
-				if f.value != "" {
+				switch f.value {
+				case "":
+				case "DURATION":
+					arg += "=1s"
+				default:
 					arg += "=1"
 				}
 				if code, _, errw := runPlain(c.name, arg, "-h"); code != exitOK {

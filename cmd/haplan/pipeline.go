@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -130,7 +131,11 @@ func (r *run) fail(err error) int {
 			who += ": " + held.Holder.String()
 		}
 		printError(r.errw(), errors.New(who))
-		fmt.Fprintln(r.errw(), "Wait for that run to finish. If it is gone (crashed, killed), release the lock with: haplan force-unlock -f "+r.pf.file)
+		unlock := "haplan force-unlock -f " + r.pf.file
+		if held.Holder != nil && held.Holder.ID != 0 {
+			unlock += " " + strconv.FormatInt(held.Holder.ID, 10)
+		}
+		fmt.Fprintln(r.errw(), "Wait for that run to finish (apply --lock-timeout 10m waits for it). If it is gone (crashed, killed), release the lock with: "+unlock)
 		return exitLocked
 	default:
 		printError(r.errw(), err)

@@ -436,6 +436,8 @@ Options:
   --parallelism N    steps run at once (default 10)
   --target GLOB      apply only matching steps and what they depend on
   --json             progress as JSON lines, one object per event
+  --lock-timeout D   wait up to D (e.g. 10m) for the lock another run holds,
+                     instead of exiting 3 at once
 
 Examples:
   haplan apply
@@ -516,17 +518,20 @@ Examples:
   haplan help
   haplan help plan
 ` + exitCodesUsage,
-	"force-unlock": `Usage: haplan force-unlock [-f cluster.yaml]
+	"force-unlock": `Usage: haplan force-unlock [-f cluster.yaml] [--force] [LOCK_ID]
 
 Releases the cluster's apply lock. Use it only when the run named by the
 lock is gone (crashed, killed, machine lost): two applies at once can break
 the cluster. The lock is a MySQL named lock on the cluster's database
-server; the message of a refused apply names its holder.
+server; the message of a refused apply names its holder and its lock ID.
+With LOCK_ID, only that lock is released (not one another run took since).
+A lock whose holder is alive (it renews it every 2 s) is refused without
+--force. On a terminal it asks first; "No lock was held" when none was.
 
 Options:
   -f FILE   the manifest (default ./cluster.yaml)
+  --force   release it even from a run that is alive, and do not ask
 
 Examples:
-  haplan force-unlock -f prod/cluster.yaml
-` + exitCodesUsage,
+  haplan force-unlock -f prod/cluster.yaml 1234` + exitCodesUsage,
 }

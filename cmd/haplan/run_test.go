@@ -108,11 +108,17 @@ type fakeEnv struct {
 	lockErr        error
 	status         *health.Report
 	unlocked       bool
+	lockWait       time.Duration
+	holder         *resources.LockHolder // LockStatus answers it
+	forced         []int64               // the IDs ForceUnlock ended
 	mu             sync.Mutex
 }
 
 func (e *fakeEnv) Steps() []engine.Step { return e.steps }
-func (e *fakeEnv) Lock(context.Context, resources.LockHolder) (func(context.Context) error, error) {
+func (e *fakeEnv) Lock(_ context.Context, _ resources.LockHolder, wait time.Duration) (func(context.Context) error, error) {
+	e.mu.Lock()
+	e.lockWait = wait
+	e.mu.Unlock()
 	if e.lockErr != nil {
 		return nil, e.lockErr
 	}
@@ -123,10 +129,21 @@ func (e *fakeEnv) Lock(context.Context, resources.LockHolder) (func(context.Cont
 		return nil
 	}, nil
 }
-func (e *fakeEnv) ForceUnlock(context.Context) (string, error) { return "bob@ops2", nil }
-func (e *fakeEnv) Endpoints() []string                         { return []string{"https://10.0.0.10"} }
-func (e *fakeEnv) Close() error                                { return nil }
-func (e *fakeEnv) LockLost() <-chan struct{}                   { return e.lost }
+func (e *fakeEnv) LockStatus(context.Context) (*resources.LockHolder, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.holder, nil
+}
+func (e *fakeEnv) ForceUnlock(_ context.Context, id int64) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.forced = append(e.forced, id)
+	e.holder = nil
+	return nil
+}
+func (e *fakeEnv) Endpoints() []string       { return []string{"https://10.0.0.10"} }
+func (e *fakeEnv) Close() error              { return nil }
+func (e *fakeEnv) LockLost() <-chan struct{} { return e.lost }
 func (e *fakeEnv) BackupFile(_ context.Context, path string) (*resources.BackupInfo, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
@@ -489,7 +506,7 @@ func TestCommandLine(t *testing.T) {
 		{"graph mermaid", []string{"graph", "-f", f.manifest, "--format", "mermaid"}, exitOK, "flowchart LR"},
 		{"apply flags after plan file", []string{"apply", "missing.plan", "-f", f.manifest}, exitError, "missing.plan"},
 		{"parallelism", []string{"apply", "-f", f.manifest, "--parallelism", "0"}, exitError, "at least 1"},
-		{"force-unlock", []string{"force-unlock", "-f", f.manifest}, exitOK, "released"},
+		{"force-unlock, nothing held", []string{"force-unlock", "-f", f.manifest}, exitOK, "No lock was held on cluster lab."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -733,4 +750,54 @@ func TestShowSavedPlan(t *testing.T) {
 	}
 	f.wantCode(f.run("show", filepath.Join(f.dir, "nope.plan")), exitError)
 	f.wantCode(f.run("show"), exitError)
+}
+
+// force-unlock releases only the lock ID it is given, never a live run's
+// without --force, asks on a terminal, and says when no lock was held.
+func TestForceUnlock(t *testing.T) {
+	f := newFixture(t)
+	hung := &resources.LockHolder{ID: 77, Session: "database session 77 of root from 10.0.0.1:5555 (sleep for 5m0s)"}
+	live := &resources.LockHolder{ID: 78, User: "alice", Machine: "ops1", PID: 1, Command: "haplan apply", Live: true}
+
+	f.env.holder = hung
+	f.wantCode(f.run("force-unlock", "-f", f.manifest, "99"), exitError)
+	if !strings.Contains(f.stderr.String(), "lock ID 99 no longer holds the lock: database session 77") || len(f.env.forced) != 0 {
+		t.Errorf("another ID: %s (forced %v)", f.stderr, f.env.forced)
+	}
+	f.env.holder = live
+	f.wantCode(f.run("force-unlock", "-f", f.manifest), exitError)
+	if !strings.Contains(f.stderr.String(), "held by a run that is alive") || len(f.env.forced) != 0 {
+		t.Errorf("live holder: %s (forced %v)", f.stderr, f.env.forced)
+	}
+	f.wantCode(f.run("force-unlock", "-f", f.manifest, "--force", "78"), exitOK)
+	if len(f.env.forced) != 1 || f.env.forced[0] != 78 {
+		t.Errorf("--force: forced %v", f.env.forced)
+	}
+	// On a terminal it asks; anything but yes keeps the lock.
+	f.env.holder, f.stdinTTY = hung, true
+	f.stdin = strings.NewReader("no\n")
+	f.wantCode(f.run("force-unlock", "-f", f.manifest, "77"), exitError)
+	if len(f.env.forced) != 1 || !strings.Contains(f.stdout.String(), "Only 'yes' will be accepted") {
+		t.Errorf("declined: forced %v\n%s", f.env.forced, f.stdout)
+	}
+	f.stdin = strings.NewReader("yes\n")
+	f.wantCode(f.run("force-unlock", "-f", f.manifest, "77"), exitOK)
+	if len(f.env.forced) != 2 || f.env.forced[1] != 77 || !strings.Contains(f.stdout.String(), "is released") {
+		t.Errorf("accepted: forced %v\n%s", f.env.forced, f.stdout)
+	}
+}
+
+// apply --lock-timeout waits for the lock; a refused apply names the lock
+// ID to force-unlock.
+func TestApplyLockTimeout(t *testing.T) {
+	f := newFixture(t)
+	f.wantCode(f.run("apply", "-f", f.manifest, "--auto-approve", "--lock-timeout", "90s"), exitOK)
+	if f.env.lockWait != 90*time.Second {
+		t.Errorf("lock wait %s, want 90s", f.env.lockWait)
+	}
+	f.env.lockErr = &resources.LockHeldError{Name: "haplan/lab", Holder: &resources.LockHolder{ID: 42, Session: "database session 42"}}
+	f.wantCode(f.run("apply", "-f", f.manifest, "--auto-approve"), exitLocked)
+	if !strings.Contains(f.stderr.String(), "haplan force-unlock -f "+f.manifest+" 42") {
+		t.Errorf("stderr:\n%s", f.stderr)
+	}
 }
