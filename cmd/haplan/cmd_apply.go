@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -106,20 +106,14 @@ func (ar *applyRun) readSaved(r *run) error {
 	return nil
 }
 
-// openLog starts the run's debug log (redacted, mode 0600).
+// openLog starts the run's debug log and records the plan file.
 func (ar *applyRun) openLog(r *run) error {
-	path, f, err := r.a.openLog(r.pf.file)
-	if err != nil {
+	if err := debugLog(r); err != nil {
 		return err
 	}
-	logw := r.o.red.Writer(f)
-	r.logPath = path
-	r.logger = slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r.onClose(func() {
-		_ = logw.Flush()
-		_ = f.Close()
-	})
-	r.logger.Info("apply", "cluster", r.m.Name, "manifest", r.pf.file, "plan_file", ar.planFile, "version", haplanVersion())
+	if ar.planFile != "" {
+		r.logger.Info("saved plan", "plan_file", ar.planFile)
+	}
 	return nil
 }
 
@@ -363,18 +357,28 @@ func (a *app) holder(command string) resources.LockHolder {
 	return h
 }
 
-// openLog creates the run's debug log, mode 0600, under .haplan/logs/ next
-// to the manifest, named by the time the run started.
-func (a *app) openLog(manifest string) (string, *os.File, error) {
+// keepLogs is how many debug logs of one command are kept.
+const keepLogs = 50
+
+// openLog creates the debug log of a run of cmd, mode 0600, under
+// .haplan/logs/ next to the manifest, and removes that command's oldest
+// logs beyond keepLogs.
+func (a *app) openLog(manifest, cmd string) (string, *os.File, error) {
 	dir := filepath.Join(filepath.Dir(manifest), ".haplan", "logs")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, fmt.Errorf("create the log directory: %w", err)
 	}
+	if old, _ := filepath.Glob(filepath.Join(dir, cmd+"-*.log")); len(old) >= keepLogs {
+		sort.Strings(old) // the names sort by their time
+		for _, p := range old[:len(old)-keepLogs+1] {
+			_ = os.Remove(p)
+		}
+	}
 	stamp := a.now().UTC().Format("20060102T150405.000Z")
 	for i := 0; ; i++ {
-		name := "apply-" + stamp + ".log"
+		name := cmd + "-" + stamp + ".log"
 		if i > 0 {
-			name = fmt.Sprintf("apply-%s-%d.log", stamp, i)
+			name = fmt.Sprintf("%s-%s-%d.log", cmd, stamp, i)
 		}
 		path := filepath.Join(dir, name)
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

@@ -71,7 +71,7 @@ func (a *app) check(ctx context.Context, args []string) int {
 		return code
 	}
 	pf.diagJSON = asJSON
-	return a.newRun(ctx, "check", pf).do(load, connect, func(r *run) error {
+	return a.newRun(ctx, "check", pf).do(load, debugLog, connect, func(r *run) error {
 		rep := r.env.Preflight(r.ctx)
 		var err error
 		if asJSON {

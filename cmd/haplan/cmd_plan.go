@@ -58,7 +58,7 @@ func (a *app) plan(ctx context.Context, args []string) int {
 		fmt.Fprintln(a.stderr, "haplan plan: --parallelism must be at least 1")
 		return exitError
 	}
-	return a.newRun(ctx, "plan", pf).do(load, session, planPhase, po.render, po.save, planIncomplete, po.exitCode)
+	return a.newRun(ctx, "plan", pf).do(load, debugLog, session, planPhase, po.render, po.save, planIncomplete, po.exitCode)
 }
 
 // render shows the plan in the chosen format on stdout.

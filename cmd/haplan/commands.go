@@ -152,6 +152,7 @@ Examples:
   source <(haplan completion bash)
 
 Run 'haplan <command> --help' for the options and examples of a command.
+--no-color (or NO_COLOR set) turns colours off for any command.
 `)
 	return b.String() + exitCodesUsage
 }

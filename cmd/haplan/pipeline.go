@@ -170,6 +170,24 @@ func load(r *run) error {
 	return nil
 }
 
+// debugLog starts the run's debug log (redacted, mode 0600, under
+// .haplan/logs/ next to the manifest); a failed run names it.
+func debugLog(r *run) error {
+	path, f, err := r.a.openLog(r.pf.file, r.name)
+	if err != nil {
+		return err
+	}
+	logw := r.o.red.Writer(f)
+	r.logPath = path
+	r.logger = slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r.onClose(func() {
+		_ = logw.Flush()
+		_ = f.Close()
+	})
+	r.logger.Info(r.name, "cluster", r.m.Name, "manifest", r.pf.file, "version", haplanVersion())
+	return nil
+}
+
 // connect prepares the connections (nothing is dialled yet).
 func connect(r *run) error {
 	env, err := r.m.Connect(r.ctx, r.logger)

@@ -51,6 +51,8 @@ type app struct {
 	// interrupts delivers SIGINT/SIGTERM to apply; nil means subscribe to
 	// the process's signals for the duration of the apply.
 	interrupts <-chan os.Signal
+	// noColor: --no-color was given.
+	noColor bool
 }
 
 // Run runs the haplan command line and returns the process exit code.
@@ -73,6 +75,21 @@ func isTerminal(v any) bool {
 }
 
 func (a *app) run(ctx context.Context, args []string) int {
+	// --no-color works anywhere on the line, for every command, like
+	// NO_COLOR.
+	var kept []string
+	for i, arg := range args {
+		if arg == "--" {
+			kept = append(kept, args[i:]...)
+			break
+		}
+		if arg == "--no-color" || arg == "-no-color" {
+			a.noColor = true
+			continue
+		}
+		kept = append(kept, arg)
+	}
+	args = kept
 	if len(args) == 0 {
 		fmt.Fprint(a.stderr, mainUsage())
 		return exitError
@@ -132,7 +149,7 @@ func (a *app) unknownCommand(cmd string) int {
 }
 
 // color reports whether human output to a stream may use ANSI colours.
-func (a *app) color(tty bool) bool { return tty && a.getenv("NO_COLOR") == "" }
+func (a *app) color(tty bool) bool { return tty && !a.noColor && a.getenv("NO_COLOR") == "" }
 
 // newFlags returns a command's flag set. Its errors are written by
 // parseFlags; -h prints the command's usage to stdout.

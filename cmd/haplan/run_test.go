@@ -185,6 +185,7 @@ type fixture struct {
 	stdout, stderr *syncbuf.Buffer
 	stdin          io.Reader
 	stdinTTY       bool
+	stdoutTTY      bool
 	sigs           chan os.Signal
 }
 
@@ -228,7 +229,7 @@ func (f *fixture) run(args ...string) int {
 	f.t.Helper()
 	f.stdout, f.stderr = &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	a := &app{
-		stdin: f.stdin, stdout: f.stdout, stderr: f.stderr, stdinTTY: f.stdinTTY,
+		stdin: f.stdin, stdout: f.stdout, stderr: f.stderr, stdinTTY: f.stdinTTY, stdoutTTY: f.stdoutTTY,
 		getenv: func(string) string { return "" },
 		now:    func() time.Time { return created },
 		backend: backend{Load: func(path string, o loadOptions) (*loadedManifest, error) {
@@ -462,7 +463,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 			t.Errorf("the error was not shown masked:\n%s", f.stdout)
 		}
 	}
-	logs, _ := filepath.Glob(filepath.Join(f.dir, ".haplan", "logs", "*.log"))
+	logs, _ := filepath.Glob(filepath.Join(f.dir, ".haplan", "logs", "apply-*.log"))
 	if len(logs) == 0 {
 		t.Fatal("no log written")
 	}
@@ -475,6 +476,15 @@ func TestSecretsNeverLeave(t *testing.T) {
 			t.Errorf("log %s lacks the failure:\n%s", l, b)
 		}
 		check("log", string(b))
+	}
+	// plan keeps a debug log too, as clean of the secret.
+	plans, _ := filepath.Glob(filepath.Join(f.dir, ".haplan", "logs", "plan-*.log"))
+	if len(plans) == 0 {
+		t.Fatal("plan wrote no debug log")
+	}
+	for _, l := range plans {
+		b, _ := os.ReadFile(l)
+		check("plan log", string(b))
 	}
 }
 
@@ -799,5 +809,22 @@ func TestApplyLockTimeout(t *testing.T) {
 	f.wantCode(f.run("apply", "-f", f.manifest, "--auto-approve"), exitLocked)
 	if !strings.Contains(f.stderr.String(), "haplan force-unlock -f "+f.manifest+" 42") {
 		t.Errorf("stderr:\n%s", f.stderr)
+	}
+}
+
+// Colours only on a terminal, and never with --no-color (anywhere on the
+// line) or NO_COLOR.
+func TestNoColor(t *testing.T) {
+	f := newFixture(t)
+	f.stdoutTTY = true
+	f.wantCode(f.run("plan", "-f", f.manifest), exitOK)
+	if !strings.Contains(f.stdout.String(), "\x1b[") {
+		t.Fatalf("no colour on a terminal:\n%q", f.stdout)
+	}
+	for _, args := range [][]string{{"--no-color", "plan", "-f", f.manifest}, {"plan", "-f", f.manifest, "--no-color"}} {
+		f.wantCode(f.run(args...), exitOK)
+		if strings.Contains(f.stdout.String(), "\x1b[") {
+			t.Errorf("%v: colour:\n%q", args, f.stdout)
+		}
 	}
 }
