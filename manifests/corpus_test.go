@@ -22,7 +22,7 @@ func testEnv(name string) (string, bool) {
 	return "", false
 }
 
-func testLoader() Loader { return Loader{LookupEnv: testEnv, HomeDir: "/home/test"} }
+func testLoader() Loader { return Loader{LookupEnv: testEnv, HomeDir: testHome} }
 
 // TestBadCorpus loads every manifest under testdata/bad and compares the
 // compact diagnostics with the .want file next to it. Set

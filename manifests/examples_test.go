@@ -437,9 +437,9 @@ func exampleEnv(name string) (string, bool) {
 func TestExamplesLoad(t *testing.T) {
 	dir := t.TempDir()
 	for name, content := range map[string]string{
-		"tls/server-cert.pem":       "-----BEGIN CERTIFICATE-----\ncert\n-----END CERTIFICATE-----\n",
-		"tls/server-key.pem":        "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n",
-		"tls/ca.crt":                "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n",
+		"tls/server-cert.pem":       testTLS.cert,
+		"tls/server-key.pem":        testTLS.key,
+		"tls/ca.crt":                testTLS.chain,
 		"secrets/db-admin-password": "admin-pw\n",
 		"hosts.txt":                 "10.0.1.3\nh4 10.0.1.4\n",
 	} {
@@ -451,7 +451,7 @@ func TestExamplesLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	l := Loader{LookupEnv: exampleEnv, HomeDir: "/home/op"}
+	l := Loader{LookupEnv: exampleEnv, HomeDir: testHome}
 	loaded := map[string]*Cluster{}
 	for _, f := range exampleFiles(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {

@@ -19,9 +19,9 @@ func exampleDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	files := map[string]string{
-		"tls/server-cert.pem":       "-----BEGIN CERTIFICATE-----\ncert\n-----END CERTIFICATE-----\n",
-		"tls/server-key.pem":        "-----BEGIN PRIVATE KEY-----\nkey-secret-material\n-----END PRIVATE KEY-----\n",
-		"tls/ca.crt":                "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n",
+		"tls/server-cert.pem":       testTLS.cert,
+		"tls/server-key.pem":        testTLS.key,
+		"tls/ca.crt":                testTLS.chain,
 		"secrets/db-admin-password": "admin-secret-pw\n",
 		"hosts.txt":                 "# extra hosts\n10.0.1.3\nh4 10.0.1.4 register=false environment=Staging label.zone=b # comment\n\n",
 	}
@@ -63,8 +63,8 @@ func ignoreLoadMeta() cmp.Option {
 func TestLoadExample(t *testing.T) {
 	dir := exampleDir(t)
 	c := mustLoad(t, testLoader(), filepath.Join(dir, "cluster.yaml"))
-	def := SSH{User: "root", Port: 22, IdentityFile: "/home/test/.ssh/id_ed25519",
-		KnownHostsFile: "/home/test/.ssh/known_hosts", HostKeyPolicy: "strict",
+	def := SSH{User: "root", Port: 22, IdentityFile: filepath.Join(testHome, ".ssh/id_ed25519"),
+		KnownHostsFile: filepath.Join(testHome, ".ssh/known_hosts"), HostKeyPolicy: "strict",
 		Explicit: SSHUser | SSHPort | SSHIdentityFile}
 	port2222 := def
 	port2222.Port = 2222
@@ -135,8 +135,8 @@ func TestLoadMinimalDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	def := SSH{User: "root", Port: 22, IdentityFile: "/home/test/.ssh/id_ed25519",
-		KnownHostsFile: "/home/test/.ssh/known_hosts", HostKeyPolicy: "strict"}
+	def := SSH{User: "root", Port: 22, IdentityFile: filepath.Join(testHome, ".ssh/id_ed25519"),
+		KnownHostsFile: filepath.Join(testHome, ".ssh/known_hosts"), HostKeyPolicy: "strict"}
 	want := &Cluster{
 		Name: "lab",
 		Rancher: Rancher{Image: "rancher/server:v1.0.1", AgentImage: DefaultAgentImage, AgentInstanceImage: DefaultAgentInstanceImage, HostRegistrationURL: "https://10.0.0.10", BootstrapNode: "rs1",

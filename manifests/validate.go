@@ -194,6 +194,7 @@ func (v *validator) rancher(c *Cluster) {
 			v.secret(path, p.s)
 		}
 	}
+	v.certificate(c)
 	if k := r.APIKey; k != nil {
 		for _, p := range []struct {
 			key string
@@ -414,6 +415,14 @@ func (v *validator) sshConfig(path string, s SSH) {
 			p := at("hostKey")
 			v.errorf(p, `Paste a line such as "ssh-ed25519 AAAA..." from ssh-keyscan.`, "%s is not a public key", p)
 		}
+	}
+	// Only the files the manifest names: the defaults (~/.ssh/id_ed25519,
+	// ~/.ssh/known_hosts) may well not exist where it is validated.
+	if s.Explicit&SSHIdentityFile != 0 {
+		v.identityFile(at("identityFile"), s.IdentityFile)
+	}
+	if p := at("knownHostsFile"); v.written != nil && v.written(p) {
+		v.knownHostsFile(p, s.KnownHostsFile, s.HostKeyPolicy)
 	}
 	if s.Bastion != "" {
 		hostPort := s.Bastion

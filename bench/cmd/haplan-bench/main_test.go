@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"math"
 	"os"
 	"path/filepath"
@@ -10,15 +13,27 @@ import (
 
 	"github.com/haplan/haplan/lab"
 	"github.com/haplan/haplan/manifests"
+	"golang.org/x/crypto/ssh"
 )
 
 func TestBenchManifest(t *testing.T) {
 	dir := t.TempDir()
-	for _, f := range []string{"secrets/db-password", "secrets/db-admin-password", "ssh/id_ed25519", "ssh/known_hosts", "fleet/known_hosts"} {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Files as the lab writes them: validation reads the key and the
+	// known_hosts files.
+	for f, content := range map[string]string{"secrets/db-password": "x\n", "secrets/db-admin-password": "y\n",
+		"ssh/id_ed25519": string(pem.EncodeToMemory(key)), "ssh/known_hosts": "", "fleet/known_hosts": ""} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, f), []byte("x\n"), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
