@@ -69,6 +69,10 @@ type Detail struct {
 	Old       string `json:"old,omitempty"`
 	New       string `json:"new,omitempty"`
 	Sensitive bool   `json:"sensitive,omitempty"`
+	// Diff, for a file, is what changes in it: the hunks of a unified
+	// diff ("@@" headers, then "-", "+" and " " lines), lines that may
+	// hold a secret masked.
+	Diff []string `json:"diff,omitempty"`
 }
 
 // Change is the planned outcome of one step.

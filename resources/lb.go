@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/internal/linediff"
 	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/plans"
 	"github.com/haplan/haplan/transport"
@@ -25,7 +26,13 @@ type lbConfigState struct {
 	Exists  bool   `json:"exists"`
 	Digest  string `json:"digest,omitempty"`
 	Running bool   `json:"running"`
+	// Content is the file as it is, for the plan's diff (not when it is
+	// larger than maxDiffFile).
+	Content string `json:"content,omitempty"`
 }
+
+// maxDiffFile bounds the configuration read for a plan's diff.
+const maxDiffFile = 256 << 10
 
 // renderHAProxy is the configuration haplan keeps on the LB. Deterministic:
 // its digest is how drift is detected.
@@ -66,6 +73,15 @@ func (s *lbConfig) Probe(ctx context.Context) (engine.State, error) {
 	if !fi.Exists {
 		st.Digest = ""
 	}
+	if fi.Exists && st.Digest != digest(s.render()) && fi.Size <= maxDiffFile {
+		b, ok, err := transport.ReadFile(ctx, r, s.env.c.LoadBalancer.HAProxy.ConfigPath)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			st.Content = string(b)
+		}
+	}
 	out, err := run(ctx, r, "pidof haproxy >/dev/null 2>&1 && echo running || echo stopped", false)
 	if err != nil {
 		return nil, err
@@ -80,9 +96,13 @@ func (s *lbConfig) Diff(cur engine.State) plans.Change {
 	path := s.env.c.LoadBalancer.HAProxy.ConfigPath
 	switch {
 	case !st.Exists:
-		return s.change(plans.Create, path+" does not exist", plans.Detail{Name: "config", New: short(want)})
+		return s.change(plans.Create, path+" does not exist", plans.Detail{Name: "config", New: short(want), Diff: configDiff("", string(s.render()))})
 	case st.Digest != want:
-		return s.change(plans.Update, path+" differs from the manifest", plans.Detail{Name: "config", Old: short(st.Digest), New: short(want)})
+		d := plans.Detail{Name: "config", Old: short(st.Digest), New: short(want)}
+		if st.Content != "" {
+			d.Diff = configDiff(st.Content, string(s.render()))
+		}
+		return s.change(plans.Update, path+" differs from the manifest", d)
 	case !st.Running:
 		return s.change(plans.Update, "haproxy is not running")
 	}
@@ -126,4 +146,30 @@ func (e *Env) installHAProxy(ctx context.Context, cfg []byte) error {
 		return fmt.Errorf("reload haproxy: %w", err)
 	}
 	return nil
+}
+
+// configDiff is what changes in a configuration file, for the plan: the
+// hunks of a unified diff, with lines that may hold a credential (HAProxy's
+// "stats auth", userlists, passwords, keys) masked; nil without the old
+// content.
+func configDiff(old, new string) []string {
+	lines, ok := linediff.Unified(old, new, 3)
+	if !ok {
+		return nil
+	}
+	for i, l := range lines {
+		if strings.HasPrefix(l, "@@") {
+			continue
+		}
+		if lower := strings.ToLower(l); strings.Contains(lower, "auth") || strings.Contains(lower, "pass") ||
+			strings.Contains(lower, "secret") || strings.Contains(lower, "key") || strings.Contains(lower, "userlist") || strings.Contains(lower, " user ") {
+			f := strings.Fields(l[1:])
+			first := ""
+			if len(f) > 0 {
+				first = f[0] + " "
+			}
+			lines[i] = l[:1] + strings.Repeat(" ", len(l[1:])-len(strings.TrimLeft(l[1:], " \t"))) + first + "(masked: may hold a secret)"
+		}
+	}
+	return lines
 }

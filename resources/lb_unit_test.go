@@ -33,6 +33,7 @@ func lbProbe(r *rig, cfg []byte, running bool) *transporttest.Runner {
 		lb.On(transporttest.StatOf(haproxyCfg)).Absent()
 	} else {
 		lb.On(transporttest.StatOf(haproxyCfg)).Stat(0o644, cfg)
+		lb.On(transporttest.ReadOf(haproxyCfg)).Stdout(string(cfg)).Maybe() // for the plan's diff
 	}
 	out := "stopped\n"
 	if running {
@@ -92,6 +93,30 @@ func TestLBConfigWritesValidatesThenReloads(t *testing.T) {
 		}
 	}
 	r.fleet.AssertExpectationsMet(t)
+}
+
+// A configuration that differs is shown as the diff of the file, with a
+// line that may hold a credential masked.
+func TestLBConfigPlanShowsTheDiff(t *testing.T) {
+	r := newRig(t)
+	live := strings.Replace(string(r.lbRender()), "    balance source\n", "    balance leastconn\n", 1) + "listen stats\n    stats auth admin:hunter2\n"
+	if live == string(r.lbRender())+"listen stats\n    stats auth admin:hunter2\n" {
+		t.Fatal("the rendered configuration has no 'balance source' line to change")
+	}
+	lbProbe(r, []byte(live), true)
+	c := planned(t, r.plan(r.graph("lb.config")), "lb.config")
+	if c.Action != plans.Update || len(c.Details) != 1 {
+		t.Fatalf("change %s %+v", c.Action, c.Details)
+	}
+	diff := strings.Join(c.Details[0].Diff, "\n")
+	for _, want := range []string{"-    balance leastconn", "+    balance source", "-    stats (masked: may hold a secret)"} {
+		if !strings.Contains(diff, want) {
+			t.Errorf("diff lacks %q:\n%s", want, diff)
+		}
+	}
+	if strings.Contains(diff, "hunter2") {
+		t.Errorf("the diff shows a credential:\n%s", diff)
+	}
 }
 
 // A configuration haproxy rejects never replaces the running one: no move,

@@ -101,6 +101,15 @@ func mdDetails(pending []plans.Change) string {
 			b.WriteString("\n")
 			for _, d := range c.Details {
 				fmt.Fprintf(&b, "  - %s\n", mdInline(oneLine(detailLine(d))))
+				if len(d.Diff) > 0 {
+					// A fence longer than any run of backticks inside.
+					fence := "```" + strings.Repeat("`", maxBackticks(d.Diff))
+					fmt.Fprintf(&b, "\n    %sdiff\n", fence)
+					for _, l := range d.Diff {
+						fmt.Fprintf(&b, "    %s\n", l)
+					}
+					fmt.Fprintf(&b, "    %s\n\n", fence)
+				}
 			}
 		}
 		b.WriteString("\n</details>\n")
@@ -221,4 +230,21 @@ func mdHTML(s string) string {
 // mdCode makes s safe inside a single-backtick code span.
 func mdCode(s string) string {
 	return strings.ReplaceAll(oneLine(s), "`", "'")
+}
+
+// maxBackticks is the longest run of backticks in lines.
+func maxBackticks(lines []string) int {
+	best := 0
+	for _, l := range lines {
+		run := 0
+		for _, c := range l {
+			if c == '`' {
+				run++
+				best = max(best, run)
+			} else {
+				run = 0
+			}
+		}
+	}
+	return best
 }

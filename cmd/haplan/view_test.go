@@ -339,3 +339,25 @@ func TestApplySummary(t *testing.T) {
 	}
 	golden(t, "apply_summary.txt.golden", b.String())
 }
+
+// A file's diff is shown under its detail: indented in text, in a diff
+// fence in markdown.
+func TestRenderFileDiff(t *testing.T) {
+	p := &plans.Plan{FormatVersion: plans.FormatVersion, Cluster: "lab", Changes: []plans.Change{{
+		Addr: "lb.config", Kind: "lb.config", Host: "lb", Action: plans.Update, Reason: "differs",
+		Details: []plans.Detail{{Name: "config", Old: "aaa", New: "bbb", Diff: []string{"@@ -1,2 +1,2 @@", " global", "-    maxconn 10", "+    maxconn 4096"}}},
+	}}}
+	var text, md bytes.Buffer
+	if err := renderText(&text, p, textOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "      config: aaa -> bbb\n        @@ -1,2 +1,2 @@\n         global\n        -    maxconn 10\n        +    maxconn 4096\n") {
+		t.Errorf("text:\n%s", text.String())
+	}
+	if err := renderMarkdown(&md, p); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "    ```diff\n    @@ -1,2 +1,2 @@\n     global\n    -    maxconn 10\n    +    maxconn 4096\n    ```\n") {
+		t.Errorf("markdown:\n%s", md.String())
+	}
+}

@@ -54,6 +54,17 @@ func (p palette) action(a plans.Action, s string) string {
 	return s
 }
 
+// diffLine colours one line of a file's diff.
+func (p palette) diffLine(l string) string {
+	switch {
+	case strings.HasPrefix(l, "+"):
+		return p.wrap(ansiGreen, l)
+	case strings.HasPrefix(l, "-"):
+		return p.wrap(ansiRed, l)
+	}
+	return l
+}
+
 // sortedPending returns the pending changes of p grouped by action (create,
 // update, replace, delete) and sorted by address within each group: the
 // order people scan a plan in, and the one that diffs well in review.
@@ -209,6 +220,9 @@ func writeDetails(ew *errWriter, pal palette, pending []plans.Change) {
 			ew.printf("%s\n", pal.action(c.Action, head))
 			for _, d := range c.Details {
 				ew.printf("      %s\n", oneLine(detailLine(d)))
+				for _, l := range d.Diff {
+					ew.printf("        %s\n", pal.diffLine(l))
+				}
 			}
 			ew.printf("\n")
 		}
