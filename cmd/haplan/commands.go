@@ -53,6 +53,17 @@ var (
 // commands lists every command in the order the usage shows them.
 func commands() []command {
 	return []command{
+		{name: "init", summary: "write a commented starting cluster.yaml", flags: []flagSpec{
+			{name: "name", value: "NAME", help: "the cluster's name"},
+			{name: "nodes", value: "LIST", help: "the server nodes"},
+			{name: "hosts", value: "LIST", help: "the hosts that join"},
+			{name: "db-host", value: "ADDRESS", help: "the MySQL server"},
+			{name: "lb", value: "ADDRESS", help: "the load balancer"},
+			{name: "haproxy", help: "haplan configures HAProxy"},
+			{name: "url", value: "URL", help: "the host registration URL"},
+			{name: "o", value: "FILE", help: "where to write it"},
+			{name: "force", help: "overwrite an existing file"},
+		}},
 		{name: "validate", summary: "check the manifest offline and print its errors and warnings", flags: []flagSpec{
 			flagFile,
 			{name: "json", help: "every diagnostic as one JSON document"},

@@ -104,6 +104,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return a.apply(ctx, rest)
 	case "show":
 		return a.show(ctx, rest)
+	case "init":
+		return a.init(ctx, rest)
 	case "graph":
 		return a.graph(ctx, rest)
 	case "check":
@@ -460,6 +462,28 @@ Examples:
   haplan apply
   haplan apply --auto-approve
   haplan plan --out tonight.plan && haplan apply tonight.plan
+` + exitCodesUsage,
+	"init": `Usage: haplan init [options]
+
+Writes a commented starting manifest (default ./cluster.yaml) from flags,
+asking on a terminal for what they leave out, that validates as written.
+Secrets are referenced from HAPLAN_DB_PASSWORD and HAPLAN_DB_ADMIN_PASSWORD.
+
+Options:
+  --name NAME        the cluster's name (default rancher)
+  --nodes LIST       the server nodes: ADDRESS or NAME=ADDRESS, comma-separated
+                     (1, 3 or 5; unnamed ones are rs1, rs2, ...)
+  --hosts LIST       the hosts that join, the same way (h1, h2, ...)
+  --db-host ADDRESS  the MySQL server
+  --lb ADDRESS       the load balancer
+  --haproxy          haplan configures HAProxy on the load balancer
+  --url URL          the host registration URL (default https://<lb>)
+  -o FILE            where to write it (default ./cluster.yaml); - for stdout
+  --force            overwrite an existing file
+
+Examples:
+  haplan init
+  haplan init --nodes 10.0.0.11,10.0.0.12,10.0.0.13 --db-host 10.0.0.20 --lb 10.0.0.10 --haproxy
 ` + exitCodesUsage,
 	"show": `Usage: haplan show [--format text|markdown|json] [--show-unchanged] PLANFILE
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // ciManifest is a valid manifest whose secrets are not set where it is
@@ -131,5 +132,39 @@ func TestRedactionSkipsAPasswordThatIsAName(t *testing.T) {
 	}
 	if len(m.Secrets) != 1 || m.Secrets[0] != "a-real-secret" {
 		t.Errorf("secrets to mask: %q, want only the admin password", m.Secrets)
+	}
+}
+
+// init writes a manifest that validates, refuses to overwrite one, says
+// which flag is missing without a terminal, and asks on one.
+func TestInit(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "cluster.yaml")
+	args := []string{"init", "--nodes", "10.0.0.11,10.0.0.12,rs9=10.0.0.13", "--hosts", "10.0.1.1", "--db-host", "10.0.0.20", "--lb", "10.0.0.10", "--haproxy", "--url", "https://rancher.example.com", "-o", p}
+	if code, out, errs := runReal(args...); code != 0 || !strings.Contains(out, "Wrote "+p) {
+		t.Fatalf("init: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs := runReal("validate", "--json", "-f", p)
+	d := decodeDiagDoc(t, out)
+	if code != 0 || !d.Valid || d.ErrorCount != 0 || d.WarningCount != 2 { // the two unset passwords
+		t.Errorf("validate the written manifest: exit %d %+v\n%s", code, d, errs)
+	}
+	b, _ := os.ReadFile(p)
+	for _, want := range []string{"  - {name: rs9, address: 10.0.0.13}", "  - {name: h1, address: 10.0.1.1}", "  haproxy:", "hostRegistrationUrl: https://rancher.example.com"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("manifest lacks %q:\n%s", want, b)
+		}
+	}
+	if code, _, errs := runReal(args...); code != 1 || !strings.Contains(errs, "exists; --force overwrites it") {
+		t.Errorf("second init: exit %d %s", code, errs)
+	}
+	if code, _, errs := runReal("init", "--nodes", "10.0.0.11", "-o", "-"); code != 1 || !strings.Contains(errs, "MySQL server address: give it as a flag") {
+		t.Errorf("init without --db-host: exit %d %s", code, errs)
+	}
+	var outb, errb strings.Builder
+	a := &app{stdin: strings.NewReader("lab\n10.0.0.11\n10.0.0.20\n10.0.0.10\n"), stdout: &outb, stderr: &errb, stdinTTY: true,
+		getenv: func(string) string { return "" }, now: time.Now}
+	if code := a.run(context.Background(), []string{"init", "-o", "-"}); code != 0 || !strings.Contains(outb.String(), "Cluster name [rancher]: ") || !strings.Contains(outb.String(), "name: lab\n") || !strings.Contains(outb.String(), "  - {name: rs1, address: 10.0.0.11}") {
+		t.Errorf("init on a terminal: exit %d\n%s\n%s", code, outb.String(), errb.String())
 	}
 }
