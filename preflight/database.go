@@ -91,6 +91,14 @@ func (p *pass) adminChecks(ctx context.Context, addr string) (*sql.DB, []Finding
 	if err == nil {
 		err = db.PingContext(ctx)
 	}
+	var unreachable interface{ UnreachableHost() string }
+	if errors.As(err, &unreachable) {
+		// The database is reached through a node's SSH connection, and
+		// that node did not answer: nothing is known of the database.
+		return nil, []Finding{{Severity: Warning, Check: "mysql.admin", Host: "db",
+			Message: fmt.Sprintf("%s not checked: the database is reached through %s over SSH (database.admin.via ssh), which did not answer", what, unreachable.UnreachableHost()),
+			Hint:    "see that host's own findings"}}
+	}
 	if err != nil {
 		f := p.failed("mysql.admin", "db", what+" failed", err)
 		f.Hint = dbHint(err, "database.admin.user and database.admin.password, and that the account may log in from where haplan connects: this machine with database.admin.via direct, the nodes with ssh")

@@ -256,6 +256,13 @@ func TestRunClassification(t *testing.T) {
 			want: map[key]string{{"rs1", "mysql.app", Info}: `database "cattle" does not exist yet and will be created`},
 		},
 		{
+			name: "database behind a node that does not answer is not blamed",
+			mutate: func(e *fakeEnv) {
+				e.adminErr = fmt.Errorf("database 10.0.0.20:3306: %w", &transport.ConnectError{Host: "rs1", Address: "10.0.0.11:22", Attempts: 3, Err: errors.New("connection refused")})
+			},
+			want: map[key]string{{"db", "mysql.admin", Warning}: "not checked: the database is reached through rs1 over SSH (database.admin.via ssh), which did not answer"},
+		},
+		{
 			name: "wrong admin password blocks, naming the admin credentials",
 			mutate: func(e *fakeEnv) {
 				e.adminErr = &mysql.MySQLError{Number: 1045, Message: "Access denied for user 'root'@'10.0.0.1' (using password: YES)"}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -288,5 +289,55 @@ func TestBastionTargetThatNeverSpeaks(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %s", d)
+	}
+}
+
+// A port that answers in another protocol (a web server, a database) is
+// "not an SSH server", naming what it said, and is not retried; one that
+// takes the connection and says nothing is a timeout that asks whether it
+// is an SSH server at all.
+func TestNotAnSSHServer(t *testing.T) {
+	listen := func(greeting string) (int, *atomic.Int32) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		var conns atomic.Int32
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				conns.Add(1)
+				if greeting != "" {
+					c.Write([]byte(greeting))
+					c.Close()
+				} else {
+					t.Cleanup(func() { c.Close() })
+				}
+			}
+		}()
+		return ln.Addr().(*net.TCPAddr).Port, &conns
+	}
+	_, keyFile := newKey(t)
+	port, conns := listen("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+	cfg := Config{Host: "web", Address: "127.0.0.1", Port: port, IdentityFile: keyFile,
+		KnownHostsFile: filepath.Join(t.TempDir(), "known_hosts"), ConnectTimeout: 2 * time.Second}
+	p := newTestPool(t, PoolOptions{Retries: 2})
+	_, err := p.Client(context.Background(), cfg)
+	var ns *NotSSHError
+	if !errors.As(err, &ns) || !strings.Contains(err.Error(), `127.0.0.1:`+strconv.Itoa(port)+` is not an SSH server: it answered "HTTP/1.1 400 Bad Request`) {
+		t.Fatalf("err = %v, want *NotSSHError naming the answer", err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections: a server of another protocol must not be retried", n)
+	}
+	port, _ = listen("")
+	cfg.Port, cfg.Host, cfg.ConnectTimeout = port, "silent", 500*time.Millisecond
+	_, err = newTestPool(t, PoolOptions{}).Client(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "the port takes connections but says nothing: is it an SSH server?") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -109,6 +110,21 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 // UnreachableHost names the host that could not be reached: a plan
 // reports its steps as not probed and goes on (engine.Unreachable).
 func (e *ConnectError) UnreachableHost() string { return e.Host }
+
+// NotSSHError reports a port that answered in another protocol than SSH
+// (a web server, a database): the address or the port is wrong. Not
+// retried.
+type NotSSHError struct {
+	Host, Address string
+	Got           []byte // the first bytes it sent
+}
+
+func (e *NotSSHError) Error() string {
+	return fmt.Sprintf("%s: %s is not an SSH server: it answered %s", e.Host, e.Address, strconv.QuoteToASCII(string(e.Got[:min(len(e.Got), 24)])))
+}
+
+// UnreachableHost names the host: its steps are not probed.
+func (e *NotSSHError) UnreachableHost() string { return e.Host }
 
 // TimeoutError reports a command that did not end within its timeout
 // (Cmd.Timeout, or DefaultCommandTimeout); its process group was killed.

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -352,6 +353,8 @@ func (p *Pool) dialOnce(ctx context.Context, c Config) (*Client, error) {
 	// channel, whose SetDeadline does nothing, and a host that accepts TCP
 	// but never speaks SSH would hang the handshake for ever.
 	_ = conn.SetDeadline(time.Now().Add(timeout))
+	peek := &peekConn{Conn: conn}
+	conn = peek
 	hctx, hcancel := context.WithTimeout(ctx, timeout)
 	stop := context.AfterFunc(hctx, func() { conn.Close() })
 	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
@@ -363,7 +366,13 @@ func (p *Pool) dialOnce(ctx context.Context, c Config) (*Client, error) {
 	if err != nil {
 		conn.Close()
 		var hke *HostKeyError
+		first := peek.first()
 		switch {
+		case len(first) > 0 && !bytes.Contains(first, []byte("SSH-")) && !hk.passed && ctx.Err() == nil:
+			// The port answered, in another protocol.
+			return nil, &NotSSHError{Host: c.Host, Address: addr, Got: first}
+		case timedOut && len(first) == 0:
+			return nil, &transientError{fmt.Errorf("ssh handshake with %s: no answer within %s (the port takes connections but says nothing: is it an SSH server?)", addr, timeout)}
 		case timedOut:
 			return nil, &transientError{fmt.Errorf("ssh handshake with %s: no answer within %s", addr, timeout)}
 		case errors.As(err, &hke):
@@ -402,5 +411,32 @@ func isNetErr(err error) bool {
 func permanent(err error) bool {
 	var hk *HostKeyError
 	var ae *AuthError
-	return errors.As(err, &hk) || errors.As(err, &ae)
+	var ns *NotSSHError
+	return errors.As(err, &hk) || errors.As(err, &ae) || errors.As(err, &ns)
+}
+
+// peekConn keeps the first bytes the server sends, to tell a server of
+// another protocol from one that does not answer.
+type peekConn struct {
+	net.Conn
+	mu  sync.Mutex
+	buf []byte
+}
+
+const peekBytes = 64
+
+func (c *peekConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	if room := peekBytes - len(c.buf); room > 0 && n > 0 {
+		c.buf = append(c.buf, p[:min(n, room)]...)
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *peekConn) first() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]byte(nil), c.buf...)
 }

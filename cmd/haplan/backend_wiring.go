@@ -113,7 +113,11 @@ func (r *resourcesEnv) RestoreSteps(path string, info resources.BackupInfo) []en
 }
 
 func (r *resourcesEnv) Preflight(ctx context.Context) *preflight.Report {
-	return preflight.Run(ctx, r.env, preflight.Options{Redact: r.env.Redactor().String})
+	// A check connects first: its limit is the SSH timeout and then some
+	// for the command (a slow site's rancher.timeouts.ssh holds for
+	// preflight too).
+	timeout := max(10*time.Second, r.env.Cluster().Rancher.Timeouts.SSH+5*time.Second)
+	return preflight.Run(ctx, r.env, preflight.Options{Redact: r.env.Redactor().String, Timeout: timeout})
 }
 
 func (r *resourcesEnv) Lock(ctx context.Context, h resources.LockHolder, wait time.Duration) (func(context.Context) error, error) {
