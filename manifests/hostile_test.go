@@ -135,6 +135,8 @@ func TestValuesThatMeanSomethingElse(t *testing.T) {
 		{"password in the URL", valid + "rancher: {hostRegistrationUrl: \"https://admin:s3cret@rancher.example.com\"}\n", `"https://admin:xxxxx@rancher.example.com" must not have a path, query or user`},
 		{"1ns", valid + "rancher: {timeouts: {command: 1ns}}\n", "error: rancher.timeouts.command 1ns is shorter than 1s"},
 		{"shell in the image", valid + "rancher: {image: \"rancher/server:v1.0.1; rm -rf /\"}\n", `error: rancher.image "rancher/server:v1.0.1; rm -rf /" is not an image reference`},
+		{"line break in a value", strings.Replace(valid, "loadBalancer: {address: 10.0.0.10}", "loadBalancer: {address: 10.0.0.10, haproxy: {reloadCommand: \"service haproxy reload\\nrm -rf /\"}}", 1), "error: a value holds a line break"},
+		{"line break in a block scalar", valid + "hostDefaults:\n  labels:\n    note: |\n      two\n      lines\n", "error: a value holds a line break"},
 		{"upper-case image", valid + "rancher: {agentImage: \"rancher/Agent:v1.0.1\"}\n", `error: rancher.agentImage "rancher/Agent:v1.0.1" is not an image reference`},
 	}
 	for _, tt := range tests {

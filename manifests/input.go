@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
@@ -270,4 +271,36 @@ func prescanHCL(filename string, src []byte) diag.Diagnostics {
 		}
 	}
 	return nil
+}
+
+// lineBreaks refuses keys and values that hold a line break or a NUL:
+// every value of a manifest ends up on one line of a command, a file or
+// a label, where a line break starts something else (certificates and
+// keys are read from files, never written inline).
+func lineBreaks(n *node) diag.Diagnostics {
+	var out diag.Diagnostics
+	var walk func(n *node, depth int)
+	walk = func(n *node, depth int) {
+		if n == nil || depth > maxDepth {
+			return
+		}
+		bad := func(s string) bool { return strings.ContainsAny(s, "\n\r\x00") }
+		for _, e := range n.entries {
+			if bad(e.key) {
+				r := e.keyRng
+				out = append(out, diag.Diagnostic{Severity: diag.Error, Summary: fmt.Sprintf("the key %+q holds a line break", e.key), Subject: &r})
+			}
+			walk(e.val, depth+1)
+		}
+		for _, it := range n.items {
+			walk(it, depth+1)
+		}
+		if n.kind == kindString && bad(n.text) {
+			r := n.rng
+			out = append(out, diag.Diagnostic{Severity: diag.Error, Summary: "a value holds a line break",
+				Detail: "Every value goes on one line: haplan puts values into commands, files and labels, where a line break starts something else. Certificates and keys are read from files ({file: PATH}).", Subject: &r})
+		}
+	}
+	walk(n, 0)
+	return out
 }

@@ -128,6 +128,7 @@ func (l Loader) LoadBytes(filename string, src []byte, dir string) (*Cluster, di
 	if root == nil {
 		return empty, diags
 	}
+	diags = append(diags, lineBreaks(root)...)
 
 	d := newDecoder(filename, dir, home)
 	c := d.decodeCluster(root)
