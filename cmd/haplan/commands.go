@@ -163,7 +163,8 @@ Examples:
   source <(haplan completion bash)
 
 Run 'haplan <command> --help' for the options and examples of a command.
---no-color (or NO_COLOR set) turns colours off for any command.
+--no-color (or NO_COLOR set) turns colours off for any command; -v (or
+--log-level=debug|info|warn|error) also writes the run's log to stderr.
 `)
 	return b.String() + exitCodesUsage
 }

@@ -167,7 +167,19 @@ func load(r *run) error {
 	r.m = m
 	r.o = r.a.newOutput(m.Secrets)
 	r.onClose(r.o.flush)
+	if h := r.stderrLog(); h != nil {
+		r.logger = slog.New(h)
+	}
 	return nil
+}
+
+// stderrLog is the handler that shows the run's log on stderr (redacted)
+// from -v or --log-level; nil without them.
+func (r *run) stderrLog() slog.Handler {
+	if r.a.logLevel == nil {
+		return nil
+	}
+	return slog.NewTextHandler(r.o.errw, &slog.HandlerOptions{Level: *r.a.logLevel})
 }
 
 // debugLog starts the run's debug log (redacted, mode 0600, under
@@ -179,7 +191,11 @@ func debugLog(r *run) error {
 	}
 	logw := r.o.red.Writer(f)
 	r.logPath = path
-	r.logger = slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var h slog.Handler = slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug})
+	if se := r.stderrLog(); se != nil {
+		h = slog.NewMultiHandler(h, se)
+	}
+	r.logger = slog.New(h)
 	r.onClose(func() {
 		_ = logw.Flush()
 		_ = f.Close()

@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -53,6 +54,9 @@ type app struct {
 	interrupts <-chan os.Signal
 	// noColor: --no-color was given.
 	noColor bool
+	// logLevel, when set (-v, --log-level=LEVEL), is the level from which
+	// the run's log records are also written to stderr.
+	logLevel *slog.Level
 }
 
 // Run runs the haplan command line and returns the process exit code.
@@ -85,6 +89,20 @@ func (a *app) run(ctx context.Context, args []string) int {
 		}
 		if arg == "--no-color" || arg == "-no-color" {
 			a.noColor = true
+			continue
+		}
+		if arg == "-v" || arg == "--verbose" {
+			lvl := slog.LevelInfo
+			a.logLevel = &lvl
+			continue
+		}
+		if name, val, ok := strings.Cut(arg, "="); ok && (name == "--log-level" || name == "-log-level") {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(val)); err != nil {
+				fmt.Fprintf(a.stderr, "haplan: --log-level %q: want debug, info, warn or error\n", val)
+				return exitError
+			}
+			a.logLevel = &lvl
 			continue
 		}
 		kept = append(kept, arg)

@@ -828,3 +828,21 @@ func TestNoColor(t *testing.T) {
 		}
 	}
 }
+
+// -v and --log-level also write the run's log to stderr, redacted.
+func TestVerbose(t *testing.T) {
+	f := newFixture(t)
+	f.wantCode(f.run("plan", "-f", f.manifest), exitOK)
+	if strings.Contains(f.stderr.String(), "level=INFO") {
+		t.Fatalf("log on stderr without -v:\n%s", f.stderr)
+	}
+	f.wantCode(f.run("-v", "plan", "-f", f.manifest), exitOK)
+	if !strings.Contains(f.stderr.String(), "level=INFO msg=plan cluster=lab") {
+		t.Errorf("-v: stderr:\n%s", f.stderr)
+	}
+	f.wantCode(f.run("plan", "--log-level=warn", "-f", f.manifest), exitOK)
+	if strings.Contains(f.stderr.String(), "level=INFO") {
+		t.Errorf("--log-level=warn shows info:\n%s", f.stderr)
+	}
+	f.wantCode(f.run("plan", "--log-level=loud", "-f", f.manifest), exitError)
+}
