@@ -136,17 +136,79 @@ type haRetire struct {
 }
 
 func (s *haRetire) Probe(ctx context.Context) (engine.State, error) {
-	return s.env.departed(ctx)
+	st, err := s.env.departed(ctx)
+	if err != nil || !st.anyRunning() {
+		return st, err
+	}
+	// A resize restarts every node anyway (and is refused while one does
+	// not answer); otherwise the nodes that keep running must hold a
+	// quorum once the departed ones stop.
+	f, err := s.env.scripts(ctx)
+	if err != nil || s.env.resize(f) != 0 {
+		return st, err
+	}
+	var running, silent []string
+	for _, n := range s.env.c.Nodes {
+		r, err := s.env.runner(ctx, nodeTarget(n))
+		var status string
+		if err == nil {
+			status, _, err = containerStatus(ctx, r, layout.HA)
+		}
+		if _, down := engine.IsUnreachable(err); down {
+			silent = append(silent, n.Name)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if status == "running" {
+			running = append(running, n.Name)
+		}
+	}
+	if need := len(s.env.c.Nodes)/2 + 1; len(running) < need {
+		return nil, &QuorumError{Stopping: st.runningAddrs(), Running: running, Silent: silent, Size: len(s.env.c.Nodes), Need: need}
+	}
+	return st, nil
+}
+
+func (st haPruneState) anyRunning() bool { return len(st.runningAddrs()) > 0 }
+
+func (st haPruneState) runningAddrs() []string {
+	var out []string
+	for _, l := range st.Left {
+		if l.Running {
+			out = append(out, l.Address)
+		}
+	}
+	return out
+}
+
+// QuorumError refuses to stop machines that left the manifest when the
+// nodes that would keep running are fewer than a quorum of the cluster:
+// ZooKeeper (and with it the cluster) stops answering until a majority is
+// back, and a replacement cannot join it meanwhile.
+type QuorumError struct {
+	Stopping        []string
+	Running, Silent []string
+	Size, Need      int
+}
+
+func (e *QuorumError) Error() string {
+	running := "none"
+	if len(e.Running) > 0 {
+		running = strings.Join(e.Running, ", ")
+	}
+	msg := fmt.Sprintf("refusing to stop rancher-ha on %s, which left the manifest: %d of the %d nodes would keep running (%s), and a %d-node cluster needs %d (its ZooKeeper quorum)",
+		strings.Join(e.Stopping, ", "), len(e.Running), e.Size, running, e.Size, e.Need)
+	if len(e.Silent) > 0 {
+		msg += fmt.Sprintf("; %s did not answer: bring it back first", strings.Join(e.Silent, ", "))
+	}
+	return msg
 }
 
 func (s *haRetire) Diff(cur engine.State) plans.Change {
 	st := cur.(haPruneState)
-	var addrs []string
-	for _, l := range st.Left {
-		if l.Running {
-			addrs = append(addrs, l.Address)
-		}
-	}
+	addrs := st.runningAddrs()
 	if len(addrs) == 0 {
 		return s.change(plans.NoOp, "no machine that left the manifest runs rancher-ha")
 	}

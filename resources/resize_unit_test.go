@@ -6,10 +6,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/plans"
 )
 
@@ -106,4 +109,68 @@ func TestScriptParamsChangeRefused(t *testing.T) {
 	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "its registration URL is https://old.example.com, the manifest says https://rancher.example.com") {
 		t.Fatalf("plan: %v, want a ScriptParamsError naming both URLs", err)
 	}
+}
+
+// systemHA serves the System HA hosts at the given cluster IPs on a node's
+// API.
+func systemHA(ips ...string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		base := "http://" + req.Host + "/v1/projects/1a9"
+		w.Header().Set("Content-Type", "application/json")
+		switch req.URL.Path {
+		case "/ping":
+			w.Write([]byte("pong"))
+		case "/v1/projects":
+			json.NewEncoder(w).Encode(map[string]any{"type": "collection", "data": []any{map[string]any{"id": "1a9", "type": "project", "uuid": "system-ha-1", "state": "active",
+				"links": map[string]string{"hosts": base + "/hosts"}}}})
+		case "/v1/projects/1a9/hosts":
+			var hosts []any
+			for i, ip := range ips {
+				hosts = append(hosts, map[string]any{"id": "1h" + strconv.Itoa(i+1), "type": "host", "state": "active",
+					"ipAddresses": []any{map[string]any{"address": ip, "state": "active"}}})
+			}
+			json.NewEncoder(w).Encode(map[string]any{"type": "collection", "data": hosts})
+		default:
+			http.NotFound(w, req)
+		}
+	})
+}
+
+// Stopping a machine that left the manifest is refused, with the
+// arithmetic, when the nodes that keep running would be fewer than a
+// quorum; with enough of them running it is planned.
+func TestRetireKeepsAQuorum(t *testing.T) {
+	setup := func(t *testing.T, rs2, rs3 string) *rig {
+		r := newRig(t)
+		for _, n := range []string{"rs1", "rs2", "rs3"} {
+			r.holdScript(n, unitScript)
+		}
+		serveOn(t, r.host("rs1"), layout.HAAPIPort, systemHA("10.0.0.11", "10.0.0.12", "10.0.0.14"))
+		r.host("old node 10.0.0.14").On(inspectContainer(layout.HA)).Stdout("running rancher/server:v1.0.1\n")
+		r.host("rs1").On(inspectContainer(layout.HA)).Stdout("running rancher/server:v1.0.1\n")
+		for n, st := range map[string]string{"rs2": rs2, "rs3": rs3} {
+			if st == "silent" {
+				r.fleet.Unreachable(n)
+			} else {
+				r.host(n).On(inspectContainer(layout.HA)).Stdout(st + "\n")
+			}
+		}
+		return r
+	}
+	t.Run("a quorum keeps running", func(t *testing.T) {
+		r := setup(t, "running rancher/server:v1.0.1", "absent")
+		c := planned(t, r.plan(r.graph("ha.retire")), "ha.retire")
+		if c.Action != plans.Delete || !strings.Contains(c.Reason, "stop rancher-ha on 10.0.0.14") {
+			t.Errorf("%s %q", c.Action, c.Reason)
+		}
+	})
+	t.Run("below a quorum", func(t *testing.T) {
+		r := setup(t, "silent", "absent")
+		_, err := engine.Plan(context.Background(), r.graph("ha.retire"), engine.Options{})
+		var qe *QuorumError
+		want := "refusing to stop rancher-ha on 10.0.0.14, which left the manifest: 1 of the 3 nodes would keep running (rs1), and a 3-node cluster needs 2 (its ZooKeeper quorum); rs2 did not answer: bring it back first"
+		if !errors.As(err, &qe) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("plan: %v\nwant %q", err, want)
+		}
+	})
 }
