@@ -195,12 +195,17 @@ func rotateBackups(dir, cluster, why string, keep int) error {
 	return nil
 }
 
+// LastBackup is the dump db.backup took in this run; "" when none.
+func (e *Env) LastBackup() string {
+	e.cmu.Lock()
+	defer e.cmu.Unlock()
+	return e.lastBackup
+}
+
 // restoreHint says how to go back to the backup taken before this run's
 // upgrade, for errors after the nodes were stopped; "" without one.
 func (e *Env) restoreHint() string {
-	e.cmu.Lock()
-	path := e.lastBackup
-	e.cmu.Unlock()
+	path := e.LastBackup()
 	if path == "" {
 		return ""
 	}

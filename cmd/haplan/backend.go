@@ -83,6 +83,9 @@ type clusterEnv interface {
 	ForceUnlock(ctx context.Context, id int64) error
 	// Endpoints are where the cluster answers, printed after an apply.
 	Endpoints() []string
+	// LastBackup is the dump this run took before stopping the nodes
+	// (db.backup); "" when it took none.
+	LastBackup() string
 	// Preflight checks the cluster's prerequisites without changing
 	// anything: SSH, docker, ports, MySQL credentials and capacity, memory,
 	// clocks, the load balancer.

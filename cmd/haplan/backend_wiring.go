@@ -94,6 +94,7 @@ type resourcesEnv struct {
 }
 
 func (r *resourcesEnv) Steps() []engine.Step      { return r.steps }
+func (r *resourcesEnv) LastBackup() string        { return r.env.LastBackup() }
 func (r *resourcesEnv) Endpoints() []string       { return r.env.Endpoints() }
 func (r *resourcesEnv) Close() error              { return r.env.Close() }
 func (r *resourcesEnv) LockLost() <-chan struct{} { return r.env.LockLost() }

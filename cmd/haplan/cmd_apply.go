@@ -233,6 +233,7 @@ func (ar *applyRun) walk(r *run) error {
 		err = rerr
 	}
 	r.logger.Info("apply finished", "summary", res.Summary().String())
+	stoppedNotStarted(r.o.errw, res, r.env.LastBackup(), r.pf.file)
 	if err != nil {
 		// Each failure was shown with its step; the summary counts them.
 		fmt.Fprintf(r.o.errw, "\nThe debug log of this run is %s\n", r.logPath)
@@ -399,4 +400,31 @@ func looksLikeManifest(path string) bool {
 		return true
 	}
 	return false
+}
+
+// stoppedNotStarted warns, after a walk, about nodes whose rancher-ha this
+// run stopped (an upgrade, a resize) and did not start again: the Rancher
+// server is down until they start, whatever stopped their start.
+func stoppedNotStarted(w io.Writer, res *engine.Result, backup, manifest string) {
+	started := map[string]bool{}
+	for _, s := range res.Steps {
+		if plans.Kind(string(s.Addr)) == "ha.start" && (s.Status == engine.StatusApplied || s.Status == engine.StatusUnchanged) {
+			started[s.Host] = true
+		}
+	}
+	var down []string
+	for _, s := range res.Steps {
+		if plans.Kind(string(s.Addr)) == "ha.stop" && s.Status == engine.StatusApplied && !started[s.Host] {
+			down = append(down, s.Host)
+		}
+	}
+	if len(down) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nWarning: this run stopped rancher-ha on %s and did not start it again: the Rancher server is down.\n", strings.Join(down, ", "))
+	fmt.Fprintf(w, "Fix what failed above and run haplan apply -f %s again: it starts every node together.", manifest)
+	if backup != "" {
+		fmt.Fprintf(w, " To go back instead: haplan restore -f %s %s (with the manifest set back).", manifest, backup)
+	}
+	fmt.Fprintln(w)
 }

@@ -111,6 +111,7 @@ type fakeEnv struct {
 	lockWait       time.Duration
 	holder         *resources.LockHolder // LockStatus answers it
 	forced         []int64               // the IDs ForceUnlock ended
+	lastBackup     string
 	mu             sync.Mutex
 }
 
@@ -141,6 +142,7 @@ func (e *fakeEnv) ForceUnlock(_ context.Context, id int64) error {
 	e.holder = nil
 	return nil
 }
+func (e *fakeEnv) LastBackup() string        { return e.lastBackup }
 func (e *fakeEnv) Endpoints() []string       { return []string{"https://10.0.0.10"} }
 func (e *fakeEnv) Close() error              { return nil }
 func (e *fakeEnv) LockLost() <-chan struct{} { return e.lost }

@@ -361,3 +361,28 @@ func TestRenderFileDiff(t *testing.T) {
 		t.Errorf("markdown:\n%s", md.String())
 	}
 }
+
+// A walk that stopped nodes and did not start them again says the server
+// is down, how to start it, and the backup to go back to.
+func TestStoppedNotStartedWarning(t *testing.T) {
+	res := &engine.Result{Steps: []engine.StepResult{
+		{Addr: "ha.stop[rs1]", Host: "rs1", Status: engine.StatusApplied},
+		{Addr: "ha.stop[rs2]", Host: "rs2", Status: engine.StatusApplied},
+		{Addr: "ha.start[rs1]", Host: "rs1", Status: engine.StatusApplied},
+		{Addr: "ha.start[rs2]", Host: "rs2", Status: engine.StatusSkipped},
+	}}
+	var b bytes.Buffer
+	stoppedNotStarted(&b, res, "/b/lab-pre-upgrade-1.sql", "cluster.yaml")
+	for _, want := range []string{"stopped rancher-ha on rs2 and did not start it again: the Rancher server is down",
+		"haplan apply -f cluster.yaml again", "haplan restore -f cluster.yaml /b/lab-pre-upgrade-1.sql"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	res.Steps[3].Status = engine.StatusApplied
+	stoppedNotStarted(&b, res, "", "cluster.yaml")
+	if b.Len() != 0 {
+		t.Errorf("warned though every node started:\n%s", b.String())
+	}
+}
