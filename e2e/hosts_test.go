@@ -38,7 +38,8 @@ func (h rancherHost) healthy() bool {
 // envHosts lists the hosts of the environment named env, through a node's
 // own API, the way the UI reads them (projects with all=true, hosts with
 // their ipAddresses), leaving out removed ones. It does not use haplan.
-func envHosts(ctx context.Context, l *lab.Lab, env string, key *apiKey) ([]rancherHost, error) {
+// envLinks are the links of the environment named env, from rs1's API.
+func envLinks(ctx context.Context, l *lab.Lab, env string, key *apiKey) (map[string]string, error) {
 	base := "http://" + net.JoinHostPort(l.IP("rs1"), "18080")
 	code, b, err := api(ctx, http.MethodGet, base+"/v1/projects?all=true", nil, key)
 	if err != nil || code != 200 {
@@ -55,28 +56,67 @@ func envHosts(ctx context.Context, l *lab.Lab, env string, key *apiKey) ([]ranch
 		return nil, err
 	}
 	for _, p := range ps.Data {
-		if p.Name != env || strings.HasPrefix(p.UUID, "system-ha-") {
-			continue
+		if p.Name == env && !strings.HasPrefix(p.UUID, "system-ha-") {
+			return p.Links, nil
 		}
-		code, b, err := api(ctx, http.MethodGet, p.Links["hosts"]+"?include=ipAddresses", nil, key)
-		if err != nil || code != 200 {
-			return nil, fmt.Errorf("hosts of %s: %d %v %s", env, code, err, b)
-		}
-		var hs struct {
-			Data []rancherHost `json:"data"`
-		}
-		if err := json.Unmarshal(b, &hs); err != nil {
-			return nil, err
-		}
-		var out []rancherHost
-		for _, h := range hs.Data {
-			if h.State != "removing" && h.State != "removed" && h.State != "purging" && h.State != "purged" {
-				out = append(out, h)
-			}
-		}
-		return out, nil
 	}
 	return nil, fmt.Errorf("no environment %q", env)
+}
+
+// registrationTokens are the token values of an environment's
+// registration tokens, as the API holds them.
+func registrationTokens(t *testing.T, ctx context.Context, l *lab.Lab, env string) []string {
+	t.Helper()
+	links, err := envLinks(ctx, l, env, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, b, err := api(ctx, http.MethodGet, links["registrationTokens"], nil, nil)
+	if err != nil || code != 200 {
+		t.Fatalf("registration tokens: %d %v %s", code, err, b)
+	}
+	var ts struct {
+		Data []struct {
+			Token string `json:"token"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(b, &ts); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, tk := range ts.Data {
+		if tk.Token != "" {
+			out = append(out, tk.Token)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("environment %s has no registration token", env)
+	}
+	return out
+}
+
+func envHosts(ctx context.Context, l *lab.Lab, env string, key *apiKey) ([]rancherHost, error) {
+	links, err := envLinks(ctx, l, env, key)
+	if err != nil {
+		return nil, err
+	}
+	code, b, err := api(ctx, http.MethodGet, links["hosts"]+"?include=ipAddresses", nil, key)
+	if err != nil || code != 200 {
+		return nil, fmt.Errorf("hosts of %s: %d %v %s", env, code, err, b)
+	}
+	var hs struct {
+		Data []rancherHost `json:"data"`
+	}
+	if err := json.Unmarshal(b, &hs); err != nil {
+		return nil, err
+	}
+	var out []rancherHost
+	for _, h := range hs.Data {
+		if h.State != "removing" && h.State != "removed" && h.State != "purging" && h.State != "purged" {
+			out = append(out, h)
+		}
+	}
+	return out, nil
 }
 
 // labelled returns the hosts labelled io.haplan.host=name.
@@ -141,8 +181,19 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 		if diff := cmp.Diff([]string{"agent.register[h2]"}, waitPending(t, ctx, manifest, "agent.register[h2]")); diff != "" {
 			t.Fatalf("plan (-want +got):\n%s", diff)
 		}
+		// The registration URL holds the token: no process list of the
+		// host may show it while haplan registers it.
+		sm := sampleProcesses(l, []string{"h2"}, 100*time.Millisecond, registrationTokens(t, ctx, l, "Default")...)
 		if r := haplan(t, ctx, "apply", "-f", manifest, "--auto-approve"); r.code != 0 {
+			sm.finish()
 			t.Fatalf("apply: exit %d", r.code)
+		}
+		samples, session, found := sm.finish()
+		if !session {
+			t.Errorf("%d samples of h2 and none caught haplan's session: the sampling proves nothing", samples)
+		}
+		for _, f := range found {
+			t.Errorf("h2's process list shows the registration token: %s", f)
 		}
 		after := checkHosts(t, ctx, l, nil)
 		if after["h2"] != before["h2"] {

@@ -116,7 +116,7 @@ func TestLoadRefusesWhatIsNotAManifestFile(t *testing.T) {
 	for path, want := range map[string]string{
 		fifo:        "cannot read manifest: not a regular file",
 		"/dev/zero": "cannot read manifest: not a regular file",
-		big:         "cannot read manifest: larger than 4 MiB",
+		big:         "cannot read manifest: larger than 1 MiB",
 		dir:         "cannot read manifest: not a regular file",
 	} {
 		_, ds := testLoader().Load(path)
@@ -132,6 +132,7 @@ func TestValuesThatMeanSomethingElse(t *testing.T) {
 	tests := []struct{ name, src, want string }{
 		{"node named lb", strings.Replace(valid, "{name: rs1,", "{name: lb,", 1), `error: node name "lb" is reserved`},
 		{"host named lb", valid + "hosts:\n  - {name: lb, address: 10.0.1.1}\n", `error: host name "lb" is reserved`},
+		{"an address given as a URL", strings.Replace(valid, "loadBalancer: {address: 10.0.0.10}", "loadBalancer: {address: \"https://10.0.0.10\"}", 1), `error: loadBalancer.address: "https://10.0.0.10" is not an IP address or host name`},
 		{"password in the URL", valid + "rancher: {hostRegistrationUrl: \"https://admin:s3cret@rancher.example.com\"}\n", `"https://admin:xxxxx@rancher.example.com" must not have a path, query or user`},
 		{"1ns", valid + "rancher: {timeouts: {command: 1ns}}\n", "error: rancher.timeouts.command 1ns is shorter than 1s"},
 		{"shell in the image", valid + "rancher: {image: \"rancher/server:v1.0.1; rm -rf /\"}\n", `error: rancher.image "rancher/server:v1.0.1; rm -rf /" is not an image reference`},
@@ -151,6 +152,9 @@ func TestValuesThatMeanSomethingElse(t *testing.T) {
 			}
 			if !strings.Contains(strings.Join(all, "\n"), tt.want) {
 				t.Errorf("diagnostics:\n%s\nwant one containing %q", strings.Join(all, "\n"), tt.want)
+			}
+			if !strings.Contains(tt.src, "hostRegistrationUrl") && strings.Contains(strings.Join(all, "\n"), "hostRegistrationUrl") {
+				t.Errorf("an error about a field the manifest does not write:\n%s", strings.Join(all, "\n"))
 			}
 		})
 	}

@@ -21,8 +21,10 @@ import (
 
 const (
 	// maxManifest bounds a manifest: a few thousand inline hosts are a
-	// few hundred KB; more belong in a hostsFile.
-	maxManifest = 4 << 20
+	// few hundred KB; more belong in a hostsFile (maxHostsFile, read by
+	// haplan's own linear parser). Up to it, any manifest is answered in
+	// about a second and 200 MB.
+	maxManifest = 1 << 20
 	// maxKeys bounds the keys of one mapping (go-yaml's parser is
 	// quadratic in them); no mapping of a manifest needs a hundred.
 	maxKeys = 1000

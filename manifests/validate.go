@@ -55,9 +55,11 @@ func (v *validator) add(d diag.Diagnostic) {
 }
 
 // Names end up in step addresses (image.pull[rs1]) and file names.
-func nameRE() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`) }
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`) })
 
-func dnsLabelRE() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`) }
+var dnsLabelRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`) })
+
+var hostLabelRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`) })
 
 // validHostname accepts RFC 1123 host names (letters, digits, hyphens,
 // dot-separated labels).
@@ -65,9 +67,8 @@ func validHostname(s string) bool {
 	if s == "" || len(s) > 253 {
 		return false
 	}
-	label := regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
 	for _, l := range strings.Split(strings.TrimSuffix(s, "."), ".") {
-		if !label.MatchString(l) {
+		if !hostLabelRE().MatchString(l) {
 			return false
 		}
 	}
@@ -291,6 +292,9 @@ func (v *validator) registrationURL(c *Cluster) {
 	raw := c.Rancher.HostRegistrationURL
 	if raw == "" {
 		return // defaulted from loadBalancer.address, which is required
+	}
+	if v.written != nil && !v.written(path) && !validAddress(c.LoadBalancer.Address) {
+		return // defaulted from a bad loadBalancer.address, which says so
 	}
 	u, err := url.Parse(raw)
 	if err == nil && u.User != nil {
@@ -649,10 +653,12 @@ func (v *validator) hostRegistration(p string, h Host, agentIPs map[string]strin
 	}
 }
 
+var systemHAFold = strings.NewReplacer(" ", "", "-", "", "_", "")
+
 // isSystemHA reports an environment name that is Rancher's System HA
 // project ("System HA"; cattle names its kind system-ha).
 func isSystemHA(name string) bool {
-	n := strings.ToLower(strings.NewReplacer(" ", "", "-", "", "_", "").Replace(name))
+	n := strings.ToLower(systemHAFold.Replace(name))
 	return strings.HasPrefix(n, "systemha")
 }
 
@@ -662,5 +668,5 @@ const (
 	labelValuePattern = `^[^&=\s"'\\\x00-\x1f\x7f]*$`
 )
 
-func labelKeyRE() *regexp.Regexp   { return regexp.MustCompile(labelKeyPattern) }
-func labelValueRE() *regexp.Regexp { return regexp.MustCompile(labelValuePattern) }
+var labelKeyRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(labelKeyPattern) })
+var labelValueRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(labelValuePattern) })
