@@ -204,6 +204,54 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 		}
 	})
 
+	t.Run("labels changed in the manifest", func(t *testing.T) {
+		src, err := os.ReadFile(manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Replace(string(src), "  - name: h1\n    address: "+nodeIP(t, l, "h1")+"\n", "  - name: h1\n    address: "+nodeIP(t, l, "h1")+"\n    labels: {zone: a}\n", 1)
+		if text == string(src) {
+			t.Fatalf("no h1 entry to label in:\n%s", src)
+		}
+		labelsManifest := filepath.Join(filepath.Dir(manifest), "cluster-labels.yaml")
+		if err := os.WriteFile(labelsManifest, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(labelsManifest) })
+		h1Labels := func() map[string]string {
+			hs, err := envHosts(ctx, l, "Default", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := labelled(hs, "h1")
+			if len(got) != 1 {
+				t.Fatalf("h1 in Rancher: %+v", got)
+			}
+			return got[0].Labels
+		}
+		for _, tc := range []struct {
+			manifest string
+			want     map[string]string
+		}{{labelsManifest, map[string]string{"io.haplan.host": "h1", "zone": "a"}}, {manifest, map[string]string{"io.haplan.host": "h1"}}} {
+			if diff := cmp.Diff([]string{"agent.register[h1]"}, pending(t, ctx, tc.manifest)); diff != "" {
+				t.Fatalf("plan of %s (-want +got):\n%s", filepath.Base(tc.manifest), diff)
+			}
+			id := checkHosts(t, ctx, l, nil)["h1"]
+			if r := haplan(t, ctx, "apply", "-f", tc.manifest, "--auto-approve"); r.code != 0 {
+				t.Fatalf("apply %s: exit %d", filepath.Base(tc.manifest), r.code)
+			}
+			if got := h1Labels(); !cmp.Equal(got, tc.want) {
+				t.Errorf("h1's labels in Rancher after %s: %v, want %v", filepath.Base(tc.manifest), got, tc.want)
+			}
+			if after := checkHosts(t, ctx, l, nil)["h1"]; after != id {
+				t.Errorf("h1 is Rancher host %s after its labels were set, was %s", after, id)
+			}
+			if got := pending(t, ctx, tc.manifest); len(got) != 0 {
+				t.Errorf("plan after setting the labels: %v, want empty", got)
+			}
+		}
+	})
+
 	t.Run("a host leaves the manifest", func(t *testing.T) {
 		src, err := os.ReadFile(manifest)
 		if err != nil {

@@ -256,6 +256,34 @@ func (c *Client) DeleteHost(ctx context.Context, h Host) error {
 	return err
 }
 
+// SetHostLabels sets a host's labels to exactly labels: PUT of its self
+// link with {"labels": ...}. cattle v0.159.7 lets users update them
+// (schema/user/user-auth.json "host.labels": "ru"), and its host.update
+// process creates the new and changed ones and removes the others
+// (process/host/HostCreateUpdate.java). It returns the host as answered.
+func (c *Client) SetHostLabels(ctx context.Context, h Host, labels map[string]string) (*Host, error) {
+	l := h.Links["self"]
+	if l == "" {
+		return nil, fmt.Errorf("host %s (%s) has no self link", h.ID, h.Hostname)
+	}
+	u, err := c.follow(l)
+	if err != nil {
+		return nil, &ProtocolError{Method: http.MethodPut, URL: redactURL(l), Reason: "bad self link", Err: err}
+	}
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	r, err := c.do(ctx, http.MethodPut, u, map[string]any{"labels": labels})
+	if err != nil {
+		return nil, err
+	}
+	var raw json.RawMessage
+	if err := r.decodeJSON(&raw); err != nil {
+		return nil, err
+	}
+	return c.decodeHost(ctx, http.MethodPut, u, raw)
+}
+
 // HostByID reads one host (to follow its state while it is removed).
 // A host that is gone is returned with its state.
 func (c *Client) HostByID(ctx context.Context, h Host) (*Host, error) {

@@ -384,9 +384,13 @@ func (s *agentRegister) Diff(cur engine.State) plans.Change {
 	h := pickHost(here)
 	var c plans.Change
 	healthy := rancherapi.Host{State: h.State, AgentState: h.AgentState}.Healthy()
-	if healthy && st.Agent == "running" {
+	switch {
+	case healthy && st.Agent == "running" && !maps.Equal(h.Labels, s.wantLabels()):
+		c = s.change(plans.Update, fmt.Sprintf("%s's labels in Rancher differ from the manifest: set them through the API (the same host, its agent untouched)", s.h.Name),
+			plans.Detail{Name: "labels", Old: hostLabels(h.Labels), New: hostLabels(s.wantLabels())})
+	case healthy && st.Agent == "running":
 		c = s.change(plans.NoOp, fmt.Sprintf("%s is an active host of environment %q", s.h.Name, env))
-	} else {
+	default:
 		why := fmt.Sprintf("rancher-agent is %s on %s", st.Agent, s.h.Name)
 		if st.Agent == "running" {
 			why = fmt.Sprintf("the Rancher host is %s (agent %s)", h.State, cmpOr(h.AgentState, "connected"))
@@ -396,10 +400,6 @@ func (s *agentRegister) Diff(cur engine.State) plans.Change {
 	}
 	if len(here) > 1 || len(elsewhere) > 0 {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%d Rancher hosts carry %s=%s; haplan keeps %s (remove the others in the UI)", len(st.Hosts), manifests.HostLabel, s.h.Name, h.ID))
-	}
-	if !maps.Equal(h.Labels, s.wantLabels()) {
-		c.Warnings = append(c.Warnings, fmt.Sprintf("%s's labels in Rancher are %s, the manifest says %s: labels are set at registration; change them in the UI (haplan does not re-register a healthy host)",
-			s.h.Name, hostLabels(h.Labels), hostLabels(s.wantLabels())))
 	}
 	return c
 }
@@ -428,6 +428,10 @@ func pickHost(hs []registeredHost) registeredHost {
 func (s *agentRegister) Apply(ctx context.Context, c plans.Change) error {
 	api, err := s.env.clusterAPI(ctx)
 	if err != nil {
+		return err
+	}
+	// A healthy host whose labels differ only needs them set.
+	if done, err := s.syncLabels(ctx, api, true); done || err != nil {
 		return err
 	}
 	r, err := s.env.runner(ctx, hostTarget(s.h))
@@ -468,7 +472,58 @@ func (s *agentRegister) Apply(ctx context.Context, c plans.Change) error {
 		defer cancel()
 		_, _ = run(rctx, r, "docker rm -f "+transport.Quote(id)+" >/dev/null 2>&1 || true", true)
 	}
+	if err != nil {
+		return err
+	}
+	// CATTLE_HOST_LABELS counts only when a host is created: a host that
+	// came back as itself keeps its old labels until they are set.
+	_, err = s.syncLabels(ctx, api, false)
 	return err
+}
+
+// syncLabels sets the labels of the host's Rancher record when they differ
+// from the manifest's. With onlyHealthy it does so only for a host that
+// needs nothing else (active, agent connected, rancher-agent running), and
+// done says it did everything the host needed.
+func (s *agentRegister) syncLabels(ctx context.Context, api *rancherapi.Client, onlyHealthy bool) (done bool, err error) {
+	cur, err := s.Probe(ctx)
+	if err != nil {
+		return false, err
+	}
+	st := cur.(agentRegisterState)
+	var here []registeredHost
+	for _, h := range st.Hosts {
+		if h.Env == s.h.Environment {
+			here = append(here, h)
+		}
+	}
+	if len(here) == 0 {
+		return false, nil
+	}
+	rh := pickHost(here)
+	healthy := rancherapi.Host{State: rh.State, AgentState: rh.AgentState}.Healthy() && st.Agent == "running"
+	if onlyHealthy && !healthy {
+		return false, nil
+	}
+	want := s.wantLabels()
+	if maps.Equal(rh.Labels, want) {
+		return healthy, nil
+	}
+	hf, err := s.env.readRegistered(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, ph := range hf.ByName[s.h.Name] {
+		if ph.Host.ID != rh.ID {
+			continue
+		}
+		engine.Progress(ctx, "setting %s's labels to %s", s.h.Name, hostLabels(want))
+		if _, err := api.SetHostLabels(ctx, ph.Host, want); err != nil {
+			return false, fmt.Errorf("set %s's labels: %w", s.h.Name, err)
+		}
+		return healthy, nil
+	}
+	return false, fmt.Errorf("%s: Rancher host %s vanished while its labels were set", s.h.Name, rh.ID)
 }
 
 // imageRefRE is the shape of a Docker image reference with a tag or

@@ -171,6 +171,21 @@ func TestRegisteredHostLifecycle(t *testing.T) {
 		t.Errorf("after a changed report: %v %v %v", h["hostname"], h["labels"], h["ipAddresses"])
 	}
 
+	// A PUT of labels sets exactly them (HostCreateUpdate: new ones
+	// created, the others removed); a later report does not bring the old
+	// ones back.
+	if code, h := rt.do(t, "PUT", "/v1/projects/1a5/hosts/"+id, `{"labels": {"role": "web", "tier": "1"}}`, nil); code != 200 ||
+		!cmp.Equal(h["labels"], map[string]any{"role": "web", "tier": "1"}) {
+		t.Errorf("PUT labels = %d %v", code, h["labels"])
+	}
+	rt.publish(t, access, secret, "uuid-1", "h1", "10.213.2.1", nil)
+	if _, h := rt.do(t, "GET", "/v1/hosts/"+id, "", nil); !cmp.Equal(h["labels"], map[string]any{"role": "web", "tier": "1"}) {
+		t.Errorf("labels after a report = %v", h["labels"])
+	}
+	if code, _ := rt.do(t, "PUT", "/v1/projects/1a5/hosts/"+id, `{"labels": "x"}`, nil); code != 422 {
+		t.Errorf("PUT of labels that are no map = %d, want 422", code)
+	}
+
 	// PingMonitorImpl: 6 failed pings 5 s apart, each failing 15 s after
 	// it was sent: reconnecting 45 s after the last answer, active once it
 	// answers again.

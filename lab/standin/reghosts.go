@@ -265,6 +265,8 @@ func (a *API) hostsRoute(w http.ResponseWriter, r *http.Request, rest []string) 
 		a.writeJSON(w, http.StatusOK, a.regHostView(r, h, ag, rg.reconnect))
 	case r.Method == http.MethodPost && r.URL.Query().Get("action") != "":
 		a.hostAction(w, r, h, ag, rg.reconnect, strings.ToLower(r.URL.Query().Get("action")))
+	case r.Method == http.MethodPut:
+		a.updateHostLabels(w, r, h, ag, rg.reconnect)
 	case r.Method == http.MethodDelete:
 		// AbstractObjectResourceManager.deleteInternal: the remove process
 		// refusing the state (ProcessCancelException) is a 405.
@@ -286,6 +288,36 @@ func (a *API) hostsRoute(w http.ResponseWriter, r *http.Request, rest []string) 
 	default:
 		a.writeError(w, r, http.StatusMethodNotAllowed, "MethodNotAllowed", "")
 	}
+}
+
+// updateHostLabels serves PUT of a host: a user may update its labels
+// (cattle v0.159.7 schema/user/user-auth.json "host.labels": "ru"); the
+// host.update process sets exactly the given map: new and changed labels
+// are created, the others' mappings removed (process/host/
+// HostCreateUpdate.java). Other fields are left as they are; the answer is
+// the host as it now is.
+func (a *API) updateHostLabels(w http.ResponseWriter, r *http.Request, h HostRecord, ag AgentRecord, reconnect time.Duration) {
+	var body map[string]json.RawMessage
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		a.writeError(w, r, http.StatusUnprocessableEntity, codeInvalidFormat, "")
+		return
+	}
+	if raw, ok := body["labels"]; ok {
+		var labels map[string]string
+		if err := json.Unmarshal(raw, &labels); err != nil {
+			a.writeValidation(w, r, &ValidationError{Code: codeInvalidFormat, Field: "labels"})
+			return
+		}
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		if err := a.Registry.ReportHost(r.Context(), h.ID, h.Hostname, h.IP, labels); err != nil {
+			a.internal(w, r, err)
+			return
+		}
+		h.Labels = labels
+	}
+	a.writeJSON(w, http.StatusOK, a.regHostView(r, h, ag, reconnect))
 }
 
 // haHost serves a System HA host by id, as hostList renders it; false when
