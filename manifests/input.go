@@ -129,7 +129,7 @@ func prescanYAML(filename string, src []byte) diag.Diagnostics {
 				block = append(block, level{indent: indent})
 			}
 			at := indent
-			for bytes.HasPrefix(rest[at-indent:], []byte("- ")) || bytes.Equal(rest[at-indent:], []byte("-")) {
+			for bytes.HasPrefix(rest[at-indent:], []byte("- ")) || bytes.HasPrefix(rest[at-indent:], []byte("-\t")) || bytes.Equal(rest[at-indent:], []byte("-")) {
 				top := &block[len(block)-1]
 				top.items++
 				if top.items > maxItems {
@@ -155,8 +155,14 @@ func prescanYAML(filename string, src []byte) diag.Diagnostics {
 				return pos(indent).diag(filename, fmt.Sprintf("nesting deeper than %d levels", maxDepth), "")
 			}
 		}
+		colons := 0 // "key: " on one block line: each nests a mapping
 		for i := indent; i < len(line); i++ {
 			c := line[i]
+			if c == ':' && quote == 0 && len(flow) == 0 && (i+1 == len(line) || line[i+1] == ' ') {
+				if colons++; len(block)+colons > maxDepth {
+					return pos(i).diag(filename, fmt.Sprintf("nesting deeper than %d levels", maxDepth), "")
+				}
+			}
 			switch {
 			case quote == '\'':
 				if c == '\'' {
@@ -171,7 +177,14 @@ func prescanYAML(filename string, src []byte) diag.Diagnostics {
 			case c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
 				i = len(line)
 			case c == '\'' || c == '"':
-				if i == indent || bytes.IndexByte([]byte(" [{,:-?"), line[i-1]) >= 0 {
+				// A quoted scalar starts where a scalar can: first on the
+				// line, or after ':', '-', '?', '[', '{' or ',' (and
+				// blanks). A quote inside a plain scalar ("it's") is text.
+				j := i - 1
+				for j >= 0 && (line[j] == ' ' || line[j] == '\t') {
+					j--
+				}
+				if j < indent || bytes.IndexByte([]byte("[{,:-?"), line[j]) >= 0 {
 					quote = c
 				}
 			case c == '[' || c == '{':
@@ -237,13 +250,13 @@ const maxNumberLit = 40
 // a manifest holds values, and nothing in it is evaluated.
 func prescanHCL(filename string, src []byte) diag.Diagnostics {
 	toks, _ := hclsyntax.LexConfig(src, filename, hcl.InitialPos)
-	depth := 0
+	depth, blocks := 0, 0
 	lines := newLineIndex(src)
 	at := func(t hclsyntax.Token) scanPos {
 		p := lines.fromByte(t.Range.Start.Byte)
 		return scanPos{p.Line, p.Column}
 	}
-	for _, t := range toks {
+	for i, t := range toks {
 		switch t.Type {
 		case hclsyntax.TokenNumberLit:
 			exp := 0
@@ -259,6 +272,11 @@ func prescanHCL(filename string, src []byte) diag.Diagnostics {
 				return at(t).diag(filename, fmt.Sprintf("the number %.20s is out of range", t.Bytes), "Ports, sizes and counts are small whole numbers.")
 			}
 		case hclsyntax.TokenOBrace, hclsyntax.TokenOBrack, hclsyntax.TokenOParen, hclsyntax.TokenOQuote, hclsyntax.TokenOHeredoc:
+			if depth == 0 && t.Type == hclsyntax.TokenOBrace {
+				if blocks++; blocks > maxItems {
+					return at(t).diag(filename, fmt.Sprintf("more than %d blocks", maxItems), "Put that many hosts in a hostsFile.")
+				}
+			}
 			depth++
 			if depth > maxDepth {
 				return at(t).diag(filename, fmt.Sprintf("nesting deeper than %d levels", maxDepth), "")
@@ -266,6 +284,17 @@ func prescanHCL(filename string, src []byte) diag.Diagnostics {
 		case hclsyntax.TokenCBrace, hclsyntax.TokenCBrack, hclsyntax.TokenCParen, hclsyntax.TokenCQuote, hclsyntax.TokenCHeredoc:
 			if depth > 0 {
 				depth--
+			}
+		case hclsyntax.TokenBang, hclsyntax.TokenStar, hclsyntax.TokenQuestion, hclsyntax.TokenEllipsis,
+			hclsyntax.TokenPlus, hclsyntax.TokenSlash, hclsyntax.TokenPercent, hclsyntax.TokenAnd, hclsyntax.TokenOr:
+			// Operators are never values; a long chain of them would
+			// recurse in the parser.
+			return at(t).diag(filename, fmt.Sprintf("the operator %q is not supported", t.Bytes),
+				"A manifest holds plain values: nothing in it is evaluated.")
+		case hclsyntax.TokenMinus:
+			if i+1 >= len(toks) || toks[i+1].Type != hclsyntax.TokenNumberLit {
+				return at(t).diag(filename, "a '-' that is not the sign of a number",
+					"A manifest holds plain values: nothing in it is evaluated.")
 			}
 		case hclsyntax.TokenTemplateInterp, hclsyntax.TokenTemplateControl:
 			return at(t).diag(filename, "template interpolations and directives are not supported",

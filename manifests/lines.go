@@ -10,16 +10,24 @@ import (
 type lineIndex struct {
 	src    []byte
 	starts []int // byte offset where each line starts
+	// nonASCII marks the lines with a byte >= 0x80: on the others a
+	// character column is the byte column, with no scan of the line (a
+	// long single-line manifest would otherwise be quadratic).
+	nonASCII map[int]bool
 }
 
 func newLineIndex(src []byte) lineIndex {
 	starts := []int{0}
+	nonASCII := map[int]bool{}
 	for i, b := range src {
-		if b == '\n' {
+		switch {
+		case b == '\n':
 			starts = append(starts, i+1)
+		case b >= 0x80:
+			nonASCII[len(starts)] = true
 		}
 	}
-	return lineIndex{src: src, starts: starts}
+	return lineIndex{src: src, starts: starts, nonASCII: nonASCII}
 }
 
 // rangeAt returns a range starting at line:col (1-based; col counts
@@ -41,11 +49,16 @@ func (l lineIndex) rangeAt(filename string, line, col, length int) diag.Range {
 		end = l.starts[line] - 1
 	}
 	text := l.src[start:end]
-	bcol := byteCol(text, col)
+	bcol, bend := col, col+length
+	if l.nonASCII[line] {
+		bcol = byteCol(text, col)
+	}
 	if bcol-1 > len(text) {
 		bcol = len(text) + 1
 	}
-	bend := byteCol(text[bcol-1:], length+1) + bcol - 1
+	if l.nonASCII[line] {
+		bend = byteCol(text[bcol-1:], length+1) + bcol - 1
+	}
 	if bend-1 > len(text) {
 		bend = len(text) + 1
 	}

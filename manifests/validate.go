@@ -29,6 +29,7 @@ type validator struct {
 	// missing file) is a warning (validate in CI, without production
 	// secrets).
 	secretsOptional bool
+	seen            map[diag.Diagnostic]bool
 	// written reports whether the manifest set the value at path.
 	written func(path string) bool
 	// where names the source position of a path, "file:line:col".
@@ -44,13 +45,16 @@ func (v *validator) warnf(path, detail, format string, args ...any) {
 	v.add(diag.Diagnostic{Severity: diag.Warning, Summary: fmt.Sprintf(format, args...), Detail: detail, Path: path})
 }
 
-// add skips exact repeats (a default shared by many machines).
+// add skips exact repeats (a default shared by many machines), in
+// constant time: thousands of hosts may each report one.
 func (v *validator) add(d diag.Diagnostic) {
-	for _, old := range v.diags {
-		if old == d {
-			return
-		}
+	if v.seen == nil {
+		v.seen = map[diag.Diagnostic]bool{}
 	}
+	if v.seen[d] {
+		return
+	}
+	v.seen[d] = true
 	v.diags = append(v.diags, d)
 }
 

@@ -43,8 +43,9 @@ func (e *Env) Lock(ctx context.Context, h LockHolder, wait time.Duration) (Unloc
 	}
 	closeAll := func() { conn.Close(); lockDB.Close() }
 	var got sql.NullInt64
-	// GET_LOCK waits on the server, up to wait (whole seconds).
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", e.lockName(), int64(wait/time.Second)).Scan(&got); err != nil {
+	// GET_LOCK waits on the server, up to wait (whole seconds, rounded up).
+	secs := int64((wait + time.Second - 1) / time.Second) // a part of a second waits one
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", e.lockName(), secs).Scan(&got); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("lock %q: %w", e.lockName(), err)
 	}

@@ -142,18 +142,17 @@ func (s *haRetire) Probe(ctx context.Context) (engine.State, error) {
 	}
 	// A resize restarts every node anyway (and is refused while one does
 	// not answer); otherwise the nodes that keep running must hold a
-	// quorum once the departed ones stop.
+	// quorum once the departed ones stop. A resize is told by how the
+	// running nodes were started, not by the scripts they hold: the
+	// re-check just before this step's Apply comes after script.generate
+	// wrote the new script.
 	f, err := s.env.scripts(ctx)
 	if err != nil || s.env.resize(f) != 0 {
 		return st, err
 	}
 	var running, silent []string
 	for _, n := range s.env.c.Nodes {
-		r, err := s.env.runner(ctx, nodeTarget(n))
-		var status string
-		if err == nil {
-			status, _, err = containerStatus(ctx, r, layout.HA)
-		}
+		hs, err := s.env.haState(ctx, n)
 		if _, down := engine.IsUnreachable(err); down {
 			silent = append(silent, n.Name)
 			continue
@@ -161,7 +160,10 @@ func (s *haRetire) Probe(ctx context.Context) (engine.State, error) {
 		if err != nil {
 			return nil, err
 		}
-		if status == "running" {
+		if s.env.resizing(hs) || otherScript(hs) {
+			return st, nil // every node restarts with the new script
+		}
+		if hs.Container == "running" {
 			running = append(running, n.Name)
 		}
 	}

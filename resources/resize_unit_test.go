@@ -136,6 +136,17 @@ func systemHA(ips ...string) http.Handler {
 	})
 }
 
+// resizing makes rs1's start record name another size than the manifest's
+// (a resize under way, as the re-check after script.generate sees it).
+var resizing bool
+
+func rs1Started(started string) string {
+	if resizing {
+		return strings.Replace(started, `"cluster_size":3`, `"cluster_size":5`, 1)
+	}
+	return started
+}
+
 // Stopping a machine that left the manifest is refused, with the
 // arithmetic, when the nodes that keep running would be fewer than a
 // quorum; with enough of them running it is planned.
@@ -147,12 +158,16 @@ func TestRetireKeepsAQuorum(t *testing.T) {
 		}
 		serveOn(t, r.host("rs1"), layout.HAAPIPort, systemHA("10.0.0.11", "10.0.0.12", "10.0.0.14"))
 		r.host("old node 10.0.0.14").On(inspectContainer(layout.HA)).Stdout("running rancher/server:v1.0.1\n")
-		r.host("rs1").On(inspectContainer(layout.HA)).Stdout("running rancher/server:v1.0.1\n")
+		started := `{"script_digest":"` + digest(unitScript) + `","cluster_size":3}`
+		haStartNode(r, "rs1", "running rancher/server:v1.0.1", rs1Started(started), "")
 		for n, st := range map[string]string{"rs2": rs2, "rs3": rs3} {
-			if st == "silent" {
+			switch {
+			case st == "silent":
 				r.fleet.Unreachable(n)
-			} else {
-				r.host(n).On(inspectContainer(layout.HA)).Stdout(st + "\n")
+			case st == "absent":
+				haStartNode(r, n, st, "", "")
+			default:
+				haStartNode(r, n, st, started, "")
 			}
 		}
 		return r
@@ -161,6 +176,15 @@ func TestRetireKeepsAQuorum(t *testing.T) {
 		r := setup(t, "running rancher/server:v1.0.1", "absent")
 		c := planned(t, r.plan(r.graph("ha.retire")), "ha.retire")
 		if c.Action != plans.Delete || !strings.Contains(c.Reason, "stop rancher-ha on 10.0.0.14") {
+			t.Errorf("%s %q", c.Action, c.Reason)
+		}
+	})
+	t.Run("a resize under way restarts every node: no quorum to keep", func(t *testing.T) {
+		resizing = true
+		defer func() { resizing = false }()
+		r := setup(t, "silent", "absent")
+		c := planned(t, r.plan(r.graph("ha.retire")), "ha.retire")
+		if c.Action != plans.Delete {
 			t.Errorf("%s %q", c.Action, c.Reason)
 		}
 	})

@@ -93,14 +93,15 @@ func (f *scriptFacts) source() string {
 
 // resize is the cluster size the cluster's script was generated for, when
 // the manifest's node count differs from it and nothing else of the
-// script's inputs changed: a resize, which haplan does with a new script
+// script's inputs changed but the certificate (the new script carries the
+// manifest's): a resize, which haplan does with a new script
 // from the running cluster and a restart of every node
 // (docs/rancher-1.0-ha.md section 9). 0 when there is no resize.
 func (e *Env) resize(f *scriptFacts) int {
 	got, ok := f.Params[f.source()]
 	want := e.wantParams()
-	if !ok || got.ClusterSize == want.ClusterSize || got.RegistrationURL != want.RegistrationURL || got.CertDigest != want.CertDigest {
-		return 0
+	if !ok || got.ClusterSize == want.ClusterSize || got.RegistrationURL != want.RegistrationURL {
+		return 0 // a new certificate alone: script.generate warns
 	}
 	return got.ClusterSize
 }
@@ -197,7 +198,7 @@ func (s *scriptGenerate) Probe(ctx context.Context) (engine.State, error) {
 		return nil, &ResizeError{From: from, To: len(s.env.c.Nodes), Silent: f.unreadable()}
 	}
 	if got, ok := f.Params[f.source()]; ok {
-		if want := s.env.wantParams(); got.RegistrationURL != want.RegistrationURL || got.CertDigest != want.CertDigest {
+		if want := s.env.wantParams(); got.RegistrationURL != want.RegistrationURL {
 			return nil, &ScriptParamsError{Got: got, Want: want}
 		}
 	}
@@ -213,15 +214,8 @@ func (s *scriptGenerate) Probe(ctx context.Context) (engine.State, error) {
 type ScriptParamsError struct{ Got, Want scriptParams }
 
 func (e *ScriptParamsError) Error() string {
-	var what []string
-	if e.Got.RegistrationURL != e.Want.RegistrationURL {
-		what = append(what, fmt.Sprintf("its registration URL is %s, the manifest says %s", e.Got.RegistrationURL, e.Want.RegistrationURL))
-	}
-	if e.Got.CertDigest != e.Want.CertDigest {
-		what = append(what, fmt.Sprintf("its certificate is %s, the manifest says %s", certLabel(e.Got), certLabel(e.Want)))
-	}
-	return fmt.Sprintf("the running cluster's rancher-ha.sh does not match the manifest: %s. haplan does not change these under a running cluster (every host is bound to the URL it registered with): set them back, or build a new cluster and move the hosts",
-		strings.Join(what, "; "))
+	return fmt.Sprintf("the running cluster's rancher-ha.sh does not match the manifest: its registration URL is %s, the manifest says %s. haplan does not change it under a running cluster (every host is bound to the URL it registered with): set it back, or build a new cluster and move the hosts",
+		e.Got.RegistrationURL, e.Want.RegistrationURL)
 }
 
 // ResizeError refuses a resize while nodes of the manifest do not answer:
@@ -260,7 +254,7 @@ func (s *scriptGenerate) Diff(cur engine.State) plans.Change {
 			plans.Detail{Name: "certificate", New: certLabel(want)})
 	}
 	if from := s.env.resize(f); from != 0 {
-		return s.change(plans.Replace, fmt.Sprintf("resize from %d to %s: a new rancher-ha.sh from createscript on the running cluster's API (same URL and certificate, cluster size %d), written to every node; every node then restarts with it (ha.stop, ha.start): the Rancher server is down during this",
+		return s.change(plans.Replace, fmt.Sprintf("resize from %d to %s: a new rancher-ha.sh from createscript on the running cluster's API (same URL, the manifest's certificate, cluster size %d), written to every node; every node then restarts with it (ha.stop, ha.start): the Rancher server is down during this",
 			from, nodeCount(want.ClusterSize), want.ClusterSize),
 			plans.Detail{Name: "clusterSize", Old: strconv.Itoa(from), New: strconv.Itoa(want.ClusterSize)},
 			plans.Detail{Name: "script", Old: short(st.Digest[src]), New: "(new)", Sensitive: true})
@@ -280,6 +274,10 @@ func (s *scriptGenerate) Diff(cur engine.State) plans.Change {
 	}
 	if len(st.Unreadable) > 0 {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("rancher-ha.sh not checked on %s: it did not answer (a later plan checks it)", strings.Join(st.Unreadable, ", ")))
+	}
+	if got, ok := st.Params[src]; ok && got.CertDigest != want.CertDigest {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("the cluster's rancher-ha.sh carries %s, the manifest now says %s: the nodes serve the old one until the script is made again, which haplan does only with a resize for now (a new script has a new encryption key: every node restarts with it)",
+			certLabel(got), certLabel(want)))
 	}
 	return c
 }

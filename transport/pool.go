@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -368,9 +369,14 @@ func (p *Pool) dialOnce(ctx context.Context, c Config) (*Client, error) {
 		var hke *HostKeyError
 		first := peek.first()
 		switch {
-		case len(first) > 0 && !bytes.Contains(first, []byte("SSH-")) && !hk.passed && ctx.Err() == nil:
+		case len(first) > 0 && !bytes.Contains(first, []byte("SSH-")) && !hk.passed && ctx.Err() == nil && notSSH(first):
 			// The port answered, in another protocol.
 			return nil, &NotSSHError{Host: c.Host, Address: addr, Got: first}
+		case len(first) > 0 && !bytes.Contains(first, []byte("SSH-")) && !hk.passed && ctx.Err() == nil:
+			// A line of text before any version: OpenSSH says "Not
+			// allowed at this time" when MaxStartups or its penalties
+			// refuse the connection. Worth another attempt.
+			return nil, &transientError{fmt.Errorf("ssh handshake with %s: the server said %s", addr, strconv.QuoteToASCII(strings.TrimSpace(string(first))))}
 		case timedOut && len(first) == 0:
 			return nil, &transientError{fmt.Errorf("ssh handshake with %s: no answer within %s (the port takes connections but says nothing: is it an SSH server?)", addr, timeout)}
 		case timedOut:
@@ -413,6 +419,21 @@ func permanent(err error) bool {
 	var ae *AuthError
 	var ns *NotSSHError
 	return errors.As(err, &hk) || errors.As(err, &ae) || errors.As(err, &ns)
+}
+
+// notSSH reports first bytes that no SSH server sends before its version
+// line: binary data (a database's greeting) or an HTTP status line.
+// Plain text lines may be a refusal of a real sshd.
+func notSSH(first []byte) bool {
+	if bytes.HasPrefix(first, []byte("HTTP/")) {
+		return true
+	}
+	for _, b := range first {
+		if (b < 0x20 && b != '\r' && b != '\n' && b != '\t') || b >= 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // peekConn keeps the first bytes the server sends, to tell a server of

@@ -59,6 +59,9 @@ func (a *app) apply(ctx context.Context, args []string) int {
 	case pf.parallelism < 1:
 		fmt.Fprintln(a.stderr, "haplan apply: --parallelism must be at least 1")
 		return exitError
+	case pf.lockWait < 0:
+		fmt.Fprintln(a.stderr, "haplan apply: --lock-timeout must not be negative")
+		return exitError
 	case len(pos) == 1 && len(pf.targets) > 0:
 		fmt.Fprintln(a.stderr, "haplan apply: --target cannot be combined with a plan file (target when making the plan)")
 		return exitError

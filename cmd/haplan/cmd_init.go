@@ -51,10 +51,11 @@ func (a *app) init(_ context.Context, args []string) int {
 			*dst = def
 			return nil
 		}
+		// Questions on stderr: with -o - the manifest is stdout.
 		if def != "" {
-			fmt.Fprintf(a.stdout, "%s [%s]: ", question, def)
+			fmt.Fprintf(a.stderr, "%s [%s]: ", question, def)
 		} else {
-			fmt.Fprintf(a.stdout, "%s: ", question)
+			fmt.Fprintf(a.stderr, "%s: ", question)
 		}
 		line, err := in.ReadString('\n')
 		if err != nil && line == "" {
@@ -193,10 +194,13 @@ hosts:
 `))
 
 func renderInit(ans initAnswers) (string, error) {
-	for _, v := range []string{ans.Name, ans.URL, ans.DBHost, ans.LB} {
-		if strings.ContainsAny(v, "\n#{}[],:'\"") && !strings.HasPrefix(v, "https://") && !strings.HasPrefix(v, "http://") {
+	for _, v := range []string{ans.Name, ans.DBHost, ans.LB} {
+		if strings.ContainsAny(v, "\n\r#{}[],:'\" ") {
 			return "", fmt.Errorf("%q: not a name or address", v)
 		}
+	}
+	if strings.ContainsAny(ans.URL, "\n\r#{}[],'\" ") {
+		return "", fmt.Errorf("%q: not a URL", ans.URL)
 	}
 	for _, m := range append(append([]machine{}, ans.Nodes...), ans.Hosts...) {
 		if strings.ContainsAny(m.Name+m.Address, "\n#{}[],'\" ") {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/haplan/haplan/diag"
+	"github.com/haplan/haplan/plans"
 )
 
 // planFlags are the options every command that reads the manifest shares
@@ -67,9 +70,46 @@ func (po planOptions) render(r *run) error {
 	case "json":
 		return renderJSON(r.o.out, r.plan)
 	case "markdown":
-		return renderMarkdown(r.o.out, r.plan)
+		return renderMarkdown(r.o.out, visiblePlan(r.plan))
 	}
-	return renderText(r.o.out, r.plan, textOptions{Color: r.a.color(r.a.stdoutTTY), ShowUnchanged: po.showUnchanged})
+	return renderText(r.o.out, visiblePlan(r.plan), textOptions{Color: r.a.color(r.a.stdoutTTY), ShowUnchanged: po.showUnchanged})
+}
+
+// visiblePlan is p with every text escaped for a terminal (diag.Visible):
+// a plan file from a pull request, or a hand-edited haproxy.cfg in a
+// diff, must not drive the reader's terminal.
+func visiblePlan(p *plans.Plan) *plans.Plan {
+	v := diag.Visible
+	out := *p
+	out.Cluster = v(p.Cluster)
+	out.Changes = make([]plans.Change, len(p.Changes))
+	for i, c := range p.Changes {
+		c.Addr, c.Kind, c.Host, c.Reason, c.Unreachable = v(c.Addr), v(c.Kind), v(c.Host), v(c.Reason), v(c.Unreachable)
+		ws := make([]string, len(c.Warnings))
+		for j, w := range c.Warnings {
+			ws[j] = v(w)
+		}
+		c.Warnings = ws
+		ds := make([]plans.Detail, len(c.Details))
+		for j, d := range c.Details {
+			d.Name, d.Old, d.New = v(d.Name), v(d.Old), v(d.New)
+			diff := make([]string, len(d.Diff))
+			for k, l := range d.Diff {
+				diff[k] = v(l)
+			}
+			if d.Diff == nil {
+				diff = nil
+			}
+			d.Diff = diff
+			ds[j] = d
+		}
+		if c.Details == nil {
+			ds = nil
+		}
+		c.Details = ds
+		out.Changes[i] = c
+	}
+	return &out
 }
 
 // save writes the plan to --out, and says how to apply it.

@@ -164,7 +164,7 @@ func TestInit(t *testing.T) {
 	var outb, errb strings.Builder
 	a := &app{stdin: strings.NewReader("lab\n10.0.0.11\n10.0.0.20\n10.0.0.10\n"), stdout: &outb, stderr: &errb, stdinTTY: true,
 		getenv: func(string) string { return "" }, now: time.Now}
-	if code := a.run(context.Background(), []string{"init", "-o", "-"}); code != 0 || !strings.Contains(outb.String(), "Cluster name [rancher]: ") || !strings.Contains(outb.String(), "name: lab\n") || !strings.Contains(outb.String(), "  - {name: rs1, address: 10.0.0.11}") {
+	if code := a.run(context.Background(), []string{"init", "-o", "-"}); code != 0 || !strings.Contains(errb.String(), "Cluster name [rancher]: ") || strings.Contains(outb.String(), "Cluster name") || !strings.HasPrefix(outb.String(), "# Written by 'haplan init'") || !strings.Contains(outb.String(), "name: lab\n") || !strings.Contains(outb.String(), "  - {name: rs1, address: 10.0.0.11}") {
 		t.Errorf("init on a terminal: exit %d\n%s\n%s", code, outb.String(), errb.String())
 	}
 }
