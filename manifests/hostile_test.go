@@ -48,6 +48,7 @@ func TestHostileInput(t *testing.T) {
 		{"HCL sign chain", "c.hcl", "x = " + rep("-", 400000) + "1\n", "error: a '-' that is not the sign of a number"},
 		{"HCL splat chain", "c.hcl", "x = a" + rep("[*]", 100000) + "\n", `error: the operator "*" is not supported`},
 		{"HCL 100,000 blocks", "c.hcl", rep("node {}\n", 100000), "error: more than 20000 blocks"},
+		{"19,000 wrong items on one non-ASCII line", "c.yaml", "name: \"\u00e9\"\nnodes: [" + strings.TrimSuffix(rep("\"\u00e9x\", ", 19000), ", ") + "]\n", "error: "},
 		{"HCL for expressions", "c.hcl", "name = \"x\"\nnodes = " + rep("[for a in ", 6) + "[1,2,3]" + rep(": a]", 6) + "\n", "c.hcl:2:9: error: only literal values are allowed"},
 		{"HCL template directive", "c.hcl", "name = \"%{for a in [1,2]}${a}%{endfor}\"\n", "c.hcl:1:9: error: template interpolations and directives are not supported"},
 		{"HCL interpolation", "c.hcl", "name = \"${file(\"/etc/passwd\")}\"\n", "c.hcl:1:9: error: template interpolations and directives are not supported"},

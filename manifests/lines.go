@@ -1,8 +1,6 @@
 package manifests
 
 import (
-	"unicode/utf8"
-
 	"github.com/haplan/haplan/diag"
 )
 
@@ -14,6 +12,9 @@ type lineIndex struct {
 	// character column is the byte column, with no scan of the line (a
 	// long single-line manifest would otherwise be quadratic).
 	nonASCII map[int]bool
+	// runeStarts caches, per non-ASCII line, the byte offset of each of
+	// its characters: one scan per line, however many columns are asked.
+	runeStarts map[int][]int
 }
 
 func newLineIndex(src []byte) lineIndex {
@@ -27,7 +28,7 @@ func newLineIndex(src []byte) lineIndex {
 			nonASCII[len(starts)] = true
 		}
 	}
-	return lineIndex{src: src, starts: starts, nonASCII: nonASCII}
+	return lineIndex{src: src, starts: starts, nonASCII: nonASCII, runeStarts: map[int][]int{}}
 }
 
 // rangeAt returns a range starting at line:col (1-based; col counts
@@ -51,13 +52,23 @@ func (l lineIndex) rangeAt(filename string, line, col, length int) diag.Range {
 	text := l.src[start:end]
 	bcol, bend := col, col+length
 	if l.nonASCII[line] {
-		bcol = byteCol(text, col)
+		offs, ok := l.runeStarts[line]
+		if !ok {
+			for i := range string(text) {
+				offs = append(offs, i)
+			}
+			l.runeStarts[line] = offs
+		}
+		at := func(c int) int { // 1-based character column to byte column
+			if c-1 < len(offs) {
+				return offs[c-1] + 1
+			}
+			return len(text) + 1 + (c - 1 - len(offs))
+		}
+		bcol, bend = at(col), at(col+length)
 	}
 	if bcol-1 > len(text) {
 		bcol = len(text) + 1
-	}
-	if l.nonASCII[line] {
-		bend = byteCol(text[bcol-1:], length+1) + bcol - 1
 	}
 	if bend-1 > len(text) {
 		bend = len(text) + 1
@@ -67,19 +78,6 @@ func (l lineIndex) rangeAt(filename string, line, col, length int) diag.Range {
 		Start:    diag.Pos{Line: line, Column: bcol, Byte: start + bcol - 1},
 		End:      diag.Pos{Line: line, Column: bend, Byte: start + bend - 1},
 	}
-}
-
-// byteCol converts a 1-based character column on text to a byte column.
-func byteCol(text []byte, col int) int {
-	b := 0
-	for i := 1; i < col; i++ {
-		if b >= len(text) {
-			return b + 1 + (col - i - 1)
-		}
-		_, size := utf8.DecodeRune(text[b:])
-		b += size
-	}
-	return b + 1
 }
 
 // fromByte returns the position of a byte offset (clamped to the source).

@@ -152,8 +152,12 @@ func (l Loader) LoadBytes(filename string, src []byte, dir string) (*Cluster, di
 		written: func(p string) bool { _, ok := d.pos[p]; return ok },
 		where:   func(p string) string { return d.rangeFor(p).String() }}
 	v.validate(c, hostPaths)
+	failed := make(map[string]bool, len(d.failed))
+	for _, f := range d.failed {
+		failed[f] = true
+	}
 	for _, vd := range v.diags {
-		if covered(vd.Path, d.failed) {
+		if covered(vd.Path, failed) {
 			continue // a decode error already explains this
 		}
 		r := d.rangeFor(vd.Path)
@@ -225,13 +229,18 @@ func parentPath(p string) string {
 	return p[:i]
 }
 
-func covered(path string, failed []string) bool {
-	for _, f := range failed {
-		if path == f || strings.HasPrefix(path, f+".") || strings.HasPrefix(path, f+"[") {
+// covered reports a path that is, or lies under, one whose decoding
+// failed: looked up for the path and each of its parents, not by a scan of
+// every failure (thousands of hosts may each have one).
+func covered(path string, failed map[string]bool) bool {
+	for p := path; ; p = parentPath(p) {
+		if failed[p] {
 			return true
 		}
+		if p == "" {
+			return false
+		}
 	}
-	return false
 }
 
 // maxHostsFile bounds a hosts file: a few thousand hosts, not /dev/zero.
