@@ -678,6 +678,14 @@ func (s *agentRegister) looksActive(ctx context.Context, api *rancherapi.Client,
 				return false, "", fmt.Errorf("%s: the registration container exited with %s:\n%s", s.h.Name, code, logs)
 			}
 		}
+		// Until it has exited it may still be replacing rancher-agent
+		// (run.sh launch_agent removes the old one, then starts the new
+		// one): a host that was active and an old agent still running
+		// are not the end of the registration, and removing the
+		// container then would leave the host without an agent.
+		if err == nil && c.Status != "exited" && c.Status != "absent" {
+			return false, "the registration container is still running", nil
+		}
 	}
 	status, _, err := containerStatus(ctx, r, agentContainer)
 	if err != nil {
