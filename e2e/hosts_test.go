@@ -167,6 +167,53 @@ func checkHosts(t *testing.T, ctx context.Context, l *lab.Lab, key *apiKey) map[
 	return ids
 }
 
+// waitHostsHealthy waits until every lab agent host is one active,
+// connected Rancher host of "Default" with rancher-agent running, judged
+// through rs1's API and the machines (not by haplan), for at most limit.
+func waitHostsHealthy(t *testing.T, ctx context.Context, l *lab.Lab, limit time.Duration) {
+	t.Helper()
+	start := time.Now()
+	deadline := start.Add(limit)
+	for {
+		var bad []string
+		hs, err := envHosts(ctx, l, "Default", nil)
+		if err != nil {
+			bad = append(bad, err.Error())
+		}
+		for _, h := range hostsByRole(l, lab.RoleAgent) {
+			if err != nil {
+				break
+			}
+			got := labelled(hs, h.Name)
+			if len(got) != 1 || !got[0].healthy() {
+				bad = append(bad, fmt.Sprintf("%s: %+v", h.Name, got))
+				continue
+			}
+			if run := strings.TrimSpace(sh(t, ctx, l, h.Name, "docker inspect -f '{{.State.Running}}' rancher-agent 2>/dev/null || echo absent")); run != "true" {
+				bad = append(bad, fmt.Sprintf("%s: rancher-agent running = %s", h.Name, run))
+			}
+		}
+		if len(bad) == 0 {
+			if waited := time.Since(start); waited > time.Second {
+				t.Logf("the hosts were healthy again after %s", waited.Round(time.Second))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			var logs strings.Builder
+			for _, h := range hostsByRole(l, lab.RoleAgent) {
+				fmt.Fprintf(&logs, "--- %s: docker logs rancher-agent\n%s", h.Name, sh(t, ctx, l, h.Name, "docker logs --tail 10 rancher-agent 2>&1 || true"))
+			}
+			t.Fatalf("the hosts are not healthy %s after the apply:\n%s\n%s", limit, strings.Join(bad, "\n"), logs.String())
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // checkHostsJoin perturbs the registered hosts, one at a time, and checks
 // that each is planned as exactly its one change and converged by one
 // apply, judged on the API and the machines.
@@ -183,14 +230,25 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 		}
 		// The registration URL holds the token: no process list of the
 		// host may show it while haplan registers it.
+		// The sampler must be able to see haplan's sessions on h2 at
+		// all, or finding no token proves nothing. haplan's own sessions
+		// there are short (the registration goes through the Docker
+		// Engine API), so its last one, removing the registration
+		// container, is held for two seconds: twenty sampling periods.
+		removeShim := shim(t, ctx, l, "h2", "docker", pauseShim("docker", "/usr/bin/docker", "rm", 2))
 		sm := sampleProcesses(l, []string{"h2"}, 100*time.Millisecond, registrationTokens(t, ctx, l, "Default")...)
-		if r := haplan(t, ctx, "apply", "-f", manifest, "--auto-approve"); r.code != 0 {
-			sm.finish()
+		r := haplan(t, ctx, "apply", "-f", manifest, "--auto-approve")
+		samples, session, found := sm.finish()
+		paused := strings.TrimSpace(sh(t, ctx, l, "h2", "cat /tmp/haplan-shim-docker.entered 2>/dev/null || true"))
+		removeShim()
+		if r.code != 0 {
 			t.Fatalf("apply: exit %d", r.code)
 		}
-		samples, session, found := sm.finish()
-		if !session {
-			t.Errorf("%d samples of h2 and none caught haplan's session: the sampling proves nothing", samples)
+		switch {
+		case paused == "":
+			t.Errorf("haplan never ran docker rm on h2: the registration container was not removed")
+		case !session:
+			t.Errorf("%d samples of h2 and none caught haplan's session, held for 2 s in docker rm: the sampling proves nothing", samples)
 		}
 		for _, f := range found {
 			t.Errorf("h2's process list shows the registration token: %s", f)

@@ -370,6 +370,19 @@ exec %[3]s "$@"
 `, cond, name, real)
 }
 
+// pauseShim makes every `name ARG1` with ARG1 = trigger record itself (in
+// /tmp/haplan-shim-NAME.entered) and wait secs seconds before it runs the
+// real command; every other call runs the real command at once.
+func pauseShim(name, real, trigger string, secs int) string {
+	return fmt.Sprintf(`#!/bin/sh
+if [ "$1" = %[1]s ]; then
+  echo "$$" >> /tmp/haplan-shim-%[2]s.entered
+  sleep %[3]d
+fi
+exec %[4]s "$@"
+`, trigger, name, secs, real)
+}
+
 // armShim installs a sleep shim that blocks once.
 func armShim(t *testing.T, ctx context.Context, l *lab.Lab, host, name, real, trigger string) func() {
 	t.Helper()
