@@ -33,6 +33,7 @@ const (
 	labelImage      = "haplan.lab.image"
 	labelSpec       = "haplan.lab.spec"
 	maxAgentHosts   = 1000
+	maxSpares       = 4
 )
 
 // Role is what a lab host is for.
@@ -45,15 +46,20 @@ const (
 	RoleLB       Role = "lb"
 	RoleNode     Role = "node"  // a Rancher server node: sshd + dockerd
 	RoleAgent    Role = "agent" // a host that joins Rancher: sshd + dockerd
+	// RoleSpare is a machine like a node (sshd + dockerd) that is not in
+	// the lab's manifest: what an operator adds when a cluster grows or a
+	// dead node is replaced by a machine at another address.
+	RoleSpare Role = "spare"
 )
 
 // HasSSH reports whether hosts of this role run sshd.
-func (r Role) HasSSH() bool { return r == RoleLB || r == RoleNode || r == RoleAgent }
+func (r Role) HasSSH() bool { return r == RoleLB || r.HasDockerd() }
 
 // HasDockerd reports whether hosts of this role run their own dockerd (with
-// the lab registry as mirror, /var/lib/docker on a volume): server nodes,
-// and agent hosts, where the registration command runs rancher/agent.
-func (r Role) HasDockerd() bool { return r == RoleNode || r == RoleAgent }
+// the lab registry as mirror, /var/lib/docker on a volume): server nodes
+// and spares, and agent hosts, where the registration command runs
+// rancher/agent.
+func (r Role) HasDockerd() bool { return r == RoleNode || r == RoleSpare || r == RoleAgent }
 
 // Host is one container of the lab.
 type Host struct {
@@ -67,6 +73,10 @@ type Host struct {
 type Options struct {
 	Nodes int // Rancher server nodes: 1, 3 or 5
 	Hosts int // agent hosts: 0..1000
+	// Spares are machines like nodes outside the manifest, named and
+	// addressed after the nodes (rs4, rs5 at 10.213.1.4, .5 with three
+	// nodes): 0..maxSpares.
+	Spares int
 	// Dir is the output directory (lab/out). Empty means DefaultDir().
 	Dir string
 	// RepoRoot is the module root, where lab/standin/build.sh lives. Empty
@@ -82,6 +92,9 @@ func (o Options) Validate() error {
 	case 1, 3, 5:
 	default:
 		return fmt.Errorf("nodes must be 1, 3 or 5, not %d: %w", o.Nodes, ErrInvalidOptions)
+	}
+	if o.Spares < 0 || o.Spares > maxSpares {
+		return fmt.Errorf("spares must be 0..%d, not %d: %w", maxSpares, o.Spares, ErrInvalidOptions)
 	}
 	if o.Hosts < 0 || o.Hosts > maxAgentHosts {
 		return fmt.Errorf("hosts must be 0..%d, not %d: %w", maxAgentHosts, o.Hosts, ErrInvalidOptions)
@@ -109,7 +122,7 @@ func AgentIP(i int) netip.Addr {
 }
 
 // Layout returns the hosts of a lab of the given size, in a stable order:
-// registry, db, lb, nodes, agent hosts.
+// registry, db, lb, nodes, spares, agent hosts.
 func Layout(o Options) []Host {
 	hs := []Host{
 		{Name: "registry", Role: RoleRegistry, IP: "10.213.0.2"},
@@ -118,6 +131,9 @@ func Layout(o Options) []Host {
 	}
 	for i := 1; i <= o.Nodes; i++ {
 		hs = append(hs, Host{Name: NodeName(i), Role: RoleNode, IP: NodeIP(i).String()})
+	}
+	for i := o.Nodes + 1; i <= o.Nodes+o.Spares; i++ {
+		hs = append(hs, Host{Name: NodeName(i), Role: RoleSpare, IP: NodeIP(i).String()})
 	}
 	for i := 1; i <= o.Hosts; i++ {
 		hs = append(hs, Host{Name: AgentName(i), Role: RoleAgent, IP: AgentIP(i).String()})

@@ -38,7 +38,7 @@ func TestAgentIP(t *testing.T) {
 }
 
 func TestLayout(t *testing.T) {
-	got := Layout(Options{Nodes: 3, Hosts: 2})
+	got := Layout(Options{Nodes: 3, Spares: 2, Hosts: 2})
 	want := []Host{
 		{Name: "registry", Role: RoleRegistry, IP: "10.213.0.2", Container: "haplan-lab-registry"},
 		{Name: "db", Role: RoleDB, IP: "10.213.0.3", Container: "haplan-lab-db"},
@@ -46,6 +46,8 @@ func TestLayout(t *testing.T) {
 		{Name: "rs1", Role: RoleNode, IP: "10.213.1.1", Container: "haplan-lab-rs1"},
 		{Name: "rs2", Role: RoleNode, IP: "10.213.1.2", Container: "haplan-lab-rs2"},
 		{Name: "rs3", Role: RoleNode, IP: "10.213.1.3", Container: "haplan-lab-rs3"},
+		{Name: "rs4", Role: RoleSpare, IP: "10.213.1.4", Container: "haplan-lab-rs4"},
+		{Name: "rs5", Role: RoleSpare, IP: "10.213.1.5", Container: "haplan-lab-rs5"},
 		{Name: "h1", Role: RoleAgent, IP: "10.213.2.1", Container: "haplan-lab-h1"},
 		{Name: "h2", Role: RoleAgent, IP: "10.213.2.2", Container: "haplan-lab-h2"},
 	}
@@ -56,7 +58,7 @@ func TestLayout(t *testing.T) {
 
 func TestLayoutAddressesUnique(t *testing.T) {
 	seen := map[string]string{}
-	for _, h := range Layout(Options{Nodes: 5, Hosts: maxAgentHosts}) {
+	for _, h := range Layout(Options{Nodes: 5, Spares: maxSpares, Hosts: maxAgentHosts}) {
 		if other, ok := seen[h.IP]; ok {
 			t.Fatalf("%s and %s share %s", other, h.Name, h.IP)
 		}
@@ -77,6 +79,9 @@ func TestOptionsValidate(t *testing.T) {
 		{"no nodes", Options{Nodes: 0}, true},
 		{"negative hosts", Options{Nodes: 3, Hosts: -1}, true},
 		{"too many hosts", Options{Nodes: 3, Hosts: maxAgentHosts + 1}, true},
+		{"two spares", Options{Nodes: 3, Spares: 2, Hosts: 3}, false},
+		{"negative spares", Options{Nodes: 3, Spares: -1}, true},
+		{"too many spares", Options{Nodes: 3, Spares: maxSpares + 1}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -247,7 +247,7 @@ func waitDockerd(ctx context.Context, h Host) error {
 // ready waits until the services of a host answer.
 func ready(ctx context.Context, h Host) error {
 	switch h.Role {
-	case RoleNode, RoleAgent:
+	case RoleNode, RoleSpare, RoleAgent:
 		if err := waitSSH(ctx, h); err != nil {
 			return err
 		}

@@ -41,7 +41,7 @@ type manifestShape struct {
 
 func TestRenderManifest(t *testing.T) {
 	var m manifestShape
-	if err := yaml.Unmarshal(RenderManifest(Layout(Options{Nodes: 3, Hosts: 2})), &m); err != nil {
+	if err := yaml.Unmarshal(RenderManifest(Layout(Options{Nodes: 3, Spares: 2, Hosts: 2})), &m); err != nil {
 		t.Fatalf("rendered manifest is not YAML: %v", err)
 	}
 	if m.Name != "lab" || m.Rancher.Image != "rancher/server:v1.0.1" || m.Rancher.HostRegistrationURL != "https://10.213.0.4" {

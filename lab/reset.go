@@ -10,14 +10,15 @@ import (
 
 // ResetCluster removes everything haplan creates for a cluster in database
 // dbName, so the lab is as fresh as `haplab up` left it: the rancher-ha and
-// bootstrap containers, the server image and /var/lib/rancher on the nodes;
+// bootstrap containers, the server image and /var/lib/rancher on the nodes
+// and the spares (a test may have made a spare a node);
 // on the agent hosts the containers of the agent image (rancher-agent,
 // rancher-agent-state and the exited registration containers, all
 // labelled io.rancher.container.system by the image), the agent image and
 // /var/lib/rancher (the CA and the registration state); HAProxy's
 // configuration (stopped) on the LB; the database, which holds the
 // stand-in's tokens, agents and hosts too, and the application user at
-// every node address. Tests use it to start from scratch; `haplab reset`
+// every node and spare address. Tests use it to start from scratch; `haplab reset`
 // lets a person watch a full install again.
 func (l *Lab) ResetCluster(ctx context.Context, dbName string) error {
 	// Containers of the agent image, by its label and by name; a stopped
@@ -27,7 +28,7 @@ func (l *Lab) ResetCluster(ctx context.Context, dbName string) error {
 	for _, h := range l.Hosts {
 		var script string
 		switch h.Role {
-		case RoleNode:
+		case RoleNode, RoleSpare:
 			nodes = append(nodes, h)
 			script = agents + "docker rm -f rancher-ha rancher-ha-agent haplan-bootstrap >/dev/null 2>&1; docker rmi -f " + l.RancherImage + " " + NextRancherImage + " " + AgentImage + " " + AgentInstanceImage + " >/dev/null 2>&1; rm -rf /var/lib/rancher; true"
 		case RoleAgent:

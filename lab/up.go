@@ -97,7 +97,7 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err := l.save(); err != nil {
 		return nil, err
 	}
-	logf("lab up in %s: %d nodes, %d hosts; manifest %s", time.Since(start).Round(100*time.Millisecond), o.Nodes, o.Hosts, l.Manifest)
+	logf("lab up in %s: %d nodes, %d spares, %d hosts; manifest %s", time.Since(start).Round(100*time.Millisecond), o.Nodes, o.Spares, o.Hosts, l.Manifest)
 	return l, nil
 }
 
@@ -152,7 +152,7 @@ func ensureNetwork(ctx context.Context, logf func(string, ...any)) error {
 	return nil
 }
 
-// removeSurplus removes nodes and agent hosts beyond the requested size.
+// removeSurplus removes nodes, spares and agent hosts beyond the requested size.
 func removeSurplus(ctx context.Context, existing map[string]containerInfo, hosts []Host, logf func(string, ...any)) error {
 	want := map[string]bool{}
 	for _, h := range hosts {
@@ -161,7 +161,7 @@ func removeSurplus(ctx context.Context, existing map[string]containerInfo, hosts
 	var surplus, volumes []string
 	for name, c := range existing {
 		role := Role(c.Config.Labels[labelRole])
-		if !want[name] && (role == RoleNode || role == RoleAgent) {
+		if !want[name] && role.HasDockerd() {
 			surplus = append(surplus, name)
 			if role.HasDockerd() {
 				volumes = append(volumes, dockerVolume(Host{Container: name}))

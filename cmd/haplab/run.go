@@ -14,7 +14,9 @@ import (
 
 const usage = `usage: haplab <command> [flags]
 
-  up [--nodes 3] [--hosts 3]   build and start the lab (idempotent), write lab/out
+  up [--nodes 3] [--spares 2] [--hosts 3]
+                               build and start the lab (idempotent), write lab/out;
+                               spares are node machines outside the manifest
   down [--images]              remove the lab's containers, volumes, network and lab/out
   status                       one line per host
   reset                        remove the haplan cluster from the lab (containers, files,
@@ -42,6 +44,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "", "lab output directory (default lab/out)")
 	nodes := fs.Int("nodes", 3, "server nodes: 1, 3 or 5 (up)")
 	hosts := fs.Int("hosts", 3, "agent hosts (up)")
+	spares := fs.Int("spares", 2, "node machines outside the manifest, for growing and replacing (up)")
 	images := fs.Bool("images", false, "also remove the cached host image (down)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -49,7 +52,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(stdout, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
 	}
-	err := dispatch(ctx, cmd, fs.Args(), *dir, *nodes, *hosts, *images, stdout, logf)
+	err := dispatch(ctx, cmd, fs.Args(), *dir, lab.Options{Nodes: *nodes, Spares: *spares, Hosts: *hosts, Dir: *dir, Log: logf}, *images, stdout, logf)
 	var ce *lab.CommandError
 	switch {
 	case err == nil:
@@ -68,11 +71,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 var errUsage = errors.New("usage")
 
-func dispatch(ctx context.Context, cmd string, args []string, dir string, nodes, hosts int, images bool,
+func dispatch(ctx context.Context, cmd string, args []string, dir string, o lab.Options, images bool,
 	stdout io.Writer, logf func(string, ...any)) error {
 	switch cmd {
 	case "up":
-		l, err := lab.Up(ctx, lab.Options{Nodes: nodes, Hosts: hosts, Dir: dir, Log: logf})
+		l, err := lab.Up(ctx, o)
 		if err != nil {
 			return err
 		}
