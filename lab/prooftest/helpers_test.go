@@ -275,6 +275,7 @@ func haHosts(ctx context.Context, c *http.Client, projectsURL string) ([]string,
 		var hosts struct {
 			Data []struct {
 				State       string          `json:"state"`
+				AgentState  *string         `json:"agentState"`
 				Legacy      json.RawMessage `json:"agentIpAddress"`
 				IPAddresses []struct {
 					Address string `json:"address"`
@@ -292,7 +293,10 @@ func haHosts(ctx context.Context, c *http.Client, projectsURL string) ([]string,
 			if h.Legacy != nil {
 				return nil, fmt.Errorf("a host has agentIpAddress, which cattle v0.159.7 does not have")
 			}
-			if h.State == "active" && len(h.IPAddresses) > 0 {
+			// A node whose agent stopped reporting keeps its host, its
+			// agentState "reconnecting".
+			connected := h.AgentState == nil || *h.AgentState == "active"
+			if h.State == "active" && connected && len(h.IPAddresses) > 0 {
 				active = append(active, h.IPAddresses[0].Address)
 			}
 		}

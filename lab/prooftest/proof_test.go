@@ -733,11 +733,14 @@ func (p *proof) checkQuirks(ctx context.Context, caCert *x509.Certificate, lbIP 
 		leaf.DNSNames, leaf.IPAddresses, agentImage)
 }
 
-// waitHosts waits up to 40 s for the active System HA hosts to be want.
+// waitHosts waits up to 75 s for the active System HA hosts to be want:
+// a node whose agent stopped reporting turns "reconnecting" after the ping
+// budget, 6 failed pings 5 s apart plus the 15 s timeout (cattle v0.159.7
+// agent-server defaults.properties), and is then no active host here.
 func (p *proof) waitHosts(ctx context.Context, api string, want []string, what string) {
 	p.t.Helper()
 	var got []string
-	deadline := time.Now().Add(40 * time.Second)
+	deadline := time.Now().Add(75 * time.Second)
 	for time.Now().Before(deadline) {
 		var err error
 		if got, err = activeHAHosts(ctx, p.http, api); err == nil {

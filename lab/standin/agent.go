@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -19,9 +21,10 @@ const (
 	DefaultAgentImage = "rancher/agent:v1.0.1"
 	// agentContainer is the node's agent container.
 	agentContainer = "rancher-ha-agent"
-	// settingAgentPrefix + member uuid marks a member whose agent runs:
-	// the stand-in's bookkeeping for a connected System HA host.
-	settingAgentPrefix = "standin.agent."
+	// agentIdentityFile (in the etc dir) keeps the node's agent identity:
+	// the real agent keeps it in /var/lib/rancher/state, which the
+	// rancher-ha container does not mount.
+	agentIdentityFile = "standin-agent-identity"
 )
 
 // AgentLauncher keeps the node's agent container running.
@@ -67,21 +70,76 @@ func (n *node) agentImage(ctx context.Context) string {
 	return DefaultAgentImage
 }
 
-// keepAgent keeps the node's agent running and records whether it does.
-// A node whose agent cannot start (the image cannot be pulled, dockerd
-// refuses) never becomes an active host of System HA.
+// keepAgent keeps the node's agent running and, while it runs, reports
+// for it. A node whose agent cannot start (the image cannot be pulled,
+// dockerd refuses) never becomes a host of System HA; one whose agent
+// stops reporting (the node is dead) stays one, "reconnecting".
 func (n *node) keepAgent(ctx context.Context) {
 	img := n.agentImage(ctx)
 	err := n.o.Agent.Ensure(ctx, img, []string{"CATTLE_AGENT_IP=" + n.c.clusterIP})
-	if err != nil && ctx.Err() == nil {
-		n.o.Log.Printf("Can not launch agent right now: %v", err)
+	if err != nil {
+		if ctx.Err() == nil {
+			n.o.Log.Printf("Can not launch agent right now: %v", err)
+		}
+		return
 	}
-	key := settingAgentPrefix + n.member().UUID
-	if err == nil {
-		_ = n.store.SetSetting(ctx, key, "active")
-	} else {
-		_ = n.store.DeleteSetting(ctx, key)
+	if err := n.reportAgent(ctx); err != nil && ctx.Err() == nil {
+		n.o.Log.Printf("Failed to report the node's host: %v", err)
 	}
+}
+
+// reportAgent is what the node's connected agent does (cluster-manager
+// v0.1.4 service/cluster_service.go launchRancherAgent: rancher/agent
+// registered with System HA's registration token, CATTLE_AGENT_IP the
+// cluster IP): the server keeps the node as a host of System HA, created
+// on the agent's first report and pinged by the later ones; a host that
+// was removed has a deactivated agent, whose reports change nothing. The
+// stand-in reports on the agent's behalf, with the identity kept in the
+// etc dir, so the node is the same host across rancher-ha restarts.
+func (n *node) reportAgent(ctx context.Context) error {
+	id, err := n.agentIdentity()
+	if err != nil {
+		return err
+	}
+	return n.api.reportHAAgent(ctx, id, n.o.Hostname, n.c.clusterIP)
+}
+
+// reportHAAgent records one report of a node's agent with identity id:
+// its agent in System HA's account (made on the first report), then the
+// ping with the node's host.
+func (a *API) reportHAAgent(ctx context.Context, id, hostname, ip string) error {
+	access, secret, err := generateKeys()
+	if err != nil {
+		return err
+	}
+	ag := AgentRecord{Key: "ha-node:" + id, AccountID: systemHAProjectID, Access: access, Secret: secret, UUID: newUUID(),
+		Created: a.now().UnixMilli(), RegLife: lifecycle{State: "active"}, State: "active"}
+	if _, err := a.Registry.AddAgent(ctx, &ag); err != nil {
+		return err
+	}
+	if ag.State != "active" {
+		return nil
+	}
+	var ev pingEvent
+	ev.Name = "reply.ping"
+	ev.Data.Resources = []pingResource{
+		{Type: "host", UUID: id, Hostname: hostname},
+		{Type: "ipAddress", UUID: ip, Address: ip, HostUUID: id},
+	}
+	return a.recordPing(ctx, ag, ev)
+}
+
+// agentIdentity is the node's agent identity, made on first use.
+func (n *node) agentIdentity() (string, error) {
+	p := filepath.Join(n.o.EtcDir, agentIdentityFile)
+	if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b)), nil
+	}
+	id := newUUID()
+	if err := os.WriteFile(p, []byte(id+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
 // agentLoop keeps the agent running, looking every heartbeat.
@@ -96,19 +154,4 @@ func (n *node) agentLoop(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-}
-
-// connectedHosts keeps the members whose agent runs.
-func connectedHosts(ctx context.Context, store *Store, ms []Member) ([]Member, error) {
-	on, err := store.SettingsWithPrefix(ctx, settingAgentPrefix)
-	if err != nil {
-		return nil, err
-	}
-	var out []Member
-	for _, m := range ms {
-		if on[settingAgentPrefix+m.UUID] == "active" {
-			out = append(out, m)
-		}
-	}
-	return out, nil
 }

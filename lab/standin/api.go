@@ -30,10 +30,8 @@ type Backend interface {
 type API struct {
 	Store Backend
 	// DB is the server's own database config: dbHost and the script's DB lines.
-	DB DBConfig
-	// Hosts returns the live HA members for the "System HA" hosts view.
-	Hosts func(ctx context.Context) ([]Member, error)
-	Log   *log.Logger
+	DB  DBConfig
+	Log *log.Logger
 	// SettingsRefresh is how often the settings cache reloads on its own
 	// (DefaultSettingsRefresh when zero).
 	SettingsRefresh time.Duration

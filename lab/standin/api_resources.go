@@ -31,26 +31,6 @@ type project struct {
 	member bool
 }
 
-// host is a cattle host. v0.159.7 has no agentIpAddress field (it came
-// in v0.170, cattle cd03586e6): a host's address is an ipAddress resource
-// behind its ipAddresses link, embedded with ?include=ipAddresses (which
-// the UI always asks for: ui v1.0.5 models/host.js alwaysInclude,
-// displayIp = the first one's address).
-type host struct {
-	ID          string            `json:"id"`
-	Type        string            `json:"type"`
-	BaseType    string            `json:"baseType"`
-	Kind        string            `json:"kind"`
-	Name        *string           `json:"name"`
-	Hostname    string            `json:"hostname"`
-	State       string            `json:"state"`
-	AgentState  *string           `json:"agentState"`
-	AccountID   string            `json:"accountId"`
-	Links       map[string]string `json:"links"`
-	Actions     map[string]string `json:"actions"`
-	IPAddresses []ipAddress       `json:"ipAddresses,omitempty"`
-}
-
 // ipAddress is a cattle ipAddress resource.
 type ipAddress struct {
 	ID       string            `json:"id"`
@@ -192,15 +172,6 @@ func (a *API) projects(w http.ResponseWriter, r *http.Request, rest []string) {
 		switch {
 		case len(rest) == 1:
 			a.writeJSON(w, http.StatusOK, p)
-		case len(rest) == 2 && rest[1] == "hosts" && p.ID == systemHAProjectID:
-			a.onlyGet(w, r, func(w http.ResponseWriter, r *http.Request) {
-				hs, err := a.hostList(r)
-				if err != nil {
-					a.internal(w, r, err)
-					return
-				}
-				a.writeJSON(w, http.StatusOK, a.collection(r, "host", "/v1/projects/"+p.ID+"/hosts", hs))
-			})
 		case rest[1] == "hosts":
 			a.hostsRoute(w, pr, rest[2:])
 		case rest[1] == "registrationtokens" && a.Registry != nil:
@@ -268,56 +239,6 @@ func memberProjects(ps []project) []project {
 		}
 	}
 	return out
-}
-
-func (a *API) hostList(r *http.Request) ([]host, error) {
-	out := []host{}
-	if a.Hosts == nil {
-		return out, nil
-	}
-	ms, err := a.Hosts(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	base := baseURL(r) + "/v1/hosts/"
-	embed := included(r, "ipAddresses")
-	for _, m := range Hosts(ms) {
-		id := "1h" + strconv.FormatInt(m.ID, 10)
-		h := host{ID: id, Type: "host", BaseType: "host", Kind: "docker", Hostname: m.Name,
-			State: "active", AccountID: systemHAProjectID,
-			Links: map[string]string{"self": base + id, "ipAddresses": base + id + "/ipaddresses"}, Actions: map[string]string{}}
-		if embed {
-			h.IPAddresses = []ipAddress{hostIP(r, m)}
-		}
-		out = append(out, h)
-	}
-	return out, nil
-}
-
-// hostIP is the ipAddress a member's agent registered with (its
-// CATTLE_AGENT_IP, the node's cluster IP).
-func hostIP(r *http.Request, m Member) ipAddress {
-	id := "1i" + strconv.FormatInt(m.ID, 10)
-	return ipAddress{ID: id, Type: "ipAddress", BaseType: "ipAddress", Kind: "docker", Address: m.IP, State: "active",
-		Links: map[string]string{"self": baseURL(r) + "/v1/ipaddresses/" + id}, Actions: map[string]string{}}
-}
-
-// hostIPAddresses serves a host's ipAddresses link.
-func (a *API) hostIPAddresses(w http.ResponseWriter, r *http.Request, id string) {
-	if a.Hosts != nil {
-		ms, err := a.Hosts(r.Context())
-		if err != nil {
-			a.internal(w, r, err)
-			return
-		}
-		for _, m := range Hosts(ms) {
-			if "1h"+strconv.FormatInt(m.ID, 10) == id {
-				a.writeJSON(w, http.StatusOK, a.collection(r, "ipAddress", "/v1/hosts/"+id+"/ipaddresses", []ipAddress{hostIP(r, m)}))
-				return
-			}
-		}
-	}
-	a.writeError(w, r, http.StatusNotFound, "NotFound", "")
 }
 
 // knownSettings are listed by GET /v1/settings.

@@ -20,12 +20,23 @@ func newTestAPI(t *testing.T) (*API, *memBackend, *httptest.Server) {
 	t.Helper()
 	be := newMemBackend()
 	a := &API{Store: be, DB: DBConfig{Host: "10.213.0.3", Port: 3306, Name: "cattle", User: "cattle", Password: "pw-secret"},
-		Hosts: func(context.Context) ([]Member, error) {
-			return []Member{{ID: 3, Name: "rs1", IP: "10.213.1.1"}, {ID: 7, Name: "rs2", IP: "10.213.1.2"}, {ID: 9, Name: "rs1", IP: "10.213.1.1"}}, nil
-		}}
+		Registry: newMemRegistry(), Transition: time.Millisecond}
+	addNodeHosts(t, a)
+	time.Sleep(5 * time.Millisecond) // past "registering"
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	return a, be, srv
+}
+
+// addNodeHosts reports the agents of nodes rs1 and rs2, as their
+// cluster-manager does: they become System HA's hosts.
+func addNodeHosts(t *testing.T, a *API) {
+	t.Helper()
+	for _, n := range []struct{ id, name, ip string }{{"uuid-rs1", "rs1", "10.213.1.1"}, {"uuid-rs2", "rs2", "10.213.1.2"}} {
+		if err := a.reportHAAgent(context.Background(), n.id, n.name, n.ip); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func do(t *testing.T, method, url, body string, hdr map[string]string) (*http.Response, []byte) {

@@ -54,13 +54,7 @@ func RunBootstrap(ctx context.Context, o BootstrapOptions) error {
 	}
 	o.Log.Printf("Successfully released change log lock")
 
-	api := &API{Store: store, DB: o.DB, Log: o.Log, Registry: store, Hosts: func(ctx context.Context) ([]Member, error) {
-		ms, err := store.Members(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return connectedHosts(ctx, store, ms)
-	}}
+	api := &API{Store: store, DB: o.DB, Log: o.Log, Registry: store}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.Addr, err)

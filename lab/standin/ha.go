@@ -155,6 +155,8 @@ type node struct {
 	store *Store
 	self  Member
 
+	api *API
+
 	becameMaster chan struct{}
 	mu           sync.Mutex
 	live         []Member
@@ -195,7 +197,8 @@ func RunHA(ctx context.Context, o HAOptions) error {
 
 	// cluster-manager starts cattle with DEFAULT_CATTLE_API_HOST set to the
 	// Host Registration URL (service/cluster_service.go line 200).
-	api := &API{Store: store, DB: c.db, Log: o.Log, Hosts: n.liveMembers, Registry: store, APIHost: c.url}
+	api := &API{Store: store, DB: c.db, Log: o.Log, Registry: store, APIHost: c.url}
+	n.api = api
 	ln, err := net.Listen("tcp", o.APIAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.APIAddr, err)
@@ -216,15 +219,6 @@ func (n *node) member() Member {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.self
-}
-
-// liveMembers are the live members whose agent runs: the active hosts of
-// System HA.
-func (n *node) liveMembers(ctx context.Context) ([]Member, error) {
-	n.mu.Lock()
-	live := append([]Member(nil), n.live...)
-	n.mu.Unlock()
-	return connectedHosts(ctx, n.store, live)
 }
 
 // membershipLoop bumps the heartbeat and follows the cluster table.
@@ -292,7 +286,6 @@ func (n *node) observe(ctx context.Context, tr *Tracker, rows []Member) (string,
 			if err := n.store.DeleteMember(ctx, m.ID); err != nil {
 				n.o.Log.Printf("Failed to forget member %s (%s): %v", m.Name, m.IP, err)
 			}
-			_ = n.store.DeleteSetting(ctx, settingAgentPrefix+m.UUID)
 		}
 		idx = AssignIndexes(v.Live, n.c.size)
 		for i, m := range v.Live {
@@ -339,8 +332,7 @@ func (n *node) formCluster(ctx context.Context) error {
 
 func (n *node) waitForHosts(ctx context.Context) error {
 	for i := 0; i < n.o.HostPolls; i++ {
-		ms, _ := n.liveMembers(ctx)
-		active := len(Hosts(ms))
+		active, _ := n.api.activeHAHosts(ctx)
 		if active >= n.c.size {
 			return nil
 		}

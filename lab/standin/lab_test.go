@@ -10,18 +10,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/haplan/haplan/internal/syncbuf"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/haplan/haplan/internal/syncbuf"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -304,7 +306,8 @@ func newHANodes(t *testing.T, db DBConfig, size int, names ...string) []*haNode 
 	return nodes
 }
 
-func activeHosts(t *testing.T, apiPort int) []string {
+// haHostStates are System HA's hosts by hostname: state/agentState.
+func haHostStates(t *testing.T, apiPort int) map[string]string {
 	t.Helper()
 	_, body := get(fmt.Sprintf("http://127.0.0.1:%d/v1/projects?all=true", apiPort))
 	var ps struct {
@@ -313,8 +316,9 @@ func activeHosts(t *testing.T, apiPort int) []string {
 			Links map[string]string `json:"links"`
 		} `json:"data"`
 	}
+	out := map[string]string{}
 	if json.Unmarshal([]byte(body), &ps) != nil {
-		return nil
+		return out
 	}
 	for _, p := range ps.Data {
 		if !strings.HasPrefix(p.UUID, "system-ha-") {
@@ -322,18 +326,33 @@ func activeHosts(t *testing.T, apiPort int) []string {
 		}
 		_, hb := get(p.Links["hosts"])
 		var hs struct {
-			Data []struct{ Hostname, State string } `json:"data"`
+			Data []struct {
+				Hostname, State string
+				AgentState      *string
+			} `json:"data"`
 		}
 		json.Unmarshal([]byte(hb), &hs)
-		var out []string
 		for _, h := range hs.Data {
-			if h.State == "active" {
-				out = append(out, h.Hostname)
+			as := "null"
+			if h.AgentState != nil {
+				as = *h.AgentState
 			}
+			out[h.Hostname] = h.State + "/" + as
 		}
-		return out
 	}
-	return nil
+	return out
+}
+
+func activeHosts(t *testing.T, apiPort int) []string {
+	t.Helper()
+	var out []string
+	for name, st := range haHostStates(t, apiPort) {
+		if st == "active/null" || st == "active/active" {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // migratedStore is a throwaway database with the stand-in's schema.
@@ -354,6 +373,13 @@ func migratedStore(t *testing.T) (DBConfig, *Store) {
 func TestHAClusterLab(t *testing.T) {
 	db, st := migratedStore(t)
 	nodes := newHANodes(t, db, 3, "rs1", "rs2", "rs3")
+	// Pings every second, failed after one, reconnected after one failure:
+	// a dead node's host shows "reconnecting" 2 s after its last report.
+	for k, v := range map[string]string{settingPingSchedule: "1", settingPingTimeout: "1", settingPingFailures: "1"} {
+		if err := st.SetSetting(context.Background(), k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// HA not enabled: the node exits.
 	nodes[0].start(t, 10)
@@ -420,11 +446,15 @@ func TestHAClusterLab(t *testing.T) {
 		t.Errorf("active hosts = %v", got)
 	}
 
-	// One node fails: the others keep serving, the view shrinks.
+	// One node fails: the others keep serving; its host stays in System
+	// HA, "reconnecting" once its agent has missed the pings.
 	if err := nodes[2].stop(); err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("stop rs3: %v", err)
 	}
-	waitFor(t, "rs3 forgotten", 10*time.Second, func() bool { return len(activeHosts(t, nodes[1].api)) == 2 })
+	waitFor(t, "rs3 reconnecting", 10*time.Second, func() bool { return len(activeHosts(t, nodes[1].api)) == 2 })
+	if got := haHostStates(t, nodes[1].api); got["rs3"] != "active/reconnecting" {
+		t.Errorf("rs3's host after it failed: %q, want active/reconnecting (all: %v)", got["rs3"], got)
+	}
 	if _, b := get(fmt.Sprintf("http://127.0.0.1:%d/ping", nodes[1].httpPort)); b != "pong" {
 		t.Error("rs2 stopped serving after rs3 failed")
 	}

@@ -99,24 +99,6 @@ func (v View) Master() int64 {
 	return best
 }
 
-// Hosts returns the live members with one entry per host name (the newest
-// row wins: a restarted node registers again under a new uuid), sorted by
-// name. This is what the "System HA" hosts view and the master count.
-func Hosts(live []Member) []Member {
-	byName := map[string]Member{}
-	for _, m := range live {
-		if cur, ok := byName[m.Name]; !ok || m.ID > cur.ID {
-			byName[m.Name] = m
-		}
-	}
-	out := make([]Member, 0, len(byName))
-	for _, m := range byName {
-		out = append(out, m)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
-
 // AssignIndexes gives live members indexes 1..size in id order. A member
 // keeps a valid index it already has; the others get the lowest free one;
 // members beyond size get 0. It returns the new index of every live member.

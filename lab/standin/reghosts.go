@@ -191,10 +191,9 @@ func (a *API) loadRegistered(ctx context.Context) (registered, error) {
 	return rg, nil
 }
 
-// hostsRoute serves /v1/hosts[/<id>[/ipaddresses]] in the request's scope.
-// The System HA project's hosts are the cluster members whose agent runs
-// (hostList); the admin without a project sees them and every registered
-// host.
+// hostsRoute serves /v1/hosts[/<id>[/ipaddresses]] in the request's scope:
+// the hosts agents reported, System HA's (the nodes' agents) among them;
+// the admin without a project sees every one.
 func (a *API) hostsRoute(w http.ResponseWriter, r *http.Request, rest []string) {
 	sc, ok := a.scope(w, r)
 	if !ok {
@@ -213,16 +212,6 @@ func (a *API) hostsRoute(w http.ResponseWriter, r *http.Request, rest []string) 
 			return
 		}
 		var items []any
-		if sc.sees(systemHAProjectID) {
-			hs, err := a.hostList(r)
-			if err != nil {
-				a.internal(w, r, err)
-				return
-			}
-			for _, h := range hs {
-				items = append(items, h)
-			}
-		}
 		now := a.now()
 		for _, h := range rg.hosts {
 			if sc.sees(h.AccountID) && h.Life.listed(now) {
@@ -233,11 +222,6 @@ func (a *API) hostsRoute(w http.ResponseWriter, r *http.Request, rest []string) 
 		return
 	}
 	id := rest[0]
-	if sc.sees(systemHAProjectID) {
-		if handled := a.haHost(w, r, id, rest[1:]); handled {
-			return
-		}
-	}
 	var h HostRecord
 	found := false
 	if n, ok := idNumber(id, "1h"); ok {
@@ -320,33 +304,22 @@ func (a *API) updateHostLabels(w http.ResponseWriter, r *http.Request, h HostRec
 	a.writeJSON(w, http.StatusOK, a.regHostView(r, h, ag, reconnect))
 }
 
-// haHost serves a System HA host by id, as hostList renders it; false when
-// id is none of them.
-func (a *API) haHost(w http.ResponseWriter, r *http.Request, id string, rest []string) bool {
-	hs, err := a.hostList(r)
+// activeHAHosts counts the hosts of System HA in state active, as
+// cluster-manager's WaitForHosts does (v0.1.4 rancher/rancher.go: a host
+// list filtered on state=active; agentState is not looked at, so a dead
+// node's host, "reconnecting", still counts).
+func (a *API) activeHAHosts(ctx context.Context) (int, error) {
+	rg, err := a.loadRegistered(ctx)
 	if err != nil {
-		a.internal(w, r, err)
-		return true
+		return 0, err
 	}
-	for _, h := range hs {
-		if h.ID != id {
-			continue
+	now, n := a.now(), 0
+	for _, h := range rg.hosts {
+		if st, _ := h.Life.current(now); h.AccountID == systemHAProjectID && st == "active" {
+			n++
 		}
-		switch {
-		case len(rest) == 1 && rest[0] == "ipaddresses":
-			a.onlyGet(w, r, func(w http.ResponseWriter, r *http.Request) { a.hostIPAddresses(w, r, id) })
-		case len(rest) == 0 && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-			a.writeJSON(w, http.StatusOK, h)
-		case len(rest) == 0 && r.Method == http.MethodPost && r.URL.Query().Get("action") != "":
-			a.writeValidation(w, r, &ValidationError{Code: "ActionNotAvailable", Field: "action"})
-		case len(rest) == 0:
-			a.writeError(w, r, http.StatusMethodNotAllowed, "MethodNotAllowed", "")
-		default:
-			a.writeError(w, r, http.StatusNotFound, "NotFound", "")
-		}
-		return true
 	}
-	return false
+	return n, nil
 }
 
 // hostAction runs a host process; the answer is 202 with the host in its

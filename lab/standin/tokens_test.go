@@ -1,7 +1,6 @@
 package standin
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/x509"
@@ -31,10 +30,8 @@ func newRegAPI(t *testing.T) *regTest {
 	t.Helper()
 	rt := &regTest{be: newMemBackend(), reg: newMemRegistry(), clock: &fakeClock{t: time.Date(2016, 4, 27, 8, 30, 0, 0, time.UTC)}}
 	rt.api = &API{Store: rt.be, Registry: rt.reg, Now: rt.clock.Now, Transition: time.Second,
-		DB: DBConfig{Host: "10.213.0.3", Port: 3306, Name: "cattle", User: "cattle", Password: "pw-secret"},
-		Hosts: func(context.Context) ([]Member, error) {
-			return []Member{{ID: 3, Name: "rs1", IP: "10.213.1.1"}, {ID: 7, Name: "rs2", IP: "10.213.1.2"}}, nil
-		}}
+		DB: DBConfig{Host: "10.213.0.3", Port: 3306, Name: "cattle", User: "cattle", Password: "pw-secret"}}
+	addNodeHosts(t, rt.api)
 	rt.srv = httptest.NewServer(rt.api.Handler())
 	t.Cleanup(rt.srv.Close)
 	return rt
