@@ -203,7 +203,7 @@ func (s *destroyNode) Probe(ctx context.Context) (engine.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := run(ctx, r, fmt.Sprintf("docker ps -a --format '{{.Names}}' | grep -E '^(%s($|-)|%s$)' || true; test -e %s && echo FILES; true", layout.HA, layout.Bootstrap, nodeFiles), false)
+	out, err := run(ctx, r, fmt.Sprintf("docker ps -a --format '{{.Names}}' | grep -E '^(%s($|-)|%s$|%s(-state)?$)' || true; test -e %s && echo FILES; true", layout.HA, layout.Bootstrap, agentContainer, nodeFiles), false)
 	if err != nil {
 		return nil, err
 	}
@@ -238,11 +238,17 @@ func (s *destroyNode) Apply(ctx context.Context, _ plans.Change) error {
 	if err != nil {
 		return err
 	}
-	line := fmt.Sprintf(`ids=$(docker ps -aq --filter name=^/%s --filter name=^/%s); [ -z "$ids" ] || docker rm -f $ids >/dev/null; rm -rf %s`,
-		layout.HA, layout.Bootstrap, nodeFiles)
-	_, err = run(ctx, r, line, true)
+	_, err = run(ctx, r, cleanNode, true)
 	return err
 }
+
+// cleanNode removes the cluster from a server machine: the rancher-ha
+// containers, a bootstrap server, the node's own agent (rancher-agent and
+// rancher-agent-state, which the agent cluster-manager launched creates:
+// it would go on calling a server that is gone), and nodeFiles
+// (rancher-ha.sh and server.conf hold the database password).
+var cleanNode = fmt.Sprintf(`ids=$(docker ps -aq --filter name=^/%s --filter name=^/%s --filter name=^/%s$ --filter name=^/%s-state$); [ -z "$ids" ] || docker rm -f $ids >/dev/null; rm -rf %s`,
+	layout.HA, layout.Bootstrap, agentContainer, agentContainer, nodeFiles)
 
 // destroyLB replaces haplan's HAProxy configuration by one that serves
 // nothing of the cluster.

@@ -9,8 +9,8 @@ import (
 )
 
 const (
-	destroyNodeProbe = "docker ps -a --format '{{.Names}}' | grep -E '^(rancher-ha($|-)|haplan-bootstrap$)' || true; test -e /var/lib/rancher/etc && echo FILES; true"
-	destroyNodeLine  = `ids=$(docker ps -aq --filter name=^/rancher-ha --filter name=^/haplan-bootstrap); [ -z "$ids" ] || docker rm -f $ids >/dev/null; rm -rf /var/lib/rancher/etc`
+	destroyNodeProbe = "docker ps -a --format '{{.Names}}' | grep -E '^(rancher-ha($|-)|haplan-bootstrap$|rancher-agent(-state)?$)' || true; test -e /var/lib/rancher/etc && echo FILES; true"
+	destroyNodeLine  = `ids=$(docker ps -aq --filter name=^/rancher-ha --filter name=^/haplan-bootstrap --filter name=^/rancher-agent$ --filter name=^/rancher-agent-state$); [ -z "$ids" ] || docker rm -f $ids >/dev/null; rm -rf /var/lib/rancher/etc`
 )
 
 // A node's containers and files are removed with one line; a node with

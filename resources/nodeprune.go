@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/plans"
@@ -31,15 +32,41 @@ type haPruneState struct {
 	APIDown bool      `json:"api_down,omitempty"`
 	Why     string    `json:"-"`
 	Left    []leftOne `json:"left,omitempty"`
+	// MembersUnread: the cluster table could not be read (why in
+	// MembersWhy), so departed members without a host were not looked for.
+	MembersUnread bool   `json:"members_unread,omitempty"`
+	MembersWhy    string `json:"-"`
 }
 
 type leftOne struct {
+	// ID is the machine's System HA host; empty for a member of the
+	// cluster that has none (its host was removed).
 	ID      string `json:"id"`
 	Address string `json:"address"`
 	State   string `json:"state"`
-	// Reachable: the old machine answered over SSH (at its cluster IP,
+	// Running: the old machine answered over SSH (at its cluster IP,
 	// with the manifest's ssh defaults) and runs rancher-ha.
 	Running bool `json:"running"`
+	// Unchecked: the old machine could not be asked (it does not answer,
+	// or refuses haplan's SSH login); NotChecked says why.
+	Unchecked  bool   `json:"unchecked,omitempty"`
+	NotChecked string `json:"-"`
+}
+
+// uncheckedWarnings say, for every departed machine haplan could not ask,
+// what that leaves: a machine that comes back running rancher-ha rejoins
+// the cluster until a plan stops it.
+func (st haPruneState) uncheckedWarnings() []string {
+	var out []string
+	if st.MembersUnread {
+		out = append(out, "the cluster table could not be read ("+st.MembersWhy+"): a machine that left the manifest and still runs rancher-ha without a System HA host would not be seen")
+	}
+	for _, l := range st.Left {
+		if l.Unchecked {
+			out = append(out, fmt.Sprintf("%s left the manifest and cannot be checked (%s): whether it runs rancher-ha is unknown and nothing is stopped or removed there; if it comes back running rancher-ha it rejoins the cluster, and the next plan stops it", l.Address, l.NotChecked))
+		}
+	}
+	return out
 }
 
 // clusterIPs are the manifest's nodes' cluster IPs.
@@ -90,19 +117,75 @@ func (e *Env) readDeparted(ctx context.Context) (haPruneState, error) {
 			continue
 		}
 		one := leftOne{ID: h.ID, Address: h.Addresses[0], State: h.State}
-		if e.isManifestMachine(one.Address) {
-			// A node whose cluster IP changed: the old record goes, the
-			// machine is the node itself and keeps running.
-		} else if r, err := e.runner(ctx, e.oldMachine(h.Addresses[0])); err == nil {
-			if status, _, err := containerStatus(ctx, r, layout.HA); err == nil {
-				one.Running = status == "running"
-			}
+		if !e.isManifestMachine(one.Address) {
+			// (A node whose cluster IP changed: the old record goes, the
+			// machine is the node itself and keeps running.)
+			e.checkOldMachine(ctx, &one)
 		}
 		st.Left = append(st.Left, one)
 	}
-	sort.Slice(st.Left, func(i, j int) bool { return st.Left[i].ID < st.Left[j].ID })
+	// A departed machine whose host was removed has no host any more (its
+	// agent was deactivated with it, so its reports bring none back), but
+	// if it runs rancher-ha again (a dead node switched on) it is a member
+	// of the cluster: cluster-manager's table names its cluster IP.
+	members, err := e.memberIPs(ctx)
+	if err != nil {
+		st.MembersUnread, st.MembersWhy = true, err.Error()
+	}
+	for _, ip := range members {
+		if slices.ContainsFunc(st.Left, func(l leftOne) bool { return l.Address == ip }) || slices.Contains(ips, ip) || e.isManifestMachine(ip) {
+			continue
+		}
+		one := leftOne{Address: ip, State: "member of the cluster, no System HA host"}
+		e.checkOldMachine(ctx, &one)
+		st.Left = append(st.Left, one)
+	}
+	sort.Slice(st.Left, func(i, j int) bool {
+		if st.Left[i].ID != st.Left[j].ID {
+			return st.Left[i].ID < st.Left[j].ID
+		}
+		return st.Left[i].Address < st.Left[j].Address
+	})
 	return st, nil
 }
+
+// checkOldMachine asks a machine that left the manifest whether it runs
+// rancher-ha, once.
+func (e *Env) checkOldMachine(ctx context.Context, one *leftOne) {
+	var status string
+	r, err := e.runner(ctx, e.oldMachine(one.Address))
+	if err == nil {
+		status, _, err = containerStatus(ctx, r, layout.HA)
+	}
+	one.Running = status == "running"
+	if err != nil {
+		one.Unchecked, one.NotChecked = true, err.Error()
+	}
+}
+
+// memberIPs are the cluster IPs in cluster-manager's table (none before
+// the cluster first started: no table yet).
+func (e *Env) memberIPs(ctx context.Context) ([]string, error) {
+	db, err := e.adminDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := e.readMembers(ctx, db)
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && me.Number == errNoSuchTable {
+		return nil, nil
+	}
+	var out []string
+	for _, m := range rows {
+		if m.ip != "" && !slices.Contains(out, m.ip) {
+			out = append(out, m.ip)
+		}
+	}
+	return out, err
+}
+
+// errNoSuchTable is MySQL's ER_NO_SUCH_TABLE.
+const errNoSuchTable = 1146
 
 // isManifestMachine reports an address that is a node's (address or
 // cluster IP) or a host's: never a machine that left the manifest.
@@ -120,9 +203,11 @@ func (e *Env) isManifestMachine(addr string) bool {
 	return false
 }
 
-// oldMachine is how a node that left the manifest is reached.
+// oldMachine is how a node that left the manifest is reached: with the
+// manifest's ssh defaults, and once (a machine that left is often gone
+// for good: it is asked, not waited for).
 func (e *Env) oldMachine(address string) target {
-	return target{name: "old node " + address, address: address, ssh: e.c.SSH}
+	return target{name: "old node " + address, address: address, ssh: e.c.SSH, once: true}
 }
 
 // haRetire stops rancher-ha on machines that left the manifest and still
@@ -211,11 +296,18 @@ func (e *QuorumError) Error() string {
 func (s *haRetire) Diff(cur engine.State) plans.Change {
 	st := cur.(haPruneState)
 	addrs := st.runningAddrs()
+	var c plans.Change
 	if len(addrs) == 0 {
-		return s.change(plans.NoOp, "no machine that left the manifest runs rancher-ha")
+		c = s.change(plans.NoOp, "no machine that left the manifest runs rancher-ha")
+		if len(st.uncheckedWarnings()) > 0 {
+			c.Reason = "no machine that left the manifest and answers runs rancher-ha"
+		}
+	} else {
+		c = s.change(plans.Delete, fmt.Sprintf("stop rancher-ha on %s, which left the manifest, before the nodes start: it would stay a member of the cluster", strings.Join(addrs, ", ")),
+			plans.Detail{Name: "machines", Old: strings.Join(addrs, ", "), New: "rancher-ha stopped, " + nodeFiles + " removed"})
 	}
-	return s.change(plans.Delete, fmt.Sprintf("stop rancher-ha on %s, which left the manifest, before the nodes start: it would stay a member of the cluster", strings.Join(addrs, ", ")),
-		plans.Detail{Name: "machines", Old: strings.Join(addrs, ", "), New: "rancher-ha stopped"})
+	c.Warnings = st.uncheckedWarnings()
+	return c
 }
 
 func (s *haRetire) Apply(ctx context.Context, _ plans.Change) error {
@@ -230,8 +322,8 @@ func (s *haRetire) Apply(ctx context.Context, _ plans.Change) error {
 		}
 		r, err := s.env.runner(ctx, s.env.oldMachine(l.Address))
 		if err == nil {
-			engine.Progress(ctx, "stopping rancher-ha on %s, which left the manifest", l.Address)
-			_, err = run(ctx, r, removeHAContainers, true)
+			engine.Progress(ctx, "stopping rancher-ha on %s, which left the manifest, and removing %s there", l.Address, nodeFiles)
+			_, err = run(ctx, r, cleanNode, true)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", l.Address, err))
@@ -247,14 +339,24 @@ func (s *haPrune) Diff(cur engine.State) plans.Change {
 		c.Warnings = []string{"System HA cannot be listed (" + st.Why + "): a plan once the cluster's API answers removes the nodes that left the manifest"}
 		return c
 	}
-	if len(st.Left) == 0 {
-		return s.change(plans.NoOp, "every System HA host is a node of the manifest")
-	}
 	var addrs []string
 	var ds []plans.Detail
 	for _, l := range st.Left {
+		if l.ID == "" {
+			continue // no host to remove (ha.retire stops the machine)
+		}
 		addrs = append(addrs, l.Address)
-		ds = append(ds, plans.Detail{Name: l.Address, Old: fmt.Sprintf("System HA host %s (%s)", l.ID, l.State), New: "System HA host removed"})
+		gone := "System HA host removed; the machine's rancher-ha containers and " + nodeFiles + " removed"
+		switch {
+		case l.Unchecked:
+			gone = "System HA host removed; the machine cannot be reached: nothing removed there"
+		case s.env.isManifestMachine(l.Address):
+			gone = "System HA host removed (the address is still a machine of the manifest)"
+		}
+		ds = append(ds, plans.Detail{Name: l.Address, Old: fmt.Sprintf("System HA host %s (%s)", l.ID, l.State), New: gone})
+	}
+	if len(addrs) == 0 {
+		return s.change(plans.NoOp, "every System HA host is a node of the manifest")
 	}
 	return s.change(plans.Delete, fmt.Sprintf("%s left the manifest: remove from System HA", strings.Join(addrs, ", ")), ds...)
 }
@@ -277,8 +379,8 @@ func (s *haPrune) Apply(ctx context.Context, _ plans.Change) error {
 		if s.env.isManifestMachine(h.Addresses[0]) {
 			// The node itself, at its old cluster IP: only the record goes.
 		} else if r, err := s.env.runner(ctx, s.env.oldMachine(h.Addresses[0])); err == nil {
-			engine.Progress(ctx, "stopping rancher-ha on %s, which left the manifest", h.Addresses[0])
-			if _, err := run(ctx, r, removeHAContainers, true); err != nil {
+			engine.Progress(ctx, "removing rancher-ha and %s from %s, which left the manifest", nodeFiles, h.Addresses[0])
+			if _, err := run(ctx, r, cleanNode, true); err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", h.Addresses[0], err))
 				continue
 			}

@@ -84,8 +84,44 @@ func TestHARetireDiff(t *testing.T) {
 	if c.Action != plans.Delete || !strings.Contains(c.Reason, "stop rancher-ha on 10.0.0.14, which left the manifest") || strings.Contains(c.Reason, "10.0.0.15") {
 		t.Errorf("%s %q", c.Action, c.Reason)
 	}
-	if c := s.Diff(haPruneState{Started: true, Left: []leftOne{{ID: "1h5", Address: "10.0.0.15"}}}); c.Action != plans.NoOp {
-		t.Errorf("nothing running: %s %q", c.Action, c.Reason)
+	if c := s.Diff(haPruneState{Started: true, Left: []leftOne{{ID: "1h5", Address: "10.0.0.15"}}}); c.Action != plans.NoOp || len(c.Warnings) != 0 {
+		t.Errorf("nothing running: %s %q %q", c.Action, c.Reason, c.Warnings)
+	}
+}
+
+// A departed machine haplan cannot reach is not counted as stopped: the
+// plan says it was not checked and what that leaves, and ha.prune removes
+// its Rancher record only.
+func TestDepartedUnreachable(t *testing.T) {
+	r := newRig(t)
+	st := haPruneState{Started: true, Left: []leftOne{{ID: "1h5", Address: "10.0.0.15", State: "active", Unchecked: true, NotChecked: "dial tcp 10.0.0.15:22: i/o timeout"}}}
+	c := r.steps["ha.retire"].Diff(st)
+	if c.Action != plans.NoOp || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "10.0.0.15 left the manifest and cannot be checked (dial tcp 10.0.0.15:22: i/o timeout)") ||
+		!strings.Contains(c.Warnings[0], "rejoins the cluster") || strings.Contains(c.Reason, "no machine that left the manifest runs") {
+		t.Errorf("ha.retire: %s %q %q", c.Action, c.Reason, c.Warnings)
+	}
+	c = r.steps["ha.prune"].Diff(st)
+	if c.Action != plans.Delete || len(c.Details) != 1 || !strings.Contains(c.Details[0].New, "cannot be reached: nothing removed there") {
+		t.Errorf("ha.prune: %s %q %+v", c.Action, c.Reason, c.Details)
+	}
+}
+
+// A member of the cluster that left the manifest and has no System HA host
+// (a dead node switched on after its host was removed) is stopped by
+// ha.retire and is nothing for ha.prune; a cluster table that cannot be
+// read is said, not taken for "no such member".
+func TestDepartedMemberWithoutHost(t *testing.T) {
+	r := newRig(t)
+	st := haPruneState{Started: true, Left: []leftOne{{Address: "10.0.0.13", State: "member of the cluster, no System HA host", Running: true}}}
+	if c := r.steps["ha.retire"].Diff(st); c.Action != plans.Delete || !strings.Contains(c.Reason, "stop rancher-ha on 10.0.0.13") {
+		t.Errorf("ha.retire: %s %q", c.Action, c.Reason)
+	}
+	if c := r.steps["ha.prune"].Diff(st); c.Action != plans.NoOp {
+		t.Errorf("ha.prune for a member without a host: %s %q %+v", c.Action, c.Reason, c.Details)
+	}
+	c := r.steps["ha.retire"].Diff(haPruneState{Started: true, MembersUnread: true, MembersWhy: "database 10.0.0.20:3306: connection refused"})
+	if c.Action != plans.NoOp || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "the cluster table could not be read (database 10.0.0.20:3306: connection refused)") {
+		t.Errorf("unread cluster table: %s %q %q", c.Action, c.Reason, c.Warnings)
 	}
 }
 

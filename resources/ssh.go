@@ -25,13 +25,14 @@ import (
 type target struct {
 	name, address string
 	ssh           manifests.SSH
+	once          bool // one connection attempt (transport.Config.Once)
 }
 
-func nodeTarget(n manifests.Node) target { return target{n.Name, n.Address, n.SSH} }
-func hostTarget(h manifests.Host) target { return target{h.Name, h.Address, h.SSH} }
+func nodeTarget(n manifests.Node) target { return target{name: n.Name, address: n.Address, ssh: n.SSH} }
+func hostTarget(h manifests.Host) target { return target{name: h.Name, address: h.Address, ssh: h.SSH} }
 
 func (e *Env) lbTarget() target {
-	return target{layout.LBHost, e.c.LoadBalancer.Address, e.c.LoadBalancer.HAProxy.SSH}
+	return target{name: layout.LBHost, address: e.c.LoadBalancer.Address, ssh: e.c.LoadBalancer.HAProxy.SSH}
 }
 
 // readSSHConfig reads the operator's OpenSSH client configuration; files
@@ -78,6 +79,7 @@ func (e *Env) sshConfig(t target) (transport.Config, error) {
 		ConnectTimeout: e.c.Rancher.Timeouts.SSH,
 		Sudo:           user != "root",
 		KexAlgorithms:  hs.KexAlgorithms,
+		Once:           t.once,
 	}
 	if !t.ssh.Explicit.Has(manifests.SSHPort) && hs.Port != 0 {
 		cfg.Port = hs.Port

@@ -162,6 +162,12 @@ func TestConnectRefusedRetried(t *testing.T) {
 	if ce.Attempts != 3 || ce.Host != "gone" {
 		t.Errorf("ConnectError = %+v, want 3 attempts for host gone", ce)
 	}
+	// Once: the same failure, asked once.
+	cfg.Once = true
+	_, err = p.Client(context.Background(), cfg)
+	if !errors.As(err, &ce) || ce.Attempts != 1 {
+		t.Errorf("with Once: %v, want a ConnectError after 1 attempt", err)
+	}
 }
 
 func TestConnectCancelledDuringBackoff(t *testing.T) {

@@ -41,6 +41,9 @@ type Config struct {
 	Sudo           bool          // wrap commands in `sudo -n sh -c ...`
 	// KexAlgorithms, when set, replaces DefaultKex (see ResolveKex).
 	KexAlgorithms []string
+	// Once makes one connection attempt, never retried: for a machine
+	// that is asked, not waited for (one that left the manifest).
+	Once bool
 }
 
 func (c Config) addr() string {
@@ -234,7 +237,7 @@ func (p *Pool) dial(ctx context.Context, c Config) (*Client, error) {
 		}
 		last = te.err
 		p.log.DebugContext(ctx, "ssh connect failed", "host", c.Host, "addr", c.addr(), "attempt", attempt, "err", last)
-		if attempt > p.opts.Retries {
+		if attempt > p.opts.Retries || c.Once {
 			return nil, &ConnectError{Host: c.Host, Address: c.addr(), Attempts: attempt, Err: last}
 		}
 		t := time.NewTimer(delay)
