@@ -142,6 +142,31 @@ func api(ctx context.Context, method, url string, body any, key *apiKey) (int, [
 // systemHAHosts lists the agent IPs of System HA's active hosts whose
 // agent is connected (agentState null or active).
 func systemHAHosts(ctx context.Context, base string, key *apiKey) ([]string, error) {
+	hs, err := systemHARecords(ctx, base, key)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	for _, h := range hs {
+		if h.State == "active" && (h.AgentState == nil || *h.AgentState == "active") && len(h.IPAddresses) > 0 {
+			out = append(out, h.IPAddresses[0].Address)
+		}
+	}
+	return out, nil
+}
+
+// haHost is a host of System HA as the API lists it.
+type haHost struct {
+	State       string  `json:"state"`
+	AgentState  *string `json:"agentState"`
+	IPAddresses []struct {
+		Address string `json:"address"`
+	} `json:"ipAddresses"`
+}
+
+// systemHARecords are the hosts of the System HA environment, whatever
+// their state, through the API at base.
+func systemHARecords(ctx context.Context, base string, key *apiKey) ([]haHost, error) {
 	code, b, err := api(ctx, http.MethodGet, base+"/v1/projects?all=true", nil, key)
 	if err != nil || code != 200 {
 		return nil, fmt.Errorf("projects: %d %v %s", code, err, b)
@@ -164,24 +189,12 @@ func systemHAHosts(ctx context.Context, base string, key *apiKey) ([]string, err
 			return nil, fmt.Errorf("hosts: %d %v %s", code, err, b)
 		}
 		var hs struct {
-			Data []struct {
-				State       string  `json:"state"`
-				AgentState  *string `json:"agentState"`
-				IPAddresses []struct {
-					Address string `json:"address"`
-				} `json:"ipAddresses"`
-			} `json:"data"`
+			Data []haHost `json:"data"`
 		}
 		if err := json.Unmarshal(b, &hs); err != nil {
 			return nil, err
 		}
-		out := []string{}
-		for _, h := range hs.Data {
-			if h.State == "active" && (h.AgentState == nil || *h.AgentState == "active") && len(h.IPAddresses) > 0 {
-				out = append(out, h.IPAddresses[0].Address)
-			}
-		}
-		return out, nil
+		return hs.Data, nil
 	}
 	return nil, fmt.Errorf("no System HA project in %s", b)
 }
