@@ -97,6 +97,10 @@ func TestConvergeThreeNodes(t *testing.T) {
 		converge(t, ctx, l, manifest, nodes)
 		checkUpgrade(t, ctx, l, manifest, nodes)
 	})
+	t.Run("an upgrade interrupted after a stop", func(t *testing.T) {
+		converge(t, ctx, l, manifest, nodes)
+		checkUpgradeInterrupted(t, ctx, l, manifest, nodes)
+	})
 	t.Run("backup and restore", func(t *testing.T) {
 		converge(t, ctx, l, manifest, nodes)
 		checkBackupRestore(t, ctx, l, manifest, nodes)

@@ -5,13 +5,16 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/haplan/haplan/lab"
 )
@@ -29,6 +32,100 @@ func serverImageSetting(t *testing.T, ctx context.Context, l *lab.Lab, node stri
 	}
 	_ = json.Unmarshal(b, &s)
 	return s.Value
+}
+
+// checkUpgradeInterrupted interrupts an upgrade twice (Ctrl-C, Ctrl-C)
+// while the nodes start with the new release: the first lets the started
+// group finish (nodes stopped for an upgrade are started, or the server
+// would stay down), the second cancels rs1's start, held for ten seconds.
+// The run exits 1 and says which node it stopped and did not start, how to
+// go on and how to go back (the backup); `haplan status` names rs1; the
+// next apply finishes the upgrade; the backup taken before it brings
+// v1.0.1 back.
+func checkUpgradeInterrupted(t *testing.T, ctx context.Context, l *lab.Lab, manifest string, nodes []string) {
+	src, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := filepath.Join(filepath.Dir(manifest), "cluster-upgrade-interrupted.yaml")
+	if err := os.WriteFile(up, []byte(strings.Replace(string(src), "  image: "+lab.RancherImage+"\n", "  image: "+lab.NextRancherImage+"\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	backups := filepath.Join(filepath.Dir(manifest), ".haplan", "backups")
+	t.Cleanup(func() {
+		os.Remove(up)
+		os.RemoveAll(backups)
+	})
+	// rs1's start (rancher-ha.sh's docker run) is held for ten seconds, so
+	// that both interrupts come while it runs, whatever the timing.
+	removeShim := shim(t, ctx, l, "rs1", "docker", pauseShim("docker", "/usr/bin/docker", "run", 10))
+	run := startBG(t, ctx, "apply", "-f", up, "--auto-approve")
+	run.waitFor(t, "ha.start[rs1] started", 5*time.Minute)
+	waitShim(t, ctx, l, "rs1", "docker", run)
+	run.waitFor(t, "ha.start[rs2] done", time.Minute)
+	run.waitFor(t, "ha.start[rs3] done", time.Minute)
+	for _, want := range []string{"Interrupted: starting no new steps", "Interrupted: cancelling running steps"} {
+		if err := run.cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		run.waitFor(t, want, 10*time.Second)
+	}
+	<-run.done
+	removeShim()
+	var ee *exec.ExitError
+	if !errors.As(run.err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("interrupted upgrade: %v, want exit 1", run.err)
+	}
+	out, errOut := run.out.String(), run.errb.String()
+	t.Logf("interrupted upgrade:\n--- stdout\n%s--- stderr\n%s", out, errOut)
+	if strings.Contains(out, "ha.start[rs1] done") {
+		t.Error("rs1's start finished though it was cancelled")
+	}
+	for _, want := range []string{"this run stopped rancher-ha on rs1 and did not start it again", "run haplan apply -f " + up + " again", "haplan restore -f " + up + " "} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("the interrupted upgrade does not say %q", want)
+		}
+	}
+	var down []string
+	for _, n := range nodes {
+		if strings.TrimSpace(sh(t, ctx, l, n, "docker inspect -f '{{.State.Running}}' rancher-ha 2>/dev/null || echo absent")) != "true" {
+			down = append(down, n)
+		}
+	}
+	if !slices.Equal(down, []string{"rs1"}) {
+		t.Fatalf("nodes without a running rancher-ha after the cancelled start: %v, want [rs1]", down)
+	}
+	r := haplan(t, ctx, "status", "-f", up)
+	if r.code != 4 && r.code != 5 {
+		t.Errorf("status after the interrupted upgrade: exit %d, want 4 (degraded) or 5 (down)", r.code)
+	}
+	for _, n := range down {
+		if !strings.Contains(r.stdout, n) {
+			t.Errorf("status does not name the stopped node %s:\n%s", n, r.stdout)
+		}
+	}
+
+	// Going on finishes the upgrade.
+	if r := haplan(t, ctx, "apply", "-f", up, "--auto-approve"); r.code != 0 {
+		t.Fatalf("apply after the interrupt: exit %d", r.code)
+	}
+	for _, n := range nodes {
+		if v := serverImageSetting(t, ctx, l, n); v != "v1.0.2" {
+			t.Errorf("%s after the upgrade went on reports rancher.server.image %q, want v1.0.2", n, v)
+		}
+	}
+	if got := pending(t, ctx, up); len(got) != 0 {
+		t.Errorf("plan after the upgrade went on: %v, want empty", got)
+	}
+	// Back to v1.0.1 for the tests after this one.
+	dumps, _ := filepath.Glob(filepath.Join(backups, "lab-pre-upgrade-*.sql"))
+	if len(dumps) != 1 {
+		t.Fatalf("backups of the interrupted upgrade: %v, want one", dumps)
+	}
+	if r := haplan(t, ctx, "restore", "-f", manifest, "--auto-approve", dumps[0]); r.code != 0 {
+		t.Fatalf("restore of the pre-upgrade backup: exit %d", r.code)
+	}
+	checkCluster(t, ctx, l, nodes, nil)
 }
 
 // checkUpgrade upgrades the cluster from v1.0.1 to v1.0.2 and back through

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -36,6 +37,11 @@ type applyRun struct {
 	// applying says whether the walk has begun, for the two-stage
 	// interrupt.
 	applying atomic.Bool
+	// walked are the results of every walk of the run (a restore walks
+	// twice: stop and load, then start), read when the run closes.
+	walked []*engine.Result
+	// dump is the dump a restore loads.
+	dump string
 }
 
 func (a *app) apply(ctx context.Context, args []string) int {
@@ -236,7 +242,15 @@ func (ar *applyRun) walk(r *run) error {
 		err = rerr
 	}
 	r.logger.Info("apply finished", "summary", res.Summary().String())
-	stoppedNotStarted(r.o.errw, res, r.env.LastBackup(), r.pf.file)
+	if len(ar.walked) == 0 {
+		// Once the run is over, whatever ended it: a restore's first walk
+		// stops the nodes that its second starts.
+		errw, backup := r.o.errw, r.env.LastBackup()
+		r.onClose(func() {
+			stoppedNotStarted(errw, ar.walked, stopHint{backup: backup, manifest: r.pf.file, dump: ar.dump})
+		})
+	}
+	ar.walked = append(ar.walked, res)
 	if err != nil {
 		// Each failure was shown with its step; the summary counts them.
 		fmt.Fprintf(r.o.errw, "\nThe debug log of this run is %s\n", r.logPath)
@@ -304,7 +318,7 @@ func watchInterrupts(ctx context.Context, sigs <-chan os.Signal, stop func(), ca
 		}
 		stopped = true
 		stop()
-		fmt.Fprintln(w, "\nInterrupted: starting no new steps; running steps will finish. Interrupt again to cancel them.")
+		fmt.Fprintln(w, "\nInterrupted: starting no new steps; running steps will finish, and nodes that an upgrade, resize or restore has stopped are still started together (or the server would stay down). Interrupt again to cancel them.")
 	}
 }
 
@@ -405,29 +419,55 @@ func looksLikeManifest(path string) bool {
 	return false
 }
 
-// stoppedNotStarted warns, after a walk, about nodes whose rancher-ha this
-// run stopped (an upgrade, a resize) and did not start again: the Rancher
-// server is down until they start, whatever stopped their start.
-func stoppedNotStarted(w io.Writer, res *engine.Result, backup, manifest string) {
+// stopHint is what the warning of stoppedNotStarted names: the backup
+// this run took, the manifest, the dump a restore loads.
+type stopHint struct{ backup, manifest, dump string }
+
+// stoppedNotStarted warns, once a run is over, about nodes whose
+// rancher-ha it stopped (an upgrade, a resize, a restore) and did not
+// start again: the Rancher server is down until they start, whatever
+// stopped their start (a failure, an interrupt).
+func stoppedNotStarted(w io.Writer, walked []*engine.Result, h stopHint) {
 	started := map[string]bool{}
-	for _, s := range res.Steps {
-		if plans.Kind(string(s.Addr)) == "ha.start" && (s.Status == engine.StatusApplied || s.Status == engine.StatusUnchanged) {
-			started[s.Host] = true
+	loadSeen, loaded := false, false
+	for _, res := range walked {
+		for _, s := range res.Steps {
+			switch plans.Kind(string(s.Addr)) {
+			case "ha.start":
+				if s.Status == engine.StatusApplied || s.Status == engine.StatusUnchanged {
+					started[s.Host] = true
+				}
+			case "restore.load":
+				loadSeen, loaded = true, s.Status == engine.StatusApplied
+			}
 		}
 	}
 	var down []string
-	for _, s := range res.Steps {
-		if plans.Kind(string(s.Addr)) == "ha.stop" && s.Status == engine.StatusApplied && !started[s.Host] {
-			down = append(down, s.Host)
+	for _, res := range walked {
+		for _, s := range res.Steps {
+			if k := plans.Kind(string(s.Addr)); (k == "ha.stop" || k == "restore.stop") && s.Status == engine.StatusApplied && !started[s.Host] && !slices.Contains(down, s.Host) {
+				down = append(down, s.Host)
+			}
 		}
 	}
 	if len(down) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nWarning: this run stopped rancher-ha on %s and did not start it again: the Rancher server is down.\n", strings.Join(down, ", "))
-	fmt.Fprintf(w, "Fix what failed above and run haplan apply -f %s again: it starts every node together.", manifest)
-	if backup != "" {
-		fmt.Fprintf(w, " To go back instead: haplan restore -f %s %s (with the manifest set back).", manifest, backup)
+	state := "the Rancher server is down"
+	if len(started) > 0 {
+		state = "the cluster runs without them, or not at all if fewer than a quorum started"
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "\nWarning: this run stopped rancher-ha on %s and did not start it again: %s.\n", strings.Join(down, ", "), state)
+	switch {
+	case loadSeen && !loaded:
+		fmt.Fprintf(w, "The dump was not loaded. To restore it: haplan restore -f %s %s again; to start the cluster on the database as it is: haplan apply -f %s.\n", h.manifest, h.dump, h.manifest)
+	case loadSeen:
+		fmt.Fprintf(w, "The dump is loaded: haplan apply -f %s starts every node together.\n", h.manifest)
+	default:
+		fmt.Fprintf(w, "Fix what failed above and run haplan apply -f %s again: it starts every node together.", h.manifest)
+		if h.backup != "" {
+			fmt.Fprintf(w, " To go back instead: haplan restore -f %s %s (with the manifest set back).", h.manifest, h.backup)
+		}
+		fmt.Fprintln(w)
+	}
 }

@@ -95,6 +95,7 @@ func (a *app) restore(ctx context.Context, args []string) int {
 	}
 	rr.dump = pos[0]
 	ar := &rr.applyRun
+	ar.dump = rr.dump
 	return a.newRun(ctx, "restore", pf).do(load, ar.interrupts, rr.readDump, ar.openLog, session, rr.restoreGraph,
 		lock, probeOnly, ar.review, ar.approve, ar.walk, rr.clusterGraph, planPhase, ar.review, ar.approve, ar.walk, ar.report)
 }

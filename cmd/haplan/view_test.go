@@ -372,8 +372,8 @@ func TestStoppedNotStartedWarning(t *testing.T) {
 		{Addr: "ha.start[rs2]", Host: "rs2", Status: engine.StatusSkipped},
 	}}
 	var b bytes.Buffer
-	stoppedNotStarted(&b, res, "/b/lab-pre-upgrade-1.sql", "cluster.yaml")
-	for _, want := range []string{"stopped rancher-ha on rs2 and did not start it again: the Rancher server is down",
+	stoppedNotStarted(&b, []*engine.Result{res}, stopHint{backup: "/b/lab-pre-upgrade-1.sql", manifest: "cluster.yaml"})
+	for _, want := range []string{"stopped rancher-ha on rs2 and did not start it again: the cluster runs without them",
 		"haplan apply -f cluster.yaml again", "haplan restore -f cluster.yaml /b/lab-pre-upgrade-1.sql"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("lacks %q:\n%s", want, b.String())
@@ -381,8 +381,33 @@ func TestStoppedNotStartedWarning(t *testing.T) {
 	}
 	b.Reset()
 	res.Steps[3].Status = engine.StatusApplied
-	stoppedNotStarted(&b, res, "", "cluster.yaml")
+	stoppedNotStarted(&b, []*engine.Result{res}, stopHint{manifest: "cluster.yaml"})
 	if b.Len() != 0 {
 		t.Errorf("warned though every node started:\n%s", b.String())
+	}
+
+	// A restore walks twice: stop and load, then start. Both walks count;
+	// what to run next depends on whether the dump was loaded.
+	stopAndLoad := func(load engine.Status) *engine.Result {
+		return &engine.Result{Steps: []engine.StepResult{
+			{Addr: "restore.stop[rs1]", Host: "rs1", Status: engine.StatusApplied},
+			{Addr: "restore.load", Status: load},
+		}}
+	}
+	hint := stopHint{manifest: "cluster.yaml", dump: "lab.sql"}
+	for _, tc := range []struct {
+		name   string
+		walked []*engine.Result
+		want   string
+	}{
+		{"interrupted before the load", []*engine.Result{stopAndLoad(engine.StatusSkipped)}, "The dump was not loaded. To restore it: haplan restore -f cluster.yaml lab.sql again"},
+		{"loaded, not started", []*engine.Result{stopAndLoad(engine.StatusApplied)}, "The dump is loaded: haplan apply -f cluster.yaml starts every node together"},
+		{"started by the second walk", []*engine.Result{stopAndLoad(engine.StatusApplied), {Steps: []engine.StepResult{{Addr: "ha.start[rs1]", Host: "rs1", Status: engine.StatusApplied}}}}, ""},
+	} {
+		b.Reset()
+		stoppedNotStarted(&b, tc.walked, hint)
+		if tc.want == "" && b.Len() != 0 || !strings.Contains(b.String(), tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, b.String(), tc.want)
+		}
 	}
 }
