@@ -34,6 +34,48 @@ func serverImageSetting(t *testing.T, ctx context.Context, l *lab.Lab, node stri
 	return s.Value
 }
 
+// upgradeManifest writes the lab manifest with rancher.image at the next
+// release as name, next to it; the test's end removes it and the backups.
+func upgradeManifest(t *testing.T, manifest, name string) (up, backups string) {
+	t.Helper()
+	src, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(src), "  image: "+lab.RancherImage+"\n", "  image: "+lab.NextRancherImage+"\n", 1)
+	if text == string(src) {
+		t.Fatal("no rancher.image in the lab's manifest")
+	}
+	up = filepath.Join(filepath.Dir(manifest), name)
+	if err := os.WriteFile(up, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	backups = filepath.Join(filepath.Dir(manifest), ".haplan", "backups")
+	t.Cleanup(func() {
+		os.Remove(up)
+		os.RemoveAll(backups)
+	})
+	return up, backups
+}
+
+// checkUpgraded judges an upgrade done: every node runs the next release
+// (its container and its own API say so) and the plan is empty.
+func checkUpgraded(t *testing.T, ctx context.Context, l *lab.Lab, up string, nodes []string) {
+	t.Helper()
+	for _, n := range nodes {
+		img := strings.TrimSpace(sh(t, ctx, l, n, "docker inspect -f '{{.State.Running}} {{.Config.Image}}' rancher-ha"))
+		if img != "true "+lab.NextRancherImage {
+			t.Errorf("%s after the upgrade: rancher-ha %q, want running %s", n, img, lab.NextRancherImage)
+		}
+		if v := serverImageSetting(t, ctx, l, n); v != "v1.0.2" {
+			t.Errorf("%s after the upgrade reports rancher.server.image %q, want v1.0.2", n, v)
+		}
+	}
+	if got := pending(t, ctx, up); len(got) != 0 {
+		t.Errorf("plan after the upgrade: %v, want empty", got)
+	}
+}
+
 // checkUpgradeInterrupted interrupts an upgrade twice (Ctrl-C, Ctrl-C)
 // while the nodes start with the new release: the first lets the started
 // group finish (nodes stopped for an upgrade are started, or the server
@@ -43,19 +85,7 @@ func serverImageSetting(t *testing.T, ctx context.Context, l *lab.Lab, node stri
 // next apply finishes the upgrade; the backup taken before it brings
 // v1.0.1 back.
 func checkUpgradeInterrupted(t *testing.T, ctx context.Context, l *lab.Lab, manifest string, nodes []string) {
-	src, err := os.ReadFile(manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	up := filepath.Join(filepath.Dir(manifest), "cluster-upgrade-interrupted.yaml")
-	if err := os.WriteFile(up, []byte(strings.Replace(string(src), "  image: "+lab.RancherImage+"\n", "  image: "+lab.NextRancherImage+"\n", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	backups := filepath.Join(filepath.Dir(manifest), ".haplan", "backups")
-	t.Cleanup(func() {
-		os.Remove(up)
-		os.RemoveAll(backups)
-	})
+	up, backups := upgradeManifest(t, manifest, "cluster-upgrade-interrupted.yaml")
 	// rs1's start (rancher-ha.sh's docker run) is held for ten seconds, so
 	// that both interrupts come while it runs, whatever the timing.
 	removeShim := shim(t, ctx, l, "rs1", "docker", pauseShim("docker", "/usr/bin/docker", "run", 10))
@@ -109,14 +139,7 @@ func checkUpgradeInterrupted(t *testing.T, ctx context.Context, l *lab.Lab, mani
 	if r := haplan(t, ctx, "apply", "-f", up, "--auto-approve"); r.code != 0 {
 		t.Fatalf("apply after the interrupt: exit %d", r.code)
 	}
-	for _, n := range nodes {
-		if v := serverImageSetting(t, ctx, l, n); v != "v1.0.2" {
-			t.Errorf("%s after the upgrade went on reports rancher.server.image %q, want v1.0.2", n, v)
-		}
-	}
-	if got := pending(t, ctx, up); len(got) != 0 {
-		t.Errorf("plan after the upgrade went on: %v, want empty", got)
-	}
+	checkUpgraded(t, ctx, l, up, nodes)
 	// Back to v1.0.1 for the tests after this one.
 	dumps, _ := filepath.Glob(filepath.Join(backups, "lab-pre-upgrade-*.sql"))
 	if len(dumps) != 1 {
@@ -134,23 +157,7 @@ func checkUpgradeInterrupted(t *testing.T, ctx context.Context, l *lab.Lab, mani
 // its own API say so), the backup is there, and restoring it with the old
 // image brings back the old release.
 func checkUpgrade(t *testing.T, ctx context.Context, l *lab.Lab, manifest string, nodes []string) {
-	src, err := os.ReadFile(manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	up := filepath.Join(filepath.Dir(manifest), "cluster-upgrade.yaml")
-	text := strings.Replace(string(src), "  image: "+lab.RancherImage+"\n", "  image: "+lab.NextRancherImage+"\n", 1)
-	if text == string(src) {
-		t.Fatal("no rancher.image in the lab's manifest")
-	}
-	if err := os.WriteFile(up, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	backups := filepath.Join(filepath.Dir(manifest), ".haplan", "backups")
-	t.Cleanup(func() {
-		os.Remove(up)
-		os.RemoveAll(backups)
-	})
+	up, backups := upgradeManifest(t, manifest, "cluster-upgrade.yaml")
 
 	got := pending(t, ctx, up)
 	for _, want := range []string{"db.backup", "ha.stop[rs1]", "ha.start[rs1]", "image.pull[rs1]"} {
@@ -161,18 +168,7 @@ func checkUpgrade(t *testing.T, ctx context.Context, l *lab.Lab, manifest string
 	if r := haplan(t, ctx, "apply", "-f", up, "--auto-approve"); r.code != 0 {
 		t.Fatalf("upgrade apply: exit %d", r.code)
 	}
-	for _, n := range nodes {
-		img := strings.TrimSpace(sh(t, ctx, l, n, "docker inspect -f '{{.State.Running}} {{.Config.Image}}' rancher-ha"))
-		if img != "true "+lab.NextRancherImage {
-			t.Errorf("%s after the upgrade: rancher-ha %q, want running %s", n, img, lab.NextRancherImage)
-		}
-		if v := serverImageSetting(t, ctx, l, n); v != "v1.0.2" {
-			t.Errorf("%s after the upgrade reports rancher.server.image %q, want v1.0.2", n, v)
-		}
-	}
-	if got := pending(t, ctx, up); len(got) != 0 {
-		t.Errorf("plan after the upgrade: %v, want empty", got)
-	}
+	checkUpgraded(t, ctx, l, up, nodes)
 	dumps, _ := filepath.Glob(filepath.Join(backups, "lab-pre-upgrade-*.sql"))
 	if len(dumps) != 1 {
 		t.Fatalf("backups before the upgrade: %v, want one", dumps)
