@@ -33,7 +33,7 @@ func theLab(t *testing.T) *Lab {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	l, err := Up(ctx, Options{Nodes: 3, Hosts: 3, Log: t.Logf})
+	l, err := Up(ctx, Options{Nodes: 3, Spares: 2, Hosts: 3, Log: t.Logf})
 	if err != nil {
 		t.Fatalf("lab up: %v", err)
 	}
@@ -243,7 +243,7 @@ func TestLabUpIdempotent(t *testing.T) {
 	before := containerIDs(t)
 	key, _ := os.ReadFile(l.SSH.IdentityFile)
 	secret, _ := os.ReadFile(l.DB.AdminPasswordFile)
-	_, err := Up(ctx, Options{Nodes: len(l.ByRole(RoleNode)), Hosts: len(l.ByRole(RoleAgent)), Dir: l.Dir, Log: t.Logf})
+	_, err := Up(ctx, Options{Nodes: len(l.ByRole(RoleNode)), Spares: len(l.ByRole(RoleSpare)), Hosts: len(l.ByRole(RoleAgent)), Dir: l.Dir, Log: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
