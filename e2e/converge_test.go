@@ -109,6 +109,10 @@ func TestConvergeThreeNodes(t *testing.T) {
 		converge(t, ctx, l, manifest, nodes)
 		checkStatus(t, ctx, l, manifest, nodes)
 	})
+	t.Run("destroyed, then restored from its backup", func(t *testing.T) {
+		converge(t, ctx, l, manifest, nodes)
+		checkDestroyRestore(t, ctx, l, manifest, nodes)
+	})
 	t.Run("destroy", func(t *testing.T) {
 		converge(t, ctx, l, manifest, nodes)
 		checkDestroy(t, ctx, l, manifest, nodes)

@@ -15,6 +15,51 @@ import (
 	"github.com/haplan/haplan/lab"
 )
 
+// checkDestroyRestore destroys the cluster with its database kept, then
+// restores the backup destroy took first: the same cluster answers again,
+// judged without haplan: the same CA on the nodes and through the load
+// balancer, and the same Rancher hosts (their ids), active, whose agents
+// came back with the identity destroy left on the machines.
+func checkDestroyRestore(t *testing.T, ctx context.Context, l *lab.Lab, manifest string, nodes []string) {
+	backups := filepath.Join(filepath.Dir(manifest), ".haplan", "backups")
+	t.Cleanup(func() { _ = os.RemoveAll(backups) })
+	ids := checkHosts(t, ctx, l, nil)
+	ca := sh(t, ctx, l, nodes[0], "cat /var/lib/rancher/etc/ssl/ca.crt")
+	if r := haplan(t, ctx, "destroy", "-f", manifest, "--auto-approve"); r.code != 0 {
+		t.Fatalf("destroy: exit %d", r.code)
+	}
+	for _, n := range nodes {
+		if out := strings.TrimSpace(sh(t, ctx, l, n, "docker ps -a --format '{{.Names}}' | grep -E '^(rancher-ha|haplan-bootstrap)' || true; test -e /var/lib/rancher/etc && echo files || true")); out != "" {
+			t.Errorf("%s after destroy: %q left", n, out)
+		}
+	}
+	for _, h := range hostsByRole(l, lab.RoleAgent) {
+		if out := strings.TrimSpace(sh(t, ctx, l, h.Name, "docker ps -a --format '{{.Names}}' | grep '^rancher-agent' || true; test -e /var/lib/rancher/etc/ssl/ca.crt && echo ca; test -e /var/lib/rancher/state/.registration_token || echo no-identity; true")); out != "" {
+			t.Errorf("%s after destroy with the database kept: %q (want no agent, no CA, the identity kept)", h.Name, out)
+		}
+	}
+	dumps, _ := filepath.Glob(filepath.Join(backups, "lab-pre-destroy-*.sql"))
+	if len(dumps) != 1 {
+		t.Fatalf("backups before destroy: %v, want one", dumps)
+	}
+	if r := haplan(t, ctx, "restore", "-f", manifest, "--auto-approve", dumps[0]); r.code != 0 {
+		t.Fatalf("restore onto the destroyed cluster: exit %d", r.code)
+	}
+	checkCluster(t, ctx, l, nodes, nil) // the LB's TLS verified against the CA read from a node
+	if got := sh(t, ctx, l, nodes[0], "cat /var/lib/rancher/etc/ssl/ca.crt"); got != ca {
+		t.Errorf("the CA after the restore is not the one before destroy")
+	}
+	after := checkHosts(t, ctx, l, nil)
+	for name, id := range ids {
+		if after[name] != id {
+			t.Errorf("%s is Rancher host %s after the restore, was %s", name, after[name], id)
+		}
+	}
+	if got := pending(t, ctx, manifest); len(got) != 0 {
+		t.Errorf("plan after the restore: %v, want empty", got)
+	}
+}
+
 // checkDestroy destroys the cluster (with --drop-database, so that the lab
 // can be installed again from nothing) and judges the result on the
 // machines and the database server; a second destroy finds nothing to do;

@@ -39,7 +39,9 @@ const (
 	agentState     = "rancher-agent-state"
 	// agentIdentity is the key register.py registers with: the same key
 	// makes the same Rancher host (run.sh print_token).
-	agentIdentity = "/var/lib/rancher/state/.registration_token"
+	agentIdentity = agentStateDir + "/.registration_token"
+	// agentStateDir is the agent's identity on a machine.
+	agentStateDir = "/var/lib/rancher/state"
 )
 
 // clusterAPI is a client for the running cluster's API: the first node,
@@ -778,6 +780,14 @@ func removeHost(ctx context.Context, api *rancherapi.Client, h rancherapi.Host, 
 // cleanAgent removes the agent's containers and identity from a machine
 // (the CA stays).
 func cleanAgent(ctx context.Context, r transport.Runner) error {
-	_, err := run(ctx, r, fmt.Sprintf("docker rm -f %s %s >/dev/null 2>&1; rm -rf /var/lib/rancher/state", agentContainer, agentState), true)
+	_, err := run(ctx, r, fmt.Sprintf("docker rm -f %s %s >/dev/null 2>&1; rm -rf %s", agentContainer, agentState, agentStateDir), true)
+	return err
+}
+
+// stopAgent removes the agent's containers and keeps its identity: the
+// same machine registering again with it (after a restore of the
+// database) is the same Rancher host.
+func stopAgent(ctx context.Context, r transport.Runner) error {
+	_, err := run(ctx, r, fmt.Sprintf("docker rm -f %s %s >/dev/null 2>&1; true", agentContainer, agentState), true)
 	return err
 }

@@ -38,7 +38,7 @@ func CompileDestroy(c *manifests.Cluster, e *Env, o DestroyOptions) []engine.Ste
 	for _, h := range c.Hosts {
 		a := addr("destroy.host", h.Name)
 		hosts = append(hosts, a)
-		add(&destroyHost{base: base{addr: a, host: h.Name, deps: []engine.Addr{backup}, env: e}, h: h})
+		add(&destroyHost{base: base{addr: a, host: h.Name, deps: []engine.Addr{backup}, env: e}, h: h, dropIdentity: o.DropDatabase})
 	}
 	var nodes []engine.Addr
 	for _, n := range c.Nodes {
@@ -103,15 +103,20 @@ func (s *destroyBackup) Apply(ctx context.Context, _ plans.Change) error {
 }
 
 // destroyHost removes a host's registration (when the API answers), its
-// agent and identity, and the cluster CA.
+// agent and the cluster CA. The agent's identity stays while the database
+// does: with it, the machine registering again after a restore of the
+// database is the same Rancher host, its labels and history with it.
+// --drop-database removes it too (no database knows it any more).
 type destroyHost struct {
 	base
-	h manifests.Host
+	h            manifests.Host
+	dropIdentity bool
 }
 
 type destroyHostState struct {
 	Rancher  []string `json:"rancher,omitempty"` // ids of its Rancher hosts
-	Agent    bool     `json:"agent"`             // rancher-agent or its state on the machine
+	Agent    bool     `json:"agent"`             // rancher-agent (or, dropping it, its identity) on the machine
+	Identity bool     `json:"identity,omitempty"`
 	CA       bool     `json:"ca"`
 	APIError string   `json:"-"`
 }
@@ -134,7 +139,8 @@ func (s *destroyHost) Probe(ctx context.Context) (engine.State, error) {
 		return nil, err
 	}
 	words := strings.Fields(out)
-	st.Agent = s.h.Register && (slices.Contains(words, "AGENT") || slices.Contains(words, "STATE"))
+	st.Agent = s.h.Register && (slices.Contains(words, "AGENT") || s.dropIdentity && slices.Contains(words, "STATE"))
+	st.Identity = s.h.Register && slices.Contains(words, "STATE")
 	st.CA = slices.Contains(words, "CA")
 	return st, nil
 }
@@ -145,8 +151,11 @@ func (s *destroyHost) Diff(cur engine.State) plans.Change {
 	if len(st.Rancher) > 0 {
 		what = append(what, "its Rancher host "+strings.Join(st.Rancher, ", "))
 	}
-	if st.Agent {
+	switch {
+	case st.Agent && s.dropIdentity:
 		what = append(what, "its agent and identity")
+	case st.Agent:
+		what = append(what, "its agent")
 	}
 	if st.CA {
 		what = append(what, "the cluster CA")
@@ -154,7 +163,11 @@ func (s *destroyHost) Diff(cur engine.State) plans.Change {
 	if len(what) == 0 {
 		return s.change(plans.NoOp, "nothing of the cluster on "+s.h.Name)
 	}
-	return s.change(plans.Delete, "remove "+strings.Join(what, ", ")+" from "+s.h.Name)
+	c := s.change(plans.Delete, "remove "+strings.Join(what, ", ")+" from "+s.h.Name)
+	if st.Identity && !s.dropIdentity {
+		c.Reason += " (its identity, " + agentStateDir + ", stays with the database: restoring a backup brings the same Rancher host back; --drop-database removes it)"
+	}
+	return c
 }
 
 func (s *destroyHost) Apply(ctx context.Context, _ plans.Change) error {
@@ -174,7 +187,11 @@ func (s *destroyHost) Apply(ctx context.Context, _ plans.Change) error {
 	// The agent only on a host haplan registers: one with register off
 	// may carry an agent someone else registered.
 	if s.h.Register {
-		if err := cleanAgent(ctx, r); err != nil {
+		clean := stopAgent
+		if s.dropIdentity {
+			clean = cleanAgent
+		}
+		if err := clean(ctx, r); err != nil {
 			return err
 		}
 	}

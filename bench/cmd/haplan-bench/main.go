@@ -52,6 +52,7 @@ type config struct {
 	over        *overhead  // apply's engine overhead: the median full install
 	overRuns    []overhead // every full install measured
 	overReps    int
+	outs        []outageRun // upgrade outage windows, haplan and the manual procedure
 	// Recorded at the start of a run (recordVersions) or read back from
 	// its results file.
 	haplanVersion string
@@ -96,6 +97,8 @@ func benchMain() error {
 	flag.IntVar(&cfg.overReps, "overhead-reps", 3, "full installs for the engine overhead (the median by overhead share is reported)")
 	rerender := flag.String("report", "", "only rewrite BENCHMARKS.md from this bench/results JSON")
 	onlyOver := flag.Bool("only-overhead", false, "only measure the engine overhead and print it (no fleet, no BENCHMARKS.md)")
+	measureOutage := flag.Bool("outage", true, "time the outage of an upgrade, haplan against the documented manual procedure (~3 min)")
+	onlyOutage := flag.Bool("only-outage", false, "only measure the upgrade outage and print it (no fleet, no BENCHMARKS.md)")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -117,6 +120,17 @@ func benchMain() error {
 		cfg.bin = filepath.Join(root, "bin", "haplan")
 		return cfg.overheads(context.Background())
 	}
+	if *onlyOutage {
+		if cfg.work, err = os.MkdirTemp("", "haplan-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(cfg.work)
+		if err := cfg.outages(context.Background()); err != nil {
+			return err
+		}
+		fmt.Println(outageRatio(cfg.outs))
+		return nil
+	}
 	if cfg.fleet, err = lab.LoadFleet(""); err != nil {
 		return err
 	}
@@ -136,6 +150,11 @@ func benchMain() error {
 	ctx := context.Background()
 	notes := map[string]string{}
 	cfg.recordVersions(ctx)
+	if *measureOutage {
+		if err := cfg.outages(ctx); err != nil {
+			return err
+		}
+	}
 	if err := cfg.prepare(ctx, *measureOver, notes); err != nil {
 		return err
 	}

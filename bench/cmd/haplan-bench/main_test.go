@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
@@ -126,5 +127,25 @@ func TestAnalyse(t *testing.T) {
 	failed := append(evs[:2:2], event{Time: at(7), Kind: "apply_failed", Address: "bootstrap.run", Message: "boom"})
 	if _, err := analyse(failed, t0, at(10), at(9), at(9)); err == nil {
 		t.Error("a failed apply was accepted")
+	}
+}
+
+// The window ends at the first answer after a failure that follows the
+// first stop: answers between the stop and the failure (the other nodes
+// still served) do not end it, nor do failures before the stop.
+func TestProberBackAfter(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	p := &prober{samples: []probeSample{{at(0), false}, {at(1), true}, {at(2), true}, {at(3), false}, {at(4), false}, {at(5), true}, {at(6), true}}}
+	got, err := p.backAfter(context.Background(), at(0.5), time.Second)
+	if err != nil || !got.Equal(at(5)) {
+		t.Errorf("backAfter = %v, %v; want %v", got, err, at(5))
+	}
+	p = &prober{samples: []probeSample{{at(1), true}, {at(2), true}}}
+	if _, err := p.backAfter(context.Background(), at(0.5), 10*time.Millisecond); err == nil {
+		t.Error("no failure after the stop: want an error, not a window")
+	}
+	if got := outageRatio([]outageRun{{Tool: "haplan", Window: 10}, {Tool: "manual", Window: 25}}); !strings.Contains(got, "manual / haplan = 2.5×") {
+		t.Errorf("outageRatio = %q", got)
 	}
 }

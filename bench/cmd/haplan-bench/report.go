@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/haplan/haplan/lab"
 )
 
 // median (lower) of the wall times of tool/scenario/n; ok is false without samples.
@@ -56,6 +58,7 @@ func (c *config) rerender(path string) error {
 		Parallelism int               `json:"parallelism"`
 		Date        time.Time         `json:"date"`
 		Overhead    *overhead         `json:"overhead"`
+		Outages     []outageRun       `json:"outages"`
 		Runs        []overhead        `json:"overhead_runs"`
 		Haplan      string            `json:"haplan_version"`
 		FleetMem    int64             `json:"fleet_idle_bytes"`
@@ -74,6 +77,7 @@ func (c *config) rerender(path string) error {
 	c.resultsFile = path
 	c.runDate = r.Date
 	c.over = r.Overhead
+	c.outs = r.Outages
 	c.overRuns = r.Runs
 	c.haplanVersion, c.fleetMem, c.fleetSSHD = r.Haplan, r.FleetMem, r.FleetSSHD
 	return c.report(r.Samples, r.Notes)
@@ -171,6 +175,17 @@ func (c *config) report(ss []sample, notes map[string]string) error {
 		fmt.Fprintf(&b, "| %d | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f |\n", n, ck.Wall, ck.ClientCPU, ch.Wall, ch.ClientCPU,
 			h.Wall, h.ClientCPU, h.Wall-ch.Wall, h.ClientCPU-ch.ClientCPU)
 	}
+	if len(c.outs) > 0 {
+		fmt.Fprintf(&b, "\nUpgrade outage (issue 12): the lab's cluster (3 nodes) from %s to %s, each run from a fresh install with the new image on no node. "+
+			"The window runs from the first node stopped to https://<lb>/ping answering again, verified against the cluster CA (a prober every 100 ms). "+
+			"*manual* is the documented procedure scripted: mysqldump with Rancher's options, then over OpenSSH on each node in turn the rancher containers removed, "+
+			"then on each node the same rancher-ha.sh with the new tag (which pulls it).\n\n", lab.RancherImage, lab.NextRancherImage)
+		fmt.Fprintf(&b, "| tool | outage window s | first node stopped after s | whole run s |\n|---|---|---|---|\n")
+		for _, o := range c.outs {
+			fmt.Fprintf(&b, "| %s | %.1f | %.1f | %.1f |\n", o.Tool, o.Window, o.Stopped, o.Wall)
+		}
+		fmt.Fprintf(&b, "\n%s\n", outageRatio(c.outs))
+	}
 	if o := c.over; o != nil {
 		fmt.Fprintf(&b, "\nApply's engine overhead (issue 6): `haplan apply --auto-approve --json -f lab/out/cluster.yaml` on the lab's cluster after a reset "+
 			"(3 nodes, 3 hosts; containers, image, /var/lib/rancher, CA, HAProxy config, database and users removed). "+
@@ -221,7 +236,7 @@ func (c *config) report(ss []sample, notes map[string]string) error {
 		fmt.Print("\n" + b.String())
 		return nil
 	}
-	js, err := json.MarshalIndent(map[string]any{"date": time.Now().UTC(), "samples": ss, "notes": notes, "parallelism": c.parallelism, "overhead": c.over, "overhead_runs": c.overRuns,
+	js, err := json.MarshalIndent(map[string]any{"date": time.Now().UTC(), "samples": ss, "notes": notes, "parallelism": c.parallelism, "overhead": c.over, "overhead_runs": c.overRuns, "outages": c.outs,
 		"haplan_version": c.haplanVersion, "fleet_idle_bytes": c.fleetMem, "fleet_sshd": c.fleetSSHD}, "", "  ")
 	if err != nil {
 		return err
