@@ -53,6 +53,7 @@ type config struct {
 	overRuns    []overhead // every full install measured
 	overReps    int
 	outs        []outageRun // upgrade outage windows, haplan and the manual procedure
+	outReps     int
 	// Recorded at the start of a run (recordVersions) or read back from
 	// its results file.
 	haplanVersion string
@@ -99,6 +100,7 @@ func benchMain() error {
 	onlyOver := flag.Bool("only-overhead", false, "only measure the engine overhead and print it (no fleet, no BENCHMARKS.md)")
 	measureOutage := flag.Bool("outage", true, "time the outage of an upgrade, haplan against the documented manual procedure (~3 min)")
 	onlyOutage := flag.Bool("only-outage", false, "only measure the upgrade outage and print it (no fleet, no BENCHMARKS.md)")
+	flag.IntVar(&cfg.outReps, "outage-reps", 3, "upgrades per tool for the outage (the median is compared)")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))

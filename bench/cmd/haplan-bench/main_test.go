@@ -145,7 +145,7 @@ func TestProberBackAfter(t *testing.T) {
 	if _, err := p.backAfter(context.Background(), at(0.5), 10*time.Millisecond); err == nil {
 		t.Error("no failure after the stop: want an error, not a window")
 	}
-	if got := outageRatio([]outageRun{{Tool: "haplan", Window: 10}, {Tool: "manual", Window: 25}}); !strings.Contains(got, "manual / haplan = 2.5×") {
+	if got := outageRatio([]outageRun{{Tool: "haplan", Window: 10}, {Tool: "manual", Window: 25}, {Tool: "haplan", Window: 30}, {Tool: "haplan", Window: 9}}); !strings.Contains(got, "haplan 10.0 s, manual 25.0 s: manual / haplan = 2.5×") {
 		t.Errorf("outageRatio = %q", got)
 	}
 }
