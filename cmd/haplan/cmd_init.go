@@ -39,37 +39,8 @@ func (a *app) init(_ context.Context, args []string) int {
 	if code, done := a.parseOnlyFlags(fs, args); done {
 		return code
 	}
-	in := bufio.NewReader(a.stdin)
-	ask := func(dst *string, question, def string) error {
-		if *dst != "" {
-			return nil
-		}
-		if !a.stdinTTY {
-			if def == "" {
-				return fmt.Errorf("%s: give it as a flag (see haplan init --help), or run haplan init on a terminal", question)
-			}
-			*dst = def
-			return nil
-		}
-		// Questions on stderr: with -o - the manifest is stdout.
-		if def != "" {
-			fmt.Fprintf(a.stderr, "%s [%s]: ", question, def)
-		} else {
-			fmt.Fprintf(a.stderr, "%s: ", question)
-		}
-		line, err := in.ReadString('\n')
-		if err != nil && line == "" {
-			return errors.New("no answer")
-		}
-		if *dst = strings.TrimSpace(line); *dst == "" {
-			*dst = def
-		}
-		if *dst == "" {
-			return fmt.Errorf("%s is needed", question)
-		}
-		return nil
-	}
-	for _, q := range []struct {
+	q := &initAsker{a: a, in: bufio.NewReader(a.stdin)}
+	for _, item := range []struct {
 		dst           *string
 		question, def string
 	}{
@@ -78,7 +49,7 @@ func (a *app) init(_ context.Context, args []string) int {
 		{&ans.DBHost, "MySQL server address", ""},
 		{&ans.LB, "Load balancer address", ""},
 	} {
-		if err := ask(q.dst, q.question, q.def); err != nil {
+		if err := q.ask(item.dst, item.question, item.def); err != nil {
 			fmt.Fprintf(a.stderr, "haplan init: %v\n", err)
 			return exitError
 		}
@@ -96,22 +67,7 @@ func (a *app) init(_ context.Context, args []string) int {
 		_, _ = io.WriteString(a.stdout, text)
 		return exitOK
 	}
-	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	if force {
-		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	}
-	f, err := os.OpenFile(out, flags, 0o644)
-	if errors.Is(err, os.ErrExist) {
-		fmt.Fprintf(a.stderr, "haplan init: %s exists; --force overwrites it\n", out)
-		return exitError
-	}
-	if err == nil {
-		_, err = io.WriteString(f, text)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
+	if err := writeNew(out, text, force); err != nil {
 		fmt.Fprintf(a.stderr, "haplan init: %v\n", err)
 		return exitError
 	}
@@ -210,4 +166,61 @@ func renderInit(ans initAnswers) (string, error) {
 	var b strings.Builder
 	err := initTemplate.Execute(&b, ans)
 	return b.String(), err
+}
+
+// initAsker asks init's questions on a terminal (on stderr: with -o - the
+// manifest is stdout) and takes the defaults without one.
+type initAsker struct {
+	a  *app
+	in *bufio.Reader
+}
+
+// ask fills dst unless a flag did: the answer, or def.
+func (q *initAsker) ask(dst *string, question, def string) error {
+	if *dst != "" {
+		return nil
+	}
+	if !q.a.stdinTTY {
+		if def == "" {
+			return fmt.Errorf("%s: give it as a flag (see haplan init --help), or run haplan init on a terminal", question)
+		}
+		*dst = def
+		return nil
+	}
+	if def != "" {
+		fmt.Fprintf(q.a.stderr, "%s [%s]: ", question, def)
+	} else {
+		fmt.Fprintf(q.a.stderr, "%s: ", question)
+	}
+	line, err := q.in.ReadString('\n')
+	if err != nil && line == "" {
+		return errors.New("no answer")
+	}
+	if *dst = strings.TrimSpace(line); *dst == "" {
+		*dst = def
+	}
+	if *dst == "" {
+		return fmt.Errorf("%s is needed", question)
+	}
+	return nil
+}
+
+// writeNew writes text to path, refusing an existing file unless force.
+func writeNew(path, text string, force bool) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(path, flags, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s exists; --force overwrites it", path)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(f, text)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -79,35 +79,11 @@ func isTerminal(v any) bool {
 }
 
 func (a *app) run(ctx context.Context, args []string) int {
-	// --no-color works anywhere on the line, for every command, like
-	// NO_COLOR.
-	var kept []string
-	for i, arg := range args {
-		if arg == "--" {
-			kept = append(kept, args[i:]...)
-			break
-		}
-		if arg == "--no-color" || arg == "-no-color" {
-			a.noColor = true
-			continue
-		}
-		if arg == "-v" || arg == "--verbose" {
-			lvl := slog.LevelInfo
-			a.logLevel = &lvl
-			continue
-		}
-		if name, val, ok := strings.Cut(arg, "="); ok && (name == "--log-level" || name == "-log-level") {
-			var lvl slog.Level
-			if err := lvl.UnmarshalText([]byte(val)); err != nil {
-				fmt.Fprintf(a.stderr, "haplan: --log-level %q: want debug, info, warn or error\n", val)
-				return exitError
-			}
-			a.logLevel = &lvl
-			continue
-		}
-		kept = append(kept, arg)
+	args, err := a.globalFlags(args)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "haplan: %v\n", err)
+		return exitError
 	}
-	args = kept
 	if len(args) == 0 {
 		fmt.Fprint(a.stderr, mainUsage())
 		return exitError
@@ -593,4 +569,35 @@ Options:
 
 Examples:
   haplan force-unlock -f prod/cluster.yaml 1234` + exitCodesUsage,
+}
+
+// globalFlags takes the flags that work anywhere on the line, for every
+// command (--no-color like NO_COLOR, -v, --log-level=LEVEL) out of args.
+func (a *app) globalFlags(args []string) ([]string, error) {
+	var kept []string
+	for i, arg := range args {
+		if arg == "--" {
+			kept = append(kept, args[i:]...)
+			break
+		}
+		if arg == "--no-color" || arg == "-no-color" {
+			a.noColor = true
+			continue
+		}
+		if arg == "-v" || arg == "--verbose" {
+			lvl := slog.LevelInfo
+			a.logLevel = &lvl
+			continue
+		}
+		if name, val, ok := strings.Cut(arg, "="); ok && (name == "--log-level" || name == "-log-level") {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(val)); err != nil {
+				return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", val)
+			}
+			a.logLevel = &lvl
+			continue
+		}
+		kept = append(kept, arg)
+	}
+	return kept, nil
 }
