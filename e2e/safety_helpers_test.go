@@ -393,6 +393,21 @@ exec %[4]s "$@"
 `, trigger, name, secs, real)
 }
 
+// holdShim makes every `name ARG1` with ARG1 = trigger record itself (in
+// /tmp/haplan-shim-NAME.entered) and wait until
+// /tmp/haplan-shim-NAME.release exists (two minutes at most) before it runs
+// the real command.
+func holdShim(name, real, trigger string) string {
+	return fmt.Sprintf(`#!/bin/sh
+if [ "$1" = %[1]s ]; then
+  echo "$$" >> /tmp/haplan-shim-%[2]s.entered
+  i=0
+  while [ ! -e /tmp/haplan-shim-%[2]s.release ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done
+fi
+exec %[3]s "$@"
+`, trigger, name, real)
+}
+
 // armShim installs a sleep shim that blocks once.
 func armShim(t *testing.T, ctx context.Context, l *lab.Lab, host, name, real, trigger string) func() {
 	t.Helper()

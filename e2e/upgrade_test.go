@@ -79,16 +79,16 @@ func checkUpgraded(t *testing.T, ctx context.Context, l *lab.Lab, up string, nod
 // checkUpgradeInterrupted interrupts an upgrade twice (Ctrl-C, Ctrl-C)
 // while the nodes start with the new release: the first lets the started
 // group finish (nodes stopped for an upgrade are started, or the server
-// would stay down), the second cancels rs1's start, held for ten seconds.
+// would stay down), the second cancels rs1's start, held by a shim.
 // The run exits 1 and says which node it stopped and did not start, how to
 // go on and how to go back (the backup); `haplan status` names rs1; the
 // next apply finishes the upgrade; the backup taken before it brings
 // v1.0.1 back.
 func checkUpgradeInterrupted(t *testing.T, ctx context.Context, l *lab.Lab, manifest string, nodes []string) {
 	up, backups := upgradeManifest(t, manifest, "cluster-upgrade-interrupted.yaml")
-	// rs1's start (rancher-ha.sh's docker run) is held for ten seconds, so
-	// that both interrupts come while it runs, whatever the timing.
-	removeShim := shim(t, ctx, l, "rs1", "docker", pauseShim("docker", "/usr/bin/docker", "run", 10))
+	// rs1's start (rancher-ha.sh's docker run) is held until the test is
+	// done with it, so that both interrupts come while it runs.
+	removeShim := shim(t, ctx, l, "rs1", "docker", holdShim("docker", "/usr/bin/docker", "run"))
 	run := startBG(t, ctx, "apply", "-f", up, "--auto-approve")
 	run.waitFor(t, "ha.start[rs1] started", 5*time.Minute)
 	waitShim(t, ctx, l, "rs1", "docker", run)

@@ -44,7 +44,7 @@ func CompileDestroy(c *manifests.Cluster, e *Env, o DestroyOptions) []engine.Ste
 	for _, n := range c.Nodes {
 		a := addr("destroy.node", n.Name)
 		nodes = append(nodes, a)
-		add(&destroyNode{base: base{addr: a, host: n.Name, deps: append([]engine.Addr{backup}, hosts...), env: e}, node: n})
+		add(&destroyNode{base: base{addr: a, host: n.Name, deps: append([]engine.Addr{backup}, hosts...), env: e}, node: n, dropIdentity: o.DropDatabase})
 	}
 	if c.LoadBalancer.HAProxy != nil {
 		add(&destroyLB{base: base{addr: addr("destroy.lb", ""), host: layout.LBHost, deps: nodes, env: e}})
@@ -203,7 +203,8 @@ func (s *destroyHost) Apply(ctx context.Context, _ plans.Change) error {
 // bootstrap server, and the files haplan and rancher-ha.sh keep.
 type destroyNode struct {
 	base
-	node manifests.Node
+	node         manifests.Node
+	dropIdentity bool // --drop-database: the node's agent identity too
 }
 
 type destroyNodeState struct {
@@ -255,7 +256,7 @@ func (s *destroyNode) Apply(ctx context.Context, _ plans.Change) error {
 	if err != nil {
 		return err
 	}
-	_, err = run(ctx, r, cleanNode, true)
+	_, err = run(ctx, r, cleanNode(s.dropIdentity), true)
 	return err
 }
 
@@ -263,9 +264,19 @@ func (s *destroyNode) Apply(ctx context.Context, _ plans.Change) error {
 // containers, a bootstrap server, the node's own agent (rancher-agent and
 // rancher-agent-state, which the agent cluster-manager launched creates:
 // it would go on calling a server that is gone), and nodeFiles
-// (rancher-ha.sh and server.conf hold the database password).
-var cleanNode = fmt.Sprintf(`ids=$(docker ps -aq --filter name=^/%s --filter name=^/%s --filter name=^/%s$ --filter name=^/%s-state$); [ -z "$ids" ] || docker rm -f $ids >/dev/null; rm -rf %s`,
-	layout.HA, layout.Bootstrap, agentContainer, agentContainer, nodeFiles)
+// (rancher-ha.sh and server.conf hold the database password). With
+// dropIdentity, the agent's identity too: once the machine's System HA
+// host is removed, its agent is deactivated, and the same identity would
+// keep the machine from ever becoming a host again; kept, it lets a
+// restored database find the node as the same host.
+func cleanNode(dropIdentity bool) string {
+	line := fmt.Sprintf(`ids=$(docker ps -aq --filter name=^/%s --filter name=^/%s --filter name=^/%s$ --filter name=^/%s-state$); [ -z "$ids" ] || docker rm -f $ids >/dev/null; rm -rf %s`,
+		layout.HA, layout.Bootstrap, agentContainer, agentContainer, nodeFiles)
+	if dropIdentity {
+		line += " " + agentStateDir
+	}
+	return line
+}
 
 // destroyLB replaces haplan's HAProxy configuration by one that serves
 // nothing of the cluster.

@@ -58,6 +58,9 @@ type leftOne struct {
 // the cluster until a plan stops it.
 func (st haPruneState) uncheckedWarnings() []string {
 	var out []string
+	if st.APIDown {
+		out = append(out, "System HA could not be listed ("+st.Why+"): machines that left the manifest were looked for in the cluster table only")
+	}
 	if st.MembersUnread {
 		out = append(out, "the cluster table could not be read ("+st.MembersWhy+"): a machine that left the manifest and still runs rancher-ha without a System HA host would not be seen")
 	}
@@ -107,10 +110,12 @@ func (e *Env) readDeparted(ctx context.Context) (haPruneState, error) {
 		}
 		return hosts, err
 	})
-	if err != nil {
-		return haPruneState{Started: true, APIDown: true, Why: err.Error()}, nil
-	}
 	st := haPruneState{Started: true}
+	if err != nil {
+		// The cluster table is read all the same: a departed machine
+		// running rancher-ha must be stopped before any node starts.
+		st.APIDown, st.Why = true, err.Error()
+	}
 	ips := e.clusterIPs()
 	for _, h := range hosts {
 		if len(h.Addresses) == 0 || slices.Contains(ips, h.Addresses[0]) {
@@ -138,6 +143,12 @@ func (e *Env) readDeparted(ctx context.Context) (haPruneState, error) {
 		}
 		one := leftOne{Address: ip, State: "member of the cluster, no System HA host"}
 		e.checkOldMachine(ctx, &one)
+		if !one.Running && !one.Unchecked {
+			// A row of a machine that runs no rancher-ha: cluster-manager
+			// forgets it within two heartbeats. Kept out, so that a saved
+			// plan does not go stale for it.
+			continue
+		}
 		st.Left = append(st.Left, one)
 	}
 	sort.Slice(st.Left, func(i, j int) bool {
@@ -171,8 +182,7 @@ func (e *Env) memberIPs(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	rows, err := e.readMembers(ctx, db)
-	var me *mysql.MySQLError
-	if errors.As(err, &me) && me.Number == errNoSuchTable {
+	if me := (*mysql.MySQLError)(nil); errors.As(err, &me) && me.Number == errNoSuchTable {
 		return nil, nil
 	}
 	var out []string
@@ -263,7 +273,7 @@ func (st haPruneState) anyRunning() bool { return len(st.runningAddrs()) > 0 }
 func (st haPruneState) runningAddrs() []string {
 	var out []string
 	for _, l := range st.Left {
-		if l.Running {
+		if l.Running && !slices.Contains(out, l.Address) {
 			out = append(out, l.Address)
 		}
 	}
@@ -323,7 +333,7 @@ func (s *haRetire) Apply(ctx context.Context, _ plans.Change) error {
 		r, err := s.env.runner(ctx, s.env.oldMachine(l.Address))
 		if err == nil {
 			engine.Progress(ctx, "stopping rancher-ha on %s, which left the manifest, and removing %s there", l.Address, nodeFiles)
-			_, err = run(ctx, r, cleanNode, true)
+			_, err = run(ctx, r, cleanNode(true), true)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", l.Address, err))
@@ -380,7 +390,7 @@ func (s *haPrune) Apply(ctx context.Context, _ plans.Change) error {
 			// The node itself, at its old cluster IP: only the record goes.
 		} else if r, err := s.env.runner(ctx, s.env.oldMachine(h.Addresses[0])); err == nil {
 			engine.Progress(ctx, "removing rancher-ha and %s from %s, which left the manifest", nodeFiles, h.Addresses[0])
-			if _, err := run(ctx, r, cleanNode, true); err != nil {
+			if _, err := run(ctx, r, cleanNode(true), true); err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", h.Addresses[0], err))
 				continue
 			}

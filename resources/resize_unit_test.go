@@ -119,7 +119,13 @@ func TestDepartedMemberWithoutHost(t *testing.T) {
 	if c := r.steps["ha.prune"].Diff(st); c.Action != plans.NoOp {
 		t.Errorf("ha.prune for a member without a host: %s %q %+v", c.Action, c.Reason, c.Details)
 	}
-	c := r.steps["ha.retire"].Diff(haPruneState{Started: true, MembersUnread: true, MembersWhy: "database 10.0.0.20:3306: connection refused"})
+	// The API down: the members found in the cluster table are stopped
+	// all the same, and the plan says System HA was not listed.
+	c := r.steps["ha.retire"].Diff(haPruneState{Started: true, APIDown: true, Why: "no node answers", Left: st.Left})
+	if c.Action != plans.Delete || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "System HA could not be listed (no node answers)") {
+		t.Errorf("API down: %s %q %q", c.Action, c.Reason, c.Warnings)
+	}
+	c = r.steps["ha.retire"].Diff(haPruneState{Started: true, MembersUnread: true, MembersWhy: "database 10.0.0.20:3306: connection refused"})
 	if c.Action != plans.NoOp || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "the cluster table could not be read (database 10.0.0.20:3306: connection refused)") {
 		t.Errorf("unread cluster table: %s %q %q", c.Action, c.Reason, c.Warnings)
 	}

@@ -63,6 +63,9 @@ func (c Config) user() string {
 
 func (c Config) key() string {
 	k := c.user() + "@" + c.addr()
+	if c.Once {
+		k += " once" // a one-attempt dial is no other caller's
+	}
 	if c.Bastion != nil {
 		k += " via " + c.Bastion.key()
 	}

@@ -318,7 +318,7 @@ func watchInterrupts(ctx context.Context, sigs <-chan os.Signal, stop func(), ca
 		}
 		stopped = true
 		stop()
-		fmt.Fprintln(w, "\nInterrupted: starting no new steps; running steps will finish, and nodes that an upgrade, resize or restore has stopped are still started together (or the server would stay down). Interrupt again to cancel them.")
+		fmt.Fprintln(w, "\nInterrupted: starting no new steps; running steps will finish, and nodes that this walk of an upgrade or resize has stopped are still started together (or the server would stay down). Interrupt again to cancel them.")
 	}
 }
 
@@ -429,7 +429,7 @@ type stopHint struct{ backup, manifest, dump string }
 // stopped their start (a failure, an interrupt).
 func stoppedNotStarted(w io.Writer, walked []*engine.Result, h stopHint) {
 	started := map[string]bool{}
-	loadSeen, loaded := false, false
+	loadSeen, loaded, loadFailed := false, false, false
 	for _, res := range walked {
 		for _, s := range res.Steps {
 			switch plans.Kind(string(s.Addr)) {
@@ -438,7 +438,7 @@ func stoppedNotStarted(w io.Writer, walked []*engine.Result, h stopHint) {
 					started[s.Host] = true
 				}
 			case "restore.load":
-				loadSeen, loaded = true, s.Status == engine.StatusApplied
+				loadSeen, loaded, loadFailed = true, s.Status == engine.StatusApplied, s.Status == engine.StatusFailed
 			}
 		}
 	}
@@ -459,6 +459,10 @@ func stoppedNotStarted(w io.Writer, walked []*engine.Result, h stopHint) {
 	}
 	fmt.Fprintf(w, "\nWarning: this run stopped rancher-ha on %s and did not start it again: %s.\n", strings.Join(down, ", "), state)
 	switch {
+	case loadFailed:
+		// The client streams the dump: a load that failed or was cut
+		// may have replaced part of the database.
+		fmt.Fprintf(w, "The dump may be partly loaded: do not start the cluster on it. Fix what failed above and run haplan restore -f %s %s again.\n", h.manifest, h.dump)
 	case loadSeen && !loaded:
 		fmt.Fprintf(w, "The dump was not loaded. To restore it: haplan restore -f %s %s again; to start the cluster on the database as it is: haplan apply -f %s.\n", h.manifest, h.dump, h.manifest)
 	case loadSeen:

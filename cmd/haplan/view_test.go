@@ -400,7 +400,8 @@ func TestStoppedNotStartedWarning(t *testing.T) {
 		walked []*engine.Result
 		want   string
 	}{
-		{"interrupted before the load", []*engine.Result{stopAndLoad(engine.StatusSkipped)}, "The dump was not loaded. To restore it: haplan restore -f cluster.yaml lab.sql again"},
+		{"interrupted before the load", []*engine.Result{stopAndLoad(engine.StatusNotStarted)}, "The dump was not loaded. To restore it: haplan restore -f cluster.yaml lab.sql again"},
+		{"the load failed or was cut", []*engine.Result{stopAndLoad(engine.StatusFailed)}, "The dump may be partly loaded: do not start the cluster on it"},
 		{"loaded, not started", []*engine.Result{stopAndLoad(engine.StatusApplied)}, "The dump is loaded: haplan apply -f cluster.yaml starts every node together"},
 		{"started by the second walk", []*engine.Result{stopAndLoad(engine.StatusApplied), {Steps: []engine.StepResult{{Addr: "ha.start[rs1]", Host: "rs1", Status: engine.StatusApplied}}}}, ""},
 	} {

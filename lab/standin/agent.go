@@ -2,10 +2,9 @@ package standin
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -21,10 +20,6 @@ const (
 	DefaultAgentImage = "rancher/agent:v1.0.1"
 	// agentContainer is the node's agent container.
 	agentContainer = "rancher-ha-agent"
-	// agentIdentityFile (in the etc dir) keeps the node's agent identity:
-	// the real agent keeps it in /var/lib/rancher/state, which the
-	// rancher-ha container does not mount.
-	agentIdentityFile = "standin-agent-identity"
 )
 
 // AgentLauncher keeps the node's agent container running.
@@ -32,6 +27,12 @@ type AgentLauncher interface {
 	// Ensure makes sure the agent runs image, creating (and, when the
 	// image is missing, pulling) it if it does not run.
 	Ensure(ctx context.Context, image string, env []string) error
+	// Identity is the machine's identity for its agent. The real agent
+	// keeps it in /var/lib/rancher/state, which the rancher-ha container
+	// does not mount; the stand-in takes the Docker engine's ID, which
+	// lasts as long (rancher-ha restarts, /var/lib/rancher/etc removed,
+	// haplan's destroy) and is new on a rebuilt machine.
+	Identity(ctx context.Context) (string, error)
 }
 
 // dockerAgent launches the agent through the node's dockerd, as
@@ -60,6 +61,19 @@ func (a *dockerAgent) Ensure(ctx context.Context, image string, env []string) er
 		Binds:  []string{"/var/run/docker.sock:/var/run/docker.sock", "/var/lib/rancher:/var/lib/rancher"},
 		Labels: map[string]string{"io.rancher.ha.container": "true", "io.rancher.ha.service.name": "agent"},
 	}, a.out)
+}
+
+func (a *dockerAgent) Identity(ctx context.Context) (string, error) {
+	var info struct {
+		ID string `json:"ID"`
+	}
+	if err := a.d.getJSON(ctx, "/info", &info); err != nil {
+		return "", err
+	}
+	if info.ID == "" {
+		return "", errors.New("the Docker engine reports no ID")
+	}
+	return "engine-" + info.ID, nil
 }
 
 // agentImage is the image the node's agent runs.
@@ -94,10 +108,11 @@ func (n *node) keepAgent(ctx context.Context) {
 // cluster IP): the server keeps the node as a host of System HA, created
 // on the agent's first report and pinged by the later ones; a host that
 // was removed has a deactivated agent, whose reports change nothing. The
-// stand-in reports on the agent's behalf, with the identity kept in the
-// etc dir, so the node is the same host across rancher-ha restarts.
+// stand-in reports on the agent's behalf, with the machine's identity
+// (AgentLauncher.Identity), so the node is the same host across rancher-ha
+// restarts, a destroy and a restore.
 func (n *node) reportAgent(ctx context.Context) error {
-	id, err := n.agentIdentity()
+	id, err := n.o.Agent.Identity(ctx)
 	if err != nil {
 		return err
 	}
@@ -127,19 +142,6 @@ func (a *API) reportHAAgent(ctx context.Context, id, hostname, ip string) error 
 		{Type: "ipAddress", UUID: ip, Address: ip, HostUUID: id},
 	}
 	return a.recordPing(ctx, ag, ev)
-}
-
-// agentIdentity is the node's agent identity, made on first use.
-func (n *node) agentIdentity() (string, error) {
-	p := filepath.Join(n.o.EtcDir, agentIdentityFile)
-	if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) != "" {
-		return strings.TrimSpace(string(b)), nil
-	}
-	id := newUUID()
-	if err := os.WriteFile(p, []byte(id+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	return id, nil
 }
 
 // agentLoop keeps the agent running, looking every heartbeat.

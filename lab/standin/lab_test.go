@@ -252,7 +252,13 @@ type haNode struct {
 // testAgent stands in for the node's dockerd: Ensure fails while fail
 // holds an error. (The real launch through dockerd, with the pull of the
 // agent image, is proven on the lab's nodes by lab/prooftest.)
-type testAgent struct{ fail atomic.Pointer[error] }
+type testAgent struct {
+	fail atomic.Pointer[error]
+	id   string
+}
+
+// Identity is the node's, fixed for the test's life.
+func (a *testAgent) Identity(context.Context) (string, error) { return "test-" + a.id, nil }
 
 func (a *testAgent) Ensure(context.Context, string, []string) error {
 	if e := a.fail.Load(); e != nil {
@@ -293,6 +299,7 @@ func newHANodes(t *testing.T, db DBConfig, size int, names ...string) []*haNode 
 	for i, name := range names {
 		root, _ := runScript(t, d, "rancher/server:v1.0.1")
 		n := &haNode{name: name, etc: filepath.Join(root, "var/lib/rancher/etc"), api: freePort(t), httpPort: freePort(t), https: freePort(t)}
+		n.agent.id = name
 		extra := fmt.Sprintf("export CATTLE_HA_PORT_HTTP=%d\nexport CATTLE_HA_PORT_HTTPS=%d\n", n.httpPort, n.https)
 		f, err := os.OpenFile(filepath.Join(n.etc, "server.conf"), os.O_APPEND|os.O_WRONLY, 0)
 		if err != nil {

@@ -130,16 +130,23 @@ func TestAnalyse(t *testing.T) {
 	}
 }
 
-// The window ends at the first answer after a failure that follows the
-// first stop: answers between the stop and the failure (the other nodes
-// still served) do not end it, nor do failures before the stop.
+// The window ends at the first of steadyAnswers answers in a row after a
+// failure that follows the first stop: answers between the stop and the
+// failure (the other nodes still served), a lone answer between failures,
+// and failures before the stop do not end it. Samples count by the time
+// they were sent, whatever order they came back in.
 func TestProberBackAfter(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-	p := &prober{samples: []probeSample{{at(0), false}, {at(1), true}, {at(2), true}, {at(3), false}, {at(4), false}, {at(5), true}, {at(6), true}}}
+	samples := []probeSample{{at(0), false}, {at(1), true}, {at(2), true}, {at(3), false}, {at(4), true}, {at(5), false}}
+	for i := range steadyAnswers {
+		samples = append(samples, probeSample{at(6 + float64(i)), true})
+	}
+	samples[3], samples[len(samples)-1] = samples[len(samples)-1], samples[3] // out of order
+	p := &prober{samples: samples}
 	got, err := p.backAfter(context.Background(), at(0.5), time.Second)
-	if err != nil || !got.Equal(at(5)) {
-		t.Errorf("backAfter = %v, %v; want %v", got, err, at(5))
+	if err != nil || !got.Equal(at(6)) {
+		t.Errorf("backAfter = %v, %v; want %v", got, err, at(6))
 	}
 	p = &prober{samples: []probeSample{{at(1), true}, {at(2), true}}}
 	if _, err := p.backAfter(context.Background(), at(0.5), 10*time.Millisecond); err == nil {

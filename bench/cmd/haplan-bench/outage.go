@@ -184,23 +184,30 @@ func (c *config) manualUpgrade(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("mysqldump: %w: %s", err, stderr.String())
 	}
-	ssh := func(node, remote string) error {
-		_, err := command(ctx, nil, "ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile="+c.lab.Path("ssh/known_hosts"),
+	ssh := func(node, remote string) ([]byte, error) {
+		return command(ctx, nil, "ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile="+c.lab.Path("ssh/known_hosts"),
 			"-o", "IdentitiesOnly=yes", "-i", c.lab.Path("ssh/id_ed25519"), "root@"+c.lab.IP(node), remote)
-		return err
 	}
 	var stopped time.Time
 	nodes := c.lab.ByRole(lab.RoleNode)
 	for i, n := range nodes {
-		if i == 0 {
-			stopped = time.Now()
-		}
-		if err := ssh(n.Name, `docker rm -f $(docker ps -aq --filter name=^/rancher-ha) >/dev/null`); err != nil {
+		// The first stop is timed on the node, just before its docker rm
+		// (the lab's machines share this machine's clock), not before the
+		// SSH connection.
+		out, err := ssh(n.Name, `date +%s.%N; docker rm -f $(docker ps -aq --filter name=^/rancher-ha) >/dev/null`)
+		if err != nil {
 			return stopped, fmt.Errorf("%s: remove the rancher containers: %w", n.Name, err)
+		}
+		if i == 0 {
+			var secs float64
+			if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "%f", &secs); err != nil {
+				return stopped, fmt.Errorf("%s: the time before docker rm: %q", n.Name, out)
+			}
+			stopped = time.Unix(0, int64(secs*1e9))
 		}
 	}
 	for _, n := range nodes {
-		if err := ssh(n.Name, "sh "+layout.Script+" "+lab.NextRancherImage+" >/dev/null"); err != nil {
+		if _, err := ssh(n.Name, "sh "+layout.Script+" "+lab.NextRancherImage+" >/dev/null"); err != nil {
 			return stopped, fmt.Errorf("%s: rancher-ha.sh %s: %w", n.Name, lab.NextRancherImage, err)
 		}
 	}
@@ -219,7 +226,9 @@ func (c *config) checkRelease(ctx context.Context) error {
 }
 
 // prober asks https://<lb>/ping, verified against the cluster CA, every
-// 100 ms, and keeps what it saw.
+// 100 ms whatever the answers take (each probe on its own, its own
+// connection, 1 s at most), and keeps what each saw, stamped when it was
+// sent.
 type prober struct {
 	mu      sync.Mutex
 	samples []probeSample
@@ -248,19 +257,27 @@ func (c *config) newProber(ctx context.Context) (*prober, error) {
 	p := &prober{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
+		var wg sync.WaitGroup
+		defer wg.Wait()
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
-			ok := false
-			req, _ := http.NewRequestWithContext(pctx, http.MethodGet, "https://"+lb+"/ping", nil)
-			if resp, err := client.Do(req); err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				ok = resp.StatusCode == http.StatusOK && strings.TrimSpace(string(b)) == "pong"
-			}
-			p.mu.Lock()
-			p.samples = append(p.samples, probeSample{at: time.Now(), ok: ok})
-			p.mu.Unlock()
+			sent := time.Now()
+			wg.Go(func() {
+				ok := false
+				req, _ := http.NewRequestWithContext(pctx, http.MethodGet, "https://"+lb+"/ping", nil)
+				if resp, err := client.Do(req); err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					ok = resp.StatusCode == http.StatusOK && strings.TrimSpace(string(b)) == "pong"
+				}
+				if pctx.Err() != nil {
+					return // cut by the end of the run, not an answer
+				}
+				p.mu.Lock()
+				p.samples = append(p.samples, probeSample{at: sent, ok: ok})
+				p.mu.Unlock()
+			})
 			select {
 			case <-pctx.Done():
 				return
@@ -276,24 +293,37 @@ func (p *prober) stop() {
 	<-p.done
 }
 
-// backAfter is when /ping answered again after the first failure the
-// prober saw after from, waiting up to limit for it.
+// steadyAnswers is how many probes in a row (half a second) must answer
+// for the load balancer to count as back.
+const steadyAnswers = 5
+
+// backAfter is when /ping answered again for good after from: the first of
+// steadyAnswers answers in a row that follow a failure after from (an
+// answer between two failures, while a node still served, is no end),
+// waiting up to limit for it.
 func (p *prober) backAfter(ctx context.Context, from time.Time, limit time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(limit)
 	for {
 		p.mu.Lock()
-		failed := false
-		for _, s := range p.samples {
+		xs := slices.Clone(p.samples)
+		p.mu.Unlock()
+		slices.SortFunc(xs, func(a, b probeSample) int { return a.at.Compare(b.at) })
+		failed, run := false, 0
+		var first time.Time
+		for _, s := range xs {
 			switch {
 			case s.at.Before(from):
 			case !s.ok:
-				failed = true
+				failed, run = true, 0
 			case failed:
-				p.mu.Unlock()
-				return s.at, nil
+				if run == 0 {
+					first = s.at
+				}
+				if run++; run == steadyAnswers {
+					return first, nil
+				}
 			}
 		}
-		p.mu.Unlock()
 		if time.Now().After(deadline) {
 			return time.Time{}, fmt.Errorf("the load balancer did not answer /ping again within %s of the first stop (failure seen: %t)", limit, failed)
 		}
