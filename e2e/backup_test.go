@@ -71,17 +71,5 @@ func checkBackupRestore(t *testing.T, ctx context.Context, l *lab.Lab, manifest 
 	if !tableExists(t, ctx, l, "e2e_before") || tableExists(t, ctx, l, "e2e_after") {
 		t.Errorf("after the restore: e2e_before %v, e2e_after %v; want the database of the backup", tableExists(t, ctx, l, "e2e_before"), tableExists(t, ctx, l, "e2e_after"))
 	}
-	checkCluster(t, ctx, l, nodes, nil)
-	if ca := waitFile(t, ctx, l, nodes[0], "/var/lib/rancher/etc/ssl/ca.crt"); ca != caBefore {
-		t.Error("the cluster's CA changed across the restore")
-	}
-	hostsAfter := checkHosts(t, ctx, l, nil)
-	for h, id := range hostsBefore {
-		if hostsAfter[h] != id {
-			t.Errorf("%s is Rancher host %s after the restore, was %s", h, hostsAfter[h], id)
-		}
-	}
-	if got := pending(t, ctx, manifest); len(got) != 0 {
-		t.Errorf("plan after the restore: %v, want empty", got)
-	}
+	checkSameCluster(t, ctx, l, manifest, nodes, caBefore, hostsBefore)
 }

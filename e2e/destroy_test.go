@@ -28,11 +28,7 @@ func checkDestroyRestore(t *testing.T, ctx context.Context, l *lab.Lab, manifest
 	if r := haplan(t, ctx, "destroy", "-f", manifest, "--auto-approve"); r.code != 0 {
 		t.Fatalf("destroy: exit %d", r.code)
 	}
-	for _, n := range nodes {
-		if out := strings.TrimSpace(sh(t, ctx, l, n, "docker ps -a --format '{{.Names}}' | grep -E '^(rancher-ha|haplan-bootstrap)' || true; test -e /var/lib/rancher/etc && echo files || true")); out != "" {
-			t.Errorf("%s after destroy: %q left", n, out)
-		}
-	}
+	checkNodesDestroyed(t, ctx, l, nodes)
 	for _, h := range hostsByRole(l, lab.RoleAgent) {
 		if out := strings.TrimSpace(sh(t, ctx, l, h.Name, "docker ps -a --format '{{.Names}}' | grep '^rancher-agent' || true; test -e /var/lib/rancher/etc/ssl/ca.crt && echo ca; test -e /var/lib/rancher/state/.registration_token || echo no-identity; true")); out != "" {
 			t.Errorf("%s after destroy with the database kept: %q (want no agent, no CA, the identity kept)", h.Name, out)
@@ -45,14 +41,34 @@ func checkDestroyRestore(t *testing.T, ctx context.Context, l *lab.Lab, manifest
 	if r := haplan(t, ctx, "restore", "-f", manifest, "--auto-approve", dumps[0]); r.code != 0 {
 		t.Fatalf("restore onto the destroyed cluster: exit %d", r.code)
 	}
-	checkCluster(t, ctx, l, nodes, nil) // the LB's TLS verified against the CA read from a node
-	if got := sh(t, ctx, l, nodes[0], "cat /var/lib/rancher/etc/ssl/ca.crt"); got != ca {
-		t.Errorf("the CA after the restore is not the one before destroy")
+	checkSameCluster(t, ctx, l, manifest, nodes, ca, ids)
+}
+
+// checkNodesDestroyed asserts that no node runs rancher-ha or a bootstrap
+// server, or keeps /var/lib/rancher/etc.
+func checkNodesDestroyed(t *testing.T, ctx context.Context, l *lab.Lab, nodes []string) {
+	t.Helper()
+	for _, n := range nodes {
+		if out := strings.TrimSpace(sh(t, ctx, l, n, "docker ps -a --format '{{.Names}}' | grep -E '^(rancher-ha|haplan-bootstrap)' || true; test -e /var/lib/rancher/etc && echo files || true")); out != "" {
+			t.Errorf("%s after destroy: %q left", n, out)
+		}
 	}
-	after := checkHosts(t, ctx, l, nil)
-	for name, id := range ids {
-		if after[name] != id {
-			t.Errorf("%s is Rancher host %s after the restore, was %s", name, after[name], id)
+}
+
+// checkSameCluster judges a restored cluster the one it was, without
+// haplan: it serves (the LB's TLS verified against the CA read from a
+// node), with the CA it had and the same Rancher hosts (ids), and the plan
+// is empty.
+func checkSameCluster(t *testing.T, ctx context.Context, l *lab.Lab, manifest string, nodes []string, caBefore string, hostsBefore map[string]string) {
+	t.Helper()
+	checkCluster(t, ctx, l, nodes, nil)
+	if ca := waitFile(t, ctx, l, nodes[0], "/var/lib/rancher/etc/ssl/ca.crt"); ca != caBefore {
+		t.Error("the cluster's CA changed across the restore")
+	}
+	hostsAfter := checkHosts(t, ctx, l, nil)
+	for h, id := range hostsBefore {
+		if hostsAfter[h] != id {
+			t.Errorf("%s is Rancher host %s after the restore, was %s", h, hostsAfter[h], id)
 		}
 	}
 	if got := pending(t, ctx, manifest); len(got) != 0 {
@@ -73,11 +89,7 @@ func checkDestroy(t *testing.T, ctx context.Context, l *lab.Lab, manifest string
 	if r := haplan(t, ctx, "destroy", "-f", manifest, "--drop-database", "--auto-approve"); r.code != 0 {
 		t.Fatalf("destroy: exit %d", r.code)
 	}
-	for _, n := range nodes {
-		if out := strings.TrimSpace(sh(t, ctx, l, n, "docker ps -a --format '{{.Names}}' | grep -E '^(rancher-ha|haplan-bootstrap)' || true; test -e /var/lib/rancher/etc && echo files || true")); out != "" {
-			t.Errorf("%s after destroy: %q left", n, out)
-		}
-	}
+	checkNodesDestroyed(t, ctx, l, nodes)
 	for _, h := range hostsByRole(l, lab.RoleAgent) {
 		if out := strings.TrimSpace(sh(t, ctx, l, h.Name, "docker ps -a --format '{{.Names}}' | grep '^rancher-agent' || true; test -e /var/lib/rancher/state && echo state; test -e /var/lib/rancher/etc/ssl/ca.crt && echo ca; true")); out != "" {
 			t.Errorf("%s after destroy: %q left", h.Name, out)
