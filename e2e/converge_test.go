@@ -105,6 +105,10 @@ func TestConvergeThreeNodes(t *testing.T) {
 		converge(t, ctx, l, manifest, nodes)
 		checkBackupRestore(t, ctx, l, manifest, nodes)
 	})
+	t.Run("a restore interrupted while it loads", func(t *testing.T) {
+		converge(t, ctx, l, manifest, nodes)
+		checkRestoreInterrupted(t, ctx, l, manifest, nodes)
+	})
 	t.Run("status", func(t *testing.T) {
 		converge(t, ctx, l, manifest, nodes)
 		checkStatus(t, ctx, l, manifest, nodes)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/haplan/haplan/dockerapi"
@@ -69,6 +70,7 @@ func (s *restoreStop) Probe(ctx context.Context) (engine.State, error) {
 			st.Containers = append(st.Containers, c.Name)
 		}
 	}
+	slices.Sort(st.Containers) // the plan reads the same whatever order docker lists them in
 	return st, nil
 }
 

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/plans"
 )
 
 // renderApplySummary writes what an apply did: counts, then every failure
@@ -61,11 +63,21 @@ func renderApplySummary(w io.Writer, res *engine.Result, o textOptions) error {
 			ew.printf("  - %s\n", s.Addr)
 		}
 	}
-	if len(failed)+len(skipped)+len(notStarted) > 0 {
+	if n := len(failed) + len(skipped) + len(notStarted); n > 0 && isRestore(res) {
+		// apply would start the cluster on a database the load may have
+		// cut half way.
+		ew.printf("\n%d %s still to do: the restore did not finish. Fix the cause and run the same haplan restore again (haplan apply would start the cluster on the database as it is).\n", n, plural(n, "step is", "steps are"))
+	} else if n > 0 {
 		ew.printf("\n%d %s still to do. Fix the cause and run `haplan plan` to see what remains; `haplan apply` resumes from the live state.\n",
-			len(failed)+len(skipped)+len(notStarted), plural(len(failed)+len(skipped)+len(notStarted), "step is", "steps are"))
+			n, plural(n, "step is", "steps are"))
 	}
 	return ew.err
+}
+
+// isRestore reports a walk of a restore's own steps (restore.stop,
+// restore.load).
+func isRestore(res *engine.Result) bool {
+	return slices.ContainsFunc(res.Steps, func(s engine.StepResult) bool { return plans.Kind(string(s.Addr)) == "restore.load" })
 }
 
 // stepErrText is the error of a failed step without the address and host

@@ -340,6 +340,22 @@ func TestApplySummary(t *testing.T) {
 	golden(t, "apply_summary.txt.golden", b.String())
 }
 
+// A restore that did not finish points at the restore again, never at an
+// apply that would start the cluster on a database the load may have cut.
+func TestApplySummaryOfARestore(t *testing.T) {
+	res := &engine.Result{Steps: []engine.StepResult{
+		{Addr: "restore.stop[rs1]", Host: "rs1", Status: engine.StatusApplied},
+		{Addr: "restore.load", Status: engine.StatusFailed, Err: errors.New("mysql: signal: killed")},
+	}}
+	var b bytes.Buffer
+	if err := renderApplySummary(&b, res, textOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.String(); !strings.Contains(out, "the restore did not finish. Fix the cause and run the same haplan restore again") || strings.Contains(out, "`haplan apply` resumes") {
+		t.Errorf("summary of a cut restore:\n%s", out)
+	}
+}
+
 // A file's diff is shown under its detail: indented in text, in a diff
 // fence in markdown.
 func TestRenderFileDiff(t *testing.T) {
