@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/plans"
+	"github.com/haplan/haplan/rancherapi"
+	"github.com/haplan/haplan/transport/transporttest"
 )
 
 // A node whose API answers /ping but not the database (its grant dropped:
@@ -79,5 +82,50 @@ func TestClusterReadsNoNodeAnswers(t *testing.T) {
 		if !strings.Contains(c.Warnings[0], n) {
 			t.Errorf("warning %q does not name %s", c.Warnings[0], n)
 		}
+	}
+}
+
+// A CA on the host that is not the one the token's command pins is
+// refused before anything starts, naming the host and both fingerprints;
+// the pinned one passes; a missing one names cert.distribute.
+func TestAgentRegisterRefusesAStaleCA(t *testing.T) {
+	r := newRig(t)
+	s, ok := r.steps["agent.register[h1]"].(*agentRegister)
+	if !ok {
+		t.Fatalf("no agent.register[h1] step: %v", r.steps)
+	}
+	stale, _ := selfSigned(t)
+	cluster, _ := selfSigned(t)
+	staleFP, _ := caFingerprint(stale)
+	clusterFP, _ := caFingerprint(cluster)
+	tok := &rancherapi.RegistrationToken{State: "active", Image: "rancher/agent:v1.0.1",
+		RegistrationURL: "https://rancher.example.com/v1/scripts/ABC:123:xyz", CAFingerprint: clusterFP}
+	h1 := r.host("h1")
+
+	h1.On(transporttest.ReadOf(layout.CA)).Stdout(string(stale)).Once()
+	err := s.checkToken(context.Background(), h1, tok)
+	for _, want := range []string{"h1:", staleFP, clusterFP, "nothing was started"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("checkToken with a stale CA: %v, want it to say %q", err, want)
+		}
+	}
+
+	h1.On(transporttest.ReadOf(layout.CA)).Stdout(string(cluster)).Once()
+	if err := s.checkToken(context.Background(), h1, tok); err != nil {
+		t.Errorf("checkToken with the pinned CA: %v", err)
+	}
+
+	h1.On(transporttest.ReadOf(layout.CA)).Absent().Once()
+	if err := s.checkToken(context.Background(), h1, tok); err == nil || !strings.Contains(err.Error(), "cert.distribute") {
+		t.Errorf("checkToken without a CA: %v, want it to name cert.distribute", err)
+	}
+
+	other := *tok
+	other.RegistrationURL = "https://elsewhere.example.com/v1/scripts/ABC"
+	if err := s.checkToken(context.Background(), h1, &other); err == nil || !strings.Contains(err.Error(), "api.host") {
+		t.Errorf("checkToken of a token for another URL: %v, want the api.host hint", err)
+	}
+	if calls := mutating(h1.Calls()); len(calls) != 0 {
+		t.Errorf("checkToken changed the host: %v", calls)
 	}
 }
