@@ -53,7 +53,7 @@ defaults
 		fmt.Fprintf(&b, "\nfrontend rancher_%d\n    bind *:%d\n    default_backend rancher_%d\n", port, port, port)
 		fmt.Fprintf(&b, "\nbackend rancher_%d\n    balance source\n    option httpchk GET /ping\n    http-check expect string pong\n", port)
 		for _, n := range s.env.c.Nodes {
-			fmt.Fprintf(&b, "    server %s %s check port %d inter 2s fall 3 rise 2\n",
+			fmt.Fprintf(&b, "    server %s %s check port %d inter 2s fastinter 500ms downinter 500ms fall 3 rise 2\n",
 				n.Name, net.JoinHostPort(n.Address, strconv.Itoa(port)), layout.HAAPIPort)
 		}
 	}

@@ -36,7 +36,7 @@ func TestHAProxyConfig(t *testing.T) {
 			t.Errorf("no frontend on %s", port)
 		}
 		for _, n := range c.Nodes {
-			line := "    server " + n.Name + " " + n.Address + ":" + port + " check port 18080 inter 2s fall 3 rise 2\n"
+			line := "    server " + n.Name + " " + n.Address + ":" + port + " check port 18080 inter 2s fastinter 500ms downinter 500ms fall 3 rise 2\n"
 			if !strings.Contains(got, line) {
 				t.Errorf("backend %s lacks %q", port, line)
 			}
