@@ -181,20 +181,11 @@ func checkDeparted(t *testing.T, ctx context.Context, l *lab.Lab, machines ...st
 // withNodes adds machines to the node list of a lab manifest.
 func withNodes(t *testing.T, src string, add ...lab.Host) string {
 	t.Helper()
-	lines := strings.Split(src, "\n")
-	start := slices.Index(lines, "nodes:")
-	if start < 0 {
-		t.Fatalf("no nodes list in:\n%s", src)
+	out, err := lab.WithNodes(src, add...)
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, src)
 	}
-	end := start + 1
-	for end < len(lines) && strings.HasPrefix(lines[end], "  ") {
-		end++
-	}
-	var entries []string
-	for _, h := range add {
-		entries = append(entries, "  - name: "+h.Name, "    address: "+h.IP)
-	}
-	return strings.Join(slices.Insert(lines, end, entries...), "\n")
+	return out
 }
 
 // checkSize asserts every node's server.conf, as the script wrote it, and

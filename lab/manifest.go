@@ -1,7 +1,9 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -76,4 +78,47 @@ func RenderManifest(hosts []Host) []byte {
 		w("    address: %s", h.IP)
 	}
 	return []byte(b.String())
+}
+
+// WithNodes is a lab manifest (as RenderManifest writes it) with these
+// machines added at the end of its nodes list: the lab's spares joining
+// the cluster, as an operator adds nodes by editing the list.
+func WithNodes(src string, add ...Host) (string, error) {
+	lines := strings.Split(src, "\n")
+	start := slices.Index(lines, "nodes:")
+	if start < 0 {
+		return "", errors.New("the manifest has no nodes list at the top level")
+	}
+	end := start + 1
+	for end < len(lines) && strings.HasPrefix(lines[end], "  ") {
+		end++
+	}
+	var entries []string
+	for _, h := range add {
+		entries = append(entries, "  - name: "+h.Name, "    address: "+h.IP)
+	}
+	return strings.Join(slices.Insert(lines, end, entries...), "\n"), nil
+}
+
+// WithHosts is a lab manifest (as RenderManifest writes it) whose hosts
+// list is these machines (none: "hosts: []"), as an operator edits it.
+func WithHosts(src string, hosts []Host) (string, error) {
+	lines := strings.Split(src, "\n")
+	start := slices.IndexFunc(lines, func(l string) bool { return l == "hosts:" || l == "hosts: []" })
+	if start < 0 {
+		return "", errors.New("the manifest has no hosts list at the top level")
+	}
+	end := start + 1
+	for end < len(lines) && (strings.HasPrefix(lines[end], "  ") || lines[end] == "") {
+		end++
+	}
+	entries := []string{"hosts: []"}
+	if len(hosts) > 0 {
+		entries = []string{"hosts:"}
+		for _, h := range hosts {
+			entries = append(entries, "  - name: "+h.Name, "    address: "+h.IP)
+		}
+	}
+	out := slices.Concat(lines[:start], entries, lines[end:])
+	return strings.Join(out, "\n") + "\n", nil
 }

@@ -124,3 +124,68 @@ func TestRenderManifestNoHosts(t *testing.T) {
 		t.Errorf("nodes %v hosts %v, want 1 node and no hosts", m.Nodes, m.Hosts)
 	}
 }
+
+// The spares join at the end of the nodes list; the hosts stay hosts.
+func TestWithNodes(t *testing.T) {
+	hosts := Layout(Options{Nodes: 3, Spares: 2, Hosts: 2})
+	var spares []Host
+	for _, h := range hosts {
+		if h.Role == RoleSpare {
+			spares = append(spares, h)
+		}
+	}
+	out, err := WithNodes(string(RenderManifest(hosts)), spares...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m manifestShape
+	if err := yaml.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("WithNodes' manifest is not YAML: %v\n%s", err, out)
+	}
+	var names []string
+	for _, n := range m.Nodes {
+		names = append(names, n["name"]+"="+n["address"])
+	}
+	if want := "rs1=10.213.1.1 rs2=10.213.1.2 rs3=10.213.1.3 rs4=10.213.1.4 rs5=10.213.1.5"; strings.Join(names, " ") != want {
+		t.Errorf("nodes = %v, want %s", names, want)
+	}
+	if len(m.Hosts) != 2 || m.Name != "lab" {
+		t.Errorf("hosts %v, name %q: want h1, h2 and lab, untouched", m.Hosts, m.Name)
+	}
+	if _, err := WithNodes("name: x\nhosts: []\n", spares...); err == nil {
+		t.Error("WithNodes of a manifest without a nodes list: no error")
+	}
+}
+
+// WithHosts replaces the hosts list, with some or with none.
+func TestWithHosts(t *testing.T) {
+	hosts := Layout(Options{Nodes: 3, Hosts: 3})
+	src := string(RenderManifest(hosts))
+	var agents []Host
+	for _, h := range hosts {
+		if h.Role == RoleAgent {
+			agents = append(agents, h)
+		}
+	}
+	for _, keep := range [][]Host{nil, agents[:1], agents} {
+		out, err := WithHosts(src, keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m manifestShape
+		if err := yaml.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatalf("WithHosts' manifest is not YAML: %v\n%s", err, out)
+		}
+		if len(m.Hosts) != len(keep) || len(m.Nodes) != 3 {
+			t.Errorf("WithHosts(%d hosts): %d hosts, %d nodes:\n%s", len(keep), len(m.Hosts), len(m.Nodes), out)
+		}
+		for i, h := range keep {
+			if m.Hosts[i]["name"] != h.Name || m.Hosts[i]["address"] != h.IP {
+				t.Errorf("host %d = %v, want %s at %s", i, m.Hosts[i], h.Name, h.IP)
+			}
+		}
+		if again, _ := WithHosts(out, keep); again != out {
+			t.Errorf("WithHosts is not stable:\n%s\n---\n%s", out, again)
+		}
+	}
+}

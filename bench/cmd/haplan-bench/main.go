@@ -38,22 +38,26 @@ func main() {
 }
 
 type config struct {
-	sizes       []int
-	reps        int
-	parallelism int
-	ansibleMax  time.Duration // skip an Ansible run predicted to take longer
-	root        string        // repository root
-	work        string
-	bin         string // bin/haplan, the CLI under test
-	lab         *lab.Lab
-	fleet       *lab.Fleet
-	caPEM       []byte
-	caDigest    string
-	over        *overhead  // apply's engine overhead: the median full install
-	overRuns    []overhead // every full install measured
-	overReps    int
-	outs        []outageRun // upgrade outage windows, haplan and the manual procedure
-	outReps     int
+	sizes        []int
+	reps         int
+	parallelism  int
+	ansibleMax   time.Duration // skip an Ansible run predicted to take longer
+	root         string        // repository root
+	work         string
+	bin          string // bin/haplan, the CLI under test
+	lab          *lab.Lab
+	fleet        *lab.Fleet
+	caPEM        []byte
+	caDigest     string
+	over         *overhead  // apply's engine overhead: the median full install
+	overRuns     []overhead // every full install measured
+	overReps     int
+	outs         []outageRun // outage windows, haplan and the manual procedure
+	outReps      int
+	outScenarios []string // of outageScenarios
+	regs         []regRun // registrations of the lab's agent hosts, haplan and the manual way
+	regSizes     []int
+	regReps      int
 	// Recorded at the start of a run (recordVersions) or read back from
 	// its results file.
 	haplanVersion string
@@ -98,10 +102,28 @@ func benchMain() error {
 	flag.IntVar(&cfg.overReps, "overhead-reps", 3, "full installs for the engine overhead (the median by overhead share is reported)")
 	rerender := flag.String("report", "", "only rewrite BENCHMARKS.md from this bench/results JSON")
 	onlyOver := flag.Bool("only-overhead", false, "only measure the engine overhead and print it (no fleet, no BENCHMARKS.md)")
-	measureOutage := flag.Bool("outage", true, "time the outage of an upgrade, haplan against the documented manual procedure (~3 min)")
-	onlyOutage := flag.Bool("only-outage", false, "only measure the upgrade outage and print it (no fleet, no BENCHMARKS.md)")
-	flag.IntVar(&cfg.outReps, "outage-reps", 3, "upgrades per tool for the outage (the median is compared)")
+	measureOutage := flag.Bool("outage", true, "time the outage of an upgrade and of a resize, haplan against the manual procedure (~8 min)")
+	onlyOutage := flag.Bool("only-outage", false, "only measure the outages and print them (no fleet, no BENCHMARKS.md)")
+	flag.IntVar(&cfg.outReps, "outage-reps", 3, "runs per tool and scenario for the outage (the median is compared)")
+	scenarios := flag.String("outage-scenarios", strings.Join(outageScenarios, ","), "the outages to time: upgrade, resize (3 to 5 nodes; needs the lab's two spares)")
+	measureReg := flag.Bool("register", true, "time the registration of the lab's agent hosts, haplan against the documented manual way (the lab grows to the largest size for it and back)")
+	onlyReg := flag.Bool("only-register", false, "only measure the registrations and print them (no fleet, no BENCHMARKS.md)")
+	regSizes := flag.String("register-sizes", "10,50", "how many of the lab's agent hosts register")
+	flag.IntVar(&cfg.regReps, "register-reps", 2, "registrations per tool and size (the lower median is compared)")
 	flag.Parse()
+	for _, s := range strings.Split(*regSizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return fmt.Errorf("bad -register-sizes %q", s)
+		}
+		cfg.regSizes = append(cfg.regSizes, n)
+	}
+	for _, sc := range strings.Split(*scenarios, ",") {
+		if sc = strings.TrimSpace(sc); !slices.Contains(outageScenarios, sc) {
+			return fmt.Errorf("bad -outage-scenarios %q: want some of %s", sc, strings.Join(outageScenarios, ", "))
+		}
+		cfg.outScenarios = append(cfg.outScenarios, sc)
+	}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
@@ -122,6 +144,15 @@ func benchMain() error {
 		cfg.bin = filepath.Join(root, "bin", "haplan")
 		return cfg.overheads(context.Background())
 	}
+	if *onlyReg {
+		if err := cfg.registrations(context.Background()); err != nil {
+			return err
+		}
+		for _, n := range cfg.regSizes {
+			fmt.Println(regRatio(cfg.regs, n))
+		}
+		return nil
+	}
 	if *onlyOutage {
 		if cfg.work, err = os.MkdirTemp("", "haplan-bench-"); err != nil {
 			return err
@@ -130,7 +161,9 @@ func benchMain() error {
 		if err := cfg.outages(context.Background()); err != nil {
 			return err
 		}
-		fmt.Println(outageRatio(cfg.outs))
+		for _, sc := range outageScenariosRun(cfg.outs) {
+			fmt.Println(outageRatio(cfg.outs, sc))
+		}
 		return nil
 	}
 	if cfg.fleet, err = lab.LoadFleet(""); err != nil {
@@ -154,6 +187,11 @@ func benchMain() error {
 	cfg.recordVersions(ctx)
 	if *measureOutage {
 		if err := cfg.outages(ctx); err != nil {
+			return err
+		}
+	}
+	if *measureReg {
+		if err := cfg.registrations(ctx); err != nil {
 			return err
 		}
 	}

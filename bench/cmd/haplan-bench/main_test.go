@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -130,11 +131,13 @@ func TestAnalyse(t *testing.T) {
 	}
 }
 
-// The window ends at the first of steadyAnswers answers in a row after a
-// failure that follows the first stop: answers between the stop and the
-// failure (the other nodes still served), a lone answer between failures,
-// and failures before the stop do not end it. Samples count by the time
-// they were sent, whatever order they came back in.
+// The window ends at the first answer after the last failure that follows
+// the first stop, once steadyAnswers answers follow it: answers between
+// the stop and the failure (the other nodes still served), answers between
+// failures, even steadyAnswers of them (the load balancer sent the probes
+// to a node not yet stopped), and failures before the stop do not end it.
+// Samples count by the time they were sent, whatever order they came back
+// in.
 func TestProberBackAfter(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
@@ -148,11 +151,63 @@ func TestProberBackAfter(t *testing.T) {
 	if err != nil || !got.Equal(at(6)) {
 		t.Errorf("backAfter = %v, %v; want %v", got, err, at(6))
 	}
+	var between []probeSample
+	for i := range 9 + steadyAnswers {
+		// failures at 1 and 9, answers in between; the end at 10
+		between = append(between, probeSample{at(1 + float64(i)), i != 0 && i != 8})
+	}
+	p = &prober{samples: between}
+	if got, err := p.backAfter(context.Background(), at(0.5), time.Second); err != nil || !got.Equal(at(10)) {
+		t.Errorf("backAfter with 7 answers between two failures = %v, %v; want %v", got, err, at(10))
+	}
 	p = &prober{samples: []probeSample{{at(1), true}, {at(2), true}}}
 	if _, err := p.backAfter(context.Background(), at(0.5), 10*time.Millisecond); err == nil {
 		t.Error("no failure after the stop: want an error, not a window")
 	}
-	if got := outageRatio([]outageRun{{Tool: "haplan", Window: 10}, {Tool: "manual", Window: 25}, {Tool: "haplan", Window: 30}, {Tool: "haplan", Window: 9}}); !strings.Contains(got, "haplan 10.0 s, manual 25.0 s: manual / haplan = 2.5×") {
+	if got := outageRatio([]outageRun{{Tool: "haplan", Scenario: "upgrade", Window: 10}, {Tool: "manual", Scenario: "upgrade", Window: 25}, {Tool: "haplan", Scenario: "upgrade", Window: 30}, {Tool: "haplan", Scenario: "upgrade", Window: 9}, {Tool: "manual", Scenario: "resize", Window: 1}}, "upgrade"); !strings.Contains(got, "haplan 10.0 s, manual 25.0 s: manual / haplan = 2.5×") {
 		t.Errorf("outageRatio = %q", got)
+	}
+}
+
+// The manual resize's haproxy edit: each backend gains the new nodes next
+// to the last old one, on that backend's port, with its check options.
+func TestAddServers(t *testing.T) {
+	cfg, err := os.ReadFile("../../../resources/testdata/haproxy.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := lab.Host{Name: "rs3"}
+	news := []lab.Host{{Name: "rs4", IP: "10.0.0.4"}, {Name: "rs5", IP: "10.0.0.5"}}
+	got, added := addServers(string(cfg), last, news)
+	if added != 4 {
+		t.Errorf("added %d lines, want 4 (two backends, two nodes)", added)
+	}
+	for _, want := range []string{
+		"    server rs3 10.0.0.3:80 check port 18080 inter 2s fastinter 500ms downinter 500ms fall 3 rise 2\n    server rs4 10.0.0.4:80 check port 18080 inter 2s fastinter 500ms downinter 500ms fall 3 rise 2\n    server rs5 10.0.0.5:80 check port 18080 inter 2s fastinter 500ms downinter 500ms fall 3 rise 2\n",
+		"    server rs5 10.0.0.5:443 check port 18080 inter 2s fastinter 500ms downinter 500ms fall 3 rise 2\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("config lacks %q:\n%s", want, got)
+		}
+	}
+	if _, added := addServers(string(cfg), lab.Host{Name: "rs9"}, news); added != 0 {
+		t.Errorf("after a node with no server line: %d added, want 0", added)
+	}
+	if got := outageRatio([]outageRun{{Tool: "haplan", Scenario: "upgrade", Window: 1}}, "resize"); !strings.Contains(got, "no pair") {
+		t.Errorf("outageRatio of a scenario with no runs = %q", got)
+	}
+}
+
+func TestRegRatio(t *testing.T) {
+	rs := []regRun{{Tool: "haplan", N: 10, Wall: 4}, {Tool: "manual", N: 10, Wall: 12}, {Tool: "haplan", N: 10, Wall: 6},
+		{Tool: "manual", N: 10, Wall: 20}, {Tool: "haplan", N: 50, Wall: 9}}
+	if got := regRatio(rs, 10); !strings.Contains(got, "haplan 4.0 s, manual 12.0 s: manual / haplan = 3.0×") {
+		t.Errorf("regRatio(10) = %q", got)
+	}
+	if got := regRatio(rs, 50); !strings.Contains(got, "no pair") {
+		t.Errorf("regRatio(50) without a manual run = %q", got)
+	}
+	if got := regSizesRun(rs); !slices.Equal(got, []int{10, 50}) {
+		t.Errorf("regSizesRun = %v", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,42 +26,104 @@ import (
 	"github.com/haplan/haplan/layout"
 )
 
-// outageRun is one upgrade of the lab's cluster from rancher.image to the
-// next release, timed from the outside: the window runs from the first
-// node stopped to the load balancer answering /ping again (verified
-// against the cluster CA), as the prober saw it.
+// outageRun is one upgrade or resize of the lab's cluster, timed from the
+// outside: the window runs from the first node stopped to the load
+// balancer answering /ping again (verified against the cluster CA), as
+// the prober saw it.
 type outageRun struct {
 	Tool     string  `json:"tool"`     // haplan, or manual (the documented procedure, scripted)
-	Scenario string  `json:"scenario"` // upgrade
+	Scenario string  `json:"scenario"` // upgrade, or resize (3 to 5 nodes)
 	Window   float64 `json:"window_seconds"`
 	Wall     float64 `json:"wall_seconds"` // the whole command or script
 	// Stopped is when the first node was stopped, seconds after the start.
 	Stopped float64 `json:"first_stop_seconds"`
 }
 
-// outages measures the upgrade outage window of haplan and of the
-// documented manual procedure, each from the lab's cluster at
-// lab.RancherImage with the next release's image on no node (so that a
-// pull inside the window is counted where the procedure does it).
+// outageScenarios are what -outage-scenarios may name, in the order they run.
+var outageScenarios = []string{"upgrade", "resize"}
+
+// outages measures the outage window of each scenario, haplan's and the
+// documented manual procedure's, alternating, each from the lab's
+// cluster converged at lab.RancherImage with three nodes: the upgrade to
+// the next release (its image on no node, so that a pull inside the
+// window is counted where the procedure does it), and the resize from 3
+// to 5 nodes (the lab's spares).
 func (c *config) outages(ctx context.Context) error {
-	for range max(c.outReps, 1) {
-		for _, tool := range []string{"haplan", "manual"} {
-			o, err := c.measureUpgradeOutage(ctx, tool)
-			if err != nil {
-				return fmt.Errorf("%s upgrade outage: %w", tool, err)
-			}
-			c.outs = append(c.outs, o)
-			fmt.Printf("upgrade outage, %s: %.1f s (first node stopped %.1f s after the start; whole run %.1f s)\n", o.Tool, o.Window, o.Stopped, o.Wall)
+	for _, sc := range outageScenarios {
+		if !slices.Contains(c.outScenarios, sc) {
+			continue
+		}
+		restore, err := c.outagePrepare(ctx, sc)
+		if err != nil {
+			return fmt.Errorf("%s outage: %w", sc, err)
+		}
+		err = c.outageRuns(ctx, sc)
+		if rerr := restore(); err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// medianOutage is the (lower) median run of a tool by window.
-func medianOutage(outs []outageRun, tool string) (outageRun, bool) {
+func (c *config) outageRuns(ctx context.Context, scenario string) error {
+	for range max(c.outReps, 1) {
+		for _, tool := range []string{"haplan", "manual"} {
+			o, err := c.measureOutage(ctx, scenario, tool)
+			if err != nil {
+				return fmt.Errorf("%s %s outage: %w", tool, scenario, err)
+			}
+			c.outs = append(c.outs, o)
+			fmt.Printf("%s outage, %s: %.1f s (first node stopped %.1f s after the start; whole run %.1f s)\n", o.Scenario, o.Tool, o.Window, o.Stopped, o.Wall)
+		}
+	}
+	return nil
+}
+
+// outagePrepare readies the lab for a scenario and returns what puts it
+// back: a resize to five nodes needs the two spares and max_connections
+// of at least 250 (MariaDB's default is 151), restored afterwards.
+func (c *config) outagePrepare(ctx context.Context, scenario string) (func() error, error) {
+	if scenario != "resize" {
+		return func() error { return nil }, nil
+	}
+	if n := len(c.lab.ByRole(lab.RoleSpare)); n < 2 {
+		return nil, fmt.Errorf("the lab has %d spare machines, the resize to five needs 2 (haplab up --spares 2)", n)
+	}
+	db, err := c.adminDB()
+	if err != nil {
+		return nil, err
+	}
+	var was int
+	if err := db.QueryRowContext(ctx, "SELECT @@GLOBAL.max_connections").Scan(&was); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("read max_connections: %w", err)
+	}
+	if was < 250 {
+		if _, err := db.ExecContext(ctx, "SET GLOBAL max_connections = 250"); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("raise max_connections for five nodes: %w", err)
+		}
+	}
+	return func() error {
+		defer db.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		err := c.lab.ResetCluster(ctx, "cattle") // no spare left in the cluster
+		if _, serr := db.ExecContext(ctx, "SET GLOBAL max_connections = "+strconv.Itoa(was)); err == nil && serr != nil {
+			err = fmt.Errorf("restore max_connections %d: %w", was, serr)
+		}
+		return err
+	}, nil
+}
+
+// medianOutage is the (lower) median run of a tool in a scenario by window.
+func medianOutage(outs []outageRun, scenario, tool string) (outageRun, bool) {
 	var xs []outageRun
 	for _, o := range outs {
-		if o.Tool == tool {
+		if o.Tool == tool && o.Scenario == scenario {
 			xs = append(xs, o)
 		}
 	}
@@ -70,20 +134,32 @@ func medianOutage(outs []outageRun, tool string) (outageRun, bool) {
 	return xs[(len(xs)-1)/2], true
 }
 
-// outageRatio is the one line that compares the runs: the manual window
-// over haplan's.
-func outageRatio(outs []outageRun) string {
-	h, ok1 := medianOutage(outs, "haplan")
-	m, ok2 := medianOutage(outs, "manual")
+// outageRatio is the one line that compares a scenario's runs: the manual
+// window over haplan's.
+func outageRatio(outs []outageRun, scenario string) string {
+	h, ok1 := medianOutage(outs, scenario, "haplan")
+	m, ok2 := medianOutage(outs, scenario, "manual")
 	if !ok1 || !ok2 || h.Window <= 0 {
-		return "upgrade outage: no pair of runs to compare"
+		return scenario + " outage: no pair of runs to compare"
 	}
-	return fmt.Sprintf("upgrade outage (medians): haplan %.1f s, manual %.1f s: manual / haplan = %.1f×", h.Window, m.Window, m.Window/h.Window)
+	return fmt.Sprintf("%s outage (medians): haplan %.1f s, manual %.1f s: manual / haplan = %.1f×", scenario, h.Window, m.Window, m.Window/h.Window)
 }
 
-// upgradeFrom puts the lab's cluster at lab.RancherImage, converged by
-// haplan, with lab.NextRancherImage on no node.
-func (c *config) upgradeFrom(ctx context.Context) error {
+// outageScenariosRun are the scenarios of outs, in outageScenarios' order.
+func outageScenariosRun(outs []outageRun) []string {
+	var xs []string
+	for _, sc := range outageScenarios {
+		if slices.ContainsFunc(outs, func(o outageRun) bool { return o.Scenario == sc }) {
+			xs = append(xs, sc)
+		}
+	}
+	return xs
+}
+
+// installThree puts the lab's cluster at lab.RancherImage with its three
+// nodes, converged by haplan, with lab.NextRancherImage on no node and
+// the spares clean.
+func (c *config) installThree(ctx context.Context) error {
 	if err := c.lab.ResetCluster(ctx, "cattle"); err != nil {
 		return err
 	}
@@ -93,9 +169,9 @@ func (c *config) upgradeFrom(ctx context.Context) error {
 	return nil
 }
 
-func (c *config) measureUpgradeOutage(ctx context.Context, tool string) (outageRun, error) {
-	o := outageRun{Tool: tool, Scenario: "upgrade"}
-	if err := c.upgradeFrom(ctx); err != nil {
+func (c *config) measureOutage(ctx context.Context, scenario, tool string) (outageRun, error) {
+	o := outageRun{Tool: tool, Scenario: scenario}
+	if err := c.installThree(ctx); err != nil {
 		return o, err
 	}
 	p, err := c.newProber(ctx)
@@ -105,11 +181,17 @@ func (c *config) measureUpgradeOutage(ctx context.Context, tool string) (outageR
 	defer p.stop()
 	start := time.Now()
 	var stopped time.Time
-	switch tool {
-	case "haplan":
-		stopped, err = c.haplanUpgrade(ctx)
-	case "manual":
+	switch scenario + "/" + tool {
+	case "upgrade/haplan":
+		stopped, err = c.haplanApply(ctx, "upgrade", c.upgradeManifest)
+	case "upgrade/manual":
 		stopped, err = c.manualUpgrade(ctx)
+	case "resize/haplan":
+		stopped, err = c.haplanApply(ctx, "resize", c.resizeManifest)
+	case "resize/manual":
+		stopped, err = c.manualResize(ctx)
+	default:
+		err = fmt.Errorf("no scenario %s for %s", scenario, tool)
 	}
 	if err != nil {
 		return o, err
@@ -121,21 +203,38 @@ func (c *config) measureUpgradeOutage(ctx context.Context, tool string) (outageR
 		return o, err
 	}
 	o.Window = back.Sub(stopped).Seconds()
+	if scenario == "resize" {
+		return o, c.checkResized(ctx)
+	}
 	return o, c.checkRelease(ctx)
 }
 
-// haplanUpgrade applies the lab's manifest with the next release and
-// returns when its first ha.stop started (its --json events).
-func (c *config) haplanUpgrade(ctx context.Context) (time.Time, error) {
+// upgradeManifest is the lab's manifest with the next release.
+func (c *config) upgradeManifest(src string) (string, error) {
+	text := strings.Replace(src, "  image: "+lab.RancherImage+"\n", "  image: "+lab.NextRancherImage+"\n", 1)
+	if text == src {
+		return "", errors.New("no rancher.image in the lab's manifest")
+	}
+	return text, nil
+}
+
+// resizeManifest is the lab's manifest with its two spares as nodes.
+func (c *config) resizeManifest(src string) (string, error) {
+	return lab.WithNodes(src, c.lab.ByRole(lab.RoleSpare)[:2]...)
+}
+
+// haplanApply applies the lab's manifest as edit changes it and returns
+// when its first ha.stop started (its --json events).
+func (c *config) haplanApply(ctx context.Context, scenario string, edit func(string) (string, error)) (time.Time, error) {
 	src, err := os.ReadFile(c.lab.Manifest)
 	if err != nil {
 		return time.Time{}, err
 	}
-	text := strings.Replace(string(src), "  image: "+lab.RancherImage+"\n", "  image: "+lab.NextRancherImage+"\n", 1)
-	if text == string(src) {
-		return time.Time{}, errors.New("no rancher.image in the lab's manifest")
+	text, err := edit(string(src))
+	if err != nil {
+		return time.Time{}, err
 	}
-	up := filepath.Join(filepath.Dir(c.lab.Manifest), "cluster-bench-upgrade.yaml")
+	up := filepath.Join(filepath.Dir(c.lab.Manifest), "cluster-bench-"+scenario+".yaml")
 	if err := os.WriteFile(up, []byte(text), 0o600); err != nil {
 		return time.Time{}, err
 	}
@@ -162,18 +261,28 @@ func (c *config) haplanUpgrade(ctx context.Context) (time.Time, error) {
 // with the new tag; all stopped before any starts), as an operator's
 // script runs it: over OpenSSH, one node after the other.
 func (c *config) manualUpgrade(ctx context.Context) (time.Time, error) {
-	cfg, err := c.lab.AdminConfig()
-	if err != nil {
+	if err := c.manualDump(ctx, "manual-pre-upgrade.sql"); err != nil {
 		return time.Time{}, err
 	}
-	opt := filepath.Join(c.work, "admin.cnf")
-	if err := os.WriteFile(opt, []byte(fmt.Sprintf("[client]\nhost=%s\nport=3306\nuser=%s\npassword=%s\n", c.lab.IP("db"), cfg.User, cfg.Passwd)), 0o600); err != nil {
-		return time.Time{}, err
+	nodes := c.lab.ByRole(lab.RoleNode)
+	stopped, err := c.manualStop(ctx, nodes)
+	if err != nil {
+		return stopped, err
+	}
+	return stopped, c.manualStart(ctx, nodes, lab.NextRancherImage)
+}
+
+// manualDump is the documented backup: mysqldump with Rancher's options,
+// into the work directory.
+func (c *config) manualDump(ctx context.Context, name string) error {
+	opt, err := c.adminOptions()
+	if err != nil {
+		return err
 	}
 	defer os.Remove(opt)
-	dump, err := os.Create(filepath.Join(c.work, "manual-pre-upgrade.sql"))
+	dump, err := os.Create(filepath.Join(c.work, name))
 	if err != nil {
-		return time.Time{}, err
+		return err
 	}
 	cmd := exec.CommandContext(ctx, "mysqldump", "--defaults-extra-file="+opt, "-c", "-e", "--default-character-set=utf8", "--single-transaction", "--skip-set-charset", "--add-drop-database", "-B", "cattle")
 	cmd.Stdout = dump
@@ -182,19 +291,50 @@ func (c *config) manualUpgrade(ctx context.Context) (time.Time, error) {
 	err = cmd.Run()
 	dump.Close()
 	if err != nil {
-		return time.Time{}, fmt.Errorf("mysqldump: %w: %s", err, stderr.String())
+		return fmt.Errorf("mysqldump: %w: %s", err, stderr.String())
 	}
-	ssh := func(node, remote string) ([]byte, error) {
-		return command(ctx, nil, "ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile="+c.lab.Path("ssh/known_hosts"),
-			"-o", "IdentitiesOnly=yes", "-i", c.lab.Path("ssh/id_ed25519"), "root@"+c.lab.IP(node), remote)
+	return nil
+}
+
+// adminOptions writes a mysql client option file (0600) with the lab
+// database's admin account, for the mysql and mysqldump commands of the
+// manual procedures; the caller removes it.
+func (c *config) adminOptions() (string, error) {
+	cfg, err := c.lab.AdminConfig()
+	if err != nil {
+		return "", err
 	}
+	opt := filepath.Join(c.work, "admin.cnf")
+	if err := os.WriteFile(opt, []byte(fmt.Sprintf("[client]\nhost=%s\nport=3306\nuser=%s\npassword=%s\n", c.lab.IP("db"), cfg.User, cfg.Passwd)), 0o600); err != nil {
+		return "", err
+	}
+	return opt, nil
+}
+
+// adminDB is a connection pool to the lab database as its admin.
+func (c *config) adminDB() (*sql.DB, error) {
+	dsn, err := c.lab.AdminDSN()
+	if err != nil {
+		return nil, err
+	}
+	return sql.Open("mysql", dsn)
+}
+
+// ssh runs a command on a lab machine over OpenSSH, as an operator's
+// script does (the lab's key and known_hosts, host keys checked).
+func (c *config) ssh(ctx context.Context, stdin []byte, machine, remote string) ([]byte, error) {
+	return command(ctx, stdin, "ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile="+c.lab.Path("ssh/known_hosts"),
+		"-o", "IdentitiesOnly=yes", "-i", c.lab.Path("ssh/id_ed25519"), "root@"+c.lab.IP(machine), remote)
+}
+
+// manualStop removes the rancher containers on each node in turn and
+// returns when the first went: timed on the node, just before its docker
+// rm (the lab's machines share this machine's clock), not before the SSH
+// connection.
+func (c *config) manualStop(ctx context.Context, nodes []lab.Host) (time.Time, error) {
 	var stopped time.Time
-	nodes := c.lab.ByRole(lab.RoleNode)
 	for i, n := range nodes {
-		// The first stop is timed on the node, just before its docker rm
-		// (the lab's machines share this machine's clock), not before the
-		// SSH connection.
-		out, err := ssh(n.Name, `date +%s.%N; docker rm -f $(docker ps -aq --filter name=^/rancher-ha) >/dev/null`)
+		out, err := c.ssh(ctx, nil, n.Name, `date +%s.%N; docker rm -f $(docker ps -aq --filter name=^/rancher-ha) >/dev/null`)
 		if err != nil {
 			return stopped, fmt.Errorf("%s: remove the rancher containers: %w", n.Name, err)
 		}
@@ -206,12 +346,18 @@ func (c *config) manualUpgrade(ctx context.Context) (time.Time, error) {
 			stopped = time.Unix(0, int64(secs*1e9))
 		}
 	}
+	return stopped, nil
+}
+
+// manualStart runs the node's rancher-ha.sh with the image's tag on each
+// node in turn.
+func (c *config) manualStart(ctx context.Context, nodes []lab.Host, image string) error {
 	for _, n := range nodes {
-		if _, err := ssh(n.Name, "sh "+layout.Script+" "+lab.NextRancherImage+" >/dev/null"); err != nil {
-			return stopped, fmt.Errorf("%s: rancher-ha.sh %s: %w", n.Name, lab.NextRancherImage, err)
+		if _, err := c.ssh(ctx, nil, n.Name, "sh "+layout.Script+" "+image+" >/dev/null"); err != nil {
+			return fmt.Errorf("%s: rancher-ha.sh %s: %w", n.Name, image, err)
 		}
 	}
-	return stopped, nil
+	return nil
 }
 
 // checkRelease checks that every node runs the next release.
@@ -242,17 +388,11 @@ type probeSample struct {
 }
 
 func (c *config) newProber(ctx context.Context) (*prober, error) {
-	ca, err := c.lab.Exec(ctx, c.lab.ByRole(lab.RoleNode)[0].Name, nil, "cat", layout.CA)
+	client, err := c.lbClient(ctx, time.Second)
 	if err != nil {
-		return nil, fmt.Errorf("read the cluster CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(ca) {
-		return nil, errors.New("the cluster CA holds no certificate")
+		return nil, err
 	}
 	lb := c.lab.IP("lb")
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
-		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: lb, MinVersion: tls.VersionTLS12}}}
 	pctx, cancel := context.WithCancel(ctx)
 	p := &prober{cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -288,6 +428,21 @@ func (c *config) newProber(ctx context.Context) (*prober, error) {
 	return p, nil
 }
 
+// lbClient is an HTTP client for https://<lb>/, verified against the
+// cluster CA as a node holds it, without keep-alives or a proxy.
+func (c *config) lbClient(ctx context.Context, timeout time.Duration) (*http.Client, error) {
+	ca, err := c.lab.Exec(ctx, c.lab.ByRole(lab.RoleNode)[0].Name, nil, "cat", layout.CA)
+	if err != nil {
+		return nil, fmt.Errorf("read the cluster CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, errors.New("the cluster CA holds no certificate")
+	}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: c.lab.IP("lb"), MinVersion: tls.VersionTLS12}}}, nil
+}
+
 func (p *prober) stop() {
 	p.cancel()
 	<-p.done
@@ -297,10 +452,12 @@ func (p *prober) stop() {
 // for the load balancer to count as back.
 const steadyAnswers = 5
 
-// backAfter is when /ping answered again for good after from: the first of
-// steadyAnswers answers in a row that follow a failure after from (an
-// answer between two failures, while a node still served, is no end),
-// waiting up to limit for it.
+// backAfter is when /ping answered again for good after from: the first
+// answer after the last failure that followed from, once steadyAnswers
+// answers in a row follow that failure (answers between failures, while
+// some node still served or the load balancer had not yet taken a stopped
+// node out of its pool, are no end), waiting up to limit for it. Call it
+// once the tool has stopped every node it stops.
 func (p *prober) backAfter(ctx context.Context, from time.Time, limit time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(limit)
 	for {
@@ -308,21 +465,15 @@ func (p *prober) backAfter(ctx context.Context, from time.Time, limit time.Durat
 		xs := slices.Clone(p.samples)
 		p.mu.Unlock()
 		slices.SortFunc(xs, func(a, b probeSample) int { return a.at.Compare(b.at) })
-		failed, run := false, 0
-		var first time.Time
-		for _, s := range xs {
-			switch {
-			case s.at.Before(from):
-			case !s.ok:
-				failed, run = true, 0
-			case failed:
-				if run == 0 {
-					first = s.at
-				}
-				if run++; run == steadyAnswers {
-					return first, nil
-				}
+		last := -1
+		for i, s := range xs {
+			if !s.at.Before(from) && !s.ok {
+				last = i
 			}
+		}
+		failed := last >= 0
+		if failed && len(xs)-1-last >= steadyAnswers {
+			return xs[last+1].at, nil
 		}
 		if time.Now().After(deadline) {
 			return time.Time{}, fmt.Errorf("the load balancer did not answer /ping again within %s of the first stop (failure seen: %t)", limit, failed)

@@ -59,6 +59,7 @@ func (c *config) rerender(path string) error {
 		Date        time.Time         `json:"date"`
 		Overhead    *overhead         `json:"overhead"`
 		Outages     []outageRun       `json:"outages"`
+		Regs        []regRun          `json:"registrations"`
 		Runs        []overhead        `json:"overhead_runs"`
 		Haplan      string            `json:"haplan_version"`
 		FleetMem    int64             `json:"fleet_idle_bytes"`
@@ -78,6 +79,7 @@ func (c *config) rerender(path string) error {
 	c.runDate = r.Date
 	c.over = r.Overhead
 	c.outs = r.Outages
+	c.regs = r.Regs
 	c.overRuns = r.Runs
 	c.haplanVersion, c.fleetMem, c.fleetSSHD = r.Haplan, r.FleetMem, r.FleetSSHD
 	return c.report(r.Samples, r.Notes)
@@ -176,15 +178,32 @@ func (c *config) report(ss []sample, notes map[string]string) error {
 			h.Wall, h.ClientCPU, h.Wall-ch.Wall, h.ClientCPU-ch.ClientCPU)
 	}
 	if len(c.outs) > 0 {
-		fmt.Fprintf(&b, "\nUpgrade outage (issue 12): the lab's cluster (3 nodes) from %s to %s, each run from a fresh install with the new image on no node. "+
+		fmt.Fprintf(&b, "\nOutage windows (issue 12): the lab's cluster (3 nodes, %s), each run from a fresh install. "+
 			"The window runs from the first node stopped to https://<lb>/ping answering again, verified against the cluster CA (a prober every 100 ms). "+
-			"*manual* is the documented procedure scripted: mysqldump with Rancher's options, then over OpenSSH on each node in turn the rancher containers removed, "+
-			"then on each node the same rancher-ha.sh with the new tag (which pulls it).\n\n", lab.RancherImage, lab.NextRancherImage)
-		fmt.Fprintf(&b, "| tool | outage window s | first node stopped after s | whole run s |\n|---|---|---|---|\n")
+			"*upgrade*: to %s (on no node before); *manual* is the documented procedure scripted: mysqldump with Rancher's options, then over OpenSSH on each node in turn the rancher containers removed, "+
+			"then on each node the same rancher-ha.sh with the new tag (which pulls it). "+
+			"*resize*: 3 to 5 nodes (the lab's spares); *manual* prepares by hand before the outage (grants, image pulled on the new nodes, the LB pool, mysqldump, "+
+			"createscript through the LB, the script copied to every node), then removes the rancher containers on each old node in turn and runs the new script on each of the five.\n\n", lab.RancherImage, lab.NextRancherImage)
+		fmt.Fprintf(&b, "| scenario | tool | outage window s | first node stopped after s | whole run s |\n|---|---|---|---|---|\n")
 		for _, o := range c.outs {
-			fmt.Fprintf(&b, "| %s | %.1f | %.1f | %.1f |\n", o.Tool, o.Window, o.Stopped, o.Wall)
+			fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f |\n", o.Scenario, o.Tool, o.Window, o.Stopped, o.Wall)
 		}
-		fmt.Fprintf(&b, "\n%s\n", outageRatio(c.outs))
+		for _, sc := range outageScenariosRun(c.outs) {
+			fmt.Fprintf(&b, "\n%s\n", outageRatio(c.outs, sc))
+		}
+	}
+	if len(c.regs) > 0 {
+		fmt.Fprintf(&b, "\nRegistration of the lab's agent hosts (issue 11): each run from the lab's cluster installed afresh with no host, until every host is active "+
+			"(state and agentState) in Default as the API tells it through the load balancer. haplan: `haplan apply` of the manifest with the N hosts (CA, token, registration). "+
+			"*manual* is the documented way scripted: a registration token made and polled until active, then on every host at once over OpenSSH (50 at a time) the CA copied (mode 400) "+
+			"and the token's command run with CATTLE_AGENT_IP, then the API polled every second.\n\n")
+		fmt.Fprintf(&b, "| hosts | tool | wall s |\n|---|---|---|\n")
+		for _, r := range c.regs {
+			fmt.Fprintf(&b, "| %d | %s | %.1f |\n", r.N, r.Tool, r.Wall)
+		}
+		for _, n := range regSizesRun(c.regs) {
+			fmt.Fprintf(&b, "\n%s\n", regRatio(c.regs, n))
+		}
 	}
 	if o := c.over; o != nil {
 		fmt.Fprintf(&b, "\nApply's engine overhead (issue 6): `haplan apply --auto-approve --json -f lab/out/cluster.yaml` on the lab's cluster after a reset "+
@@ -236,7 +255,7 @@ func (c *config) report(ss []sample, notes map[string]string) error {
 		fmt.Print("\n" + b.String())
 		return nil
 	}
-	js, err := json.MarshalIndent(map[string]any{"date": time.Now().UTC(), "samples": ss, "notes": notes, "parallelism": c.parallelism, "overhead": c.over, "overhead_runs": c.overRuns, "outages": c.outs,
+	js, err := json.MarshalIndent(map[string]any{"date": time.Now().UTC(), "samples": ss, "notes": notes, "parallelism": c.parallelism, "overhead": c.over, "overhead_runs": c.overRuns, "outages": c.outs, "registrations": c.regs,
 		"haplan_version": c.haplanVersion, "fleet_idle_bytes": c.fleetMem, "fleet_sshd": c.fleetSSHD}, "", "  ")
 	if err != nil {
 		return err
