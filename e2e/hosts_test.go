@@ -4,8 +4,15 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +25,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/haplan/haplan/lab"
+	"github.com/haplan/haplan/layout"
 )
 
 // rancherHost is a host of an environment as the API shows it.
@@ -262,6 +270,66 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 		}
 	})
 
+	t.Run("a stale CA and no agent: the CA first, then the same host", func(t *testing.T) {
+		// Another cluster's CA on h2, its agent gone: registered against
+		// it, the agent would refuse the cluster.
+		if out, err := l.Exec(ctx, "h2", foreignCA(t), "sh", "-c", "cat > "+layout.CA+" && chmod 400 "+layout.CA+" && docker rm -f rancher-agent >/dev/null"); err != nil {
+			t.Fatalf("h2: stale CA: %v\n%s", err, out)
+		}
+		got := waitPending(t, ctx, manifest, "agent.register[h2]")
+		slices.Sort(got)
+		if diff := cmp.Diff([]string{"agent.register[h2]", "cert.distribute[h2]"}, got); diff != "" {
+			t.Fatalf("plan (-want +got):\n%s", diff)
+		}
+		if r := haplan(t, ctx, "plan", "-f", manifest); !strings.Contains(r.stdout, layout.CA+" is not the cluster CA") {
+			t.Errorf("the plan does not say h2's CA is not the cluster's:\n%s", r.stdout)
+		}
+		if r := haplan(t, ctx, "apply", "-f", manifest, "--auto-approve"); r.code != 0 {
+			t.Fatalf("apply: exit %d", r.code)
+		}
+		want := sh(t, ctx, l, "rs1", "sha256sum < "+layout.CA)
+		if got := sh(t, ctx, l, "h2", "sha256sum < "+layout.CA+"; stat -c %a "+layout.CA); got != want+"400\n" {
+			t.Errorf("h2's CA after the apply: %q, want the cluster's (%q) with mode 400", got, want)
+		}
+		if after := checkHosts(t, ctx, l, nil); after["h2"] != before["h2"] {
+			t.Errorf("h2 is Rancher host %s after the repair, was %s: a duplicate, not the same host", after["h2"], before["h2"])
+		}
+		if got := pending(t, ctx, manifest); len(got) != 0 {
+			t.Errorf("plan after the repair: %v, want empty", got)
+		}
+	})
+
+	t.Run("a host moved to an environment that does not exist", func(t *testing.T) {
+		src, err := os.ReadFile(manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entry := "  - name: h3\n    address: " + nodeIP(t, l, "h3") + "\n"
+		text := strings.Replace(string(src), entry, entry+"    environment: Staging\n", 1)
+		if text == string(src) {
+			t.Fatalf("no h3 entry in:\n%s", src)
+		}
+		moved := filepath.Join(filepath.Dir(manifest), "cluster-h3-staging.yaml")
+		if err := os.WriteFile(moved, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(moved) })
+		for _, cmd := range [][]string{{"plan", "-f", moved}, {"apply", "-f", moved, "--auto-approve"}} {
+			r := haplan(t, ctx, cmd...)
+			if out := r.stdout + r.stderr; r.code != 1 || !strings.Contains(out, `"Staging"`) || !strings.Contains(out, "no such environment") || !strings.Contains(out, "registers h3 in it, and nothing was changed") {
+				t.Errorf("%s with h3 in an environment that does not exist: exit %d, want 1 naming \"Staging\", that there is no such environment, and h3", cmd[0], r.code)
+			}
+		}
+		// Nothing half-done: h3 is still the same healthy host of Default,
+		// its agent running, and the manifest as it was plans nothing.
+		if after := checkHosts(t, ctx, l, nil); after["h3"] != before["h3"] {
+			t.Errorf("h3 is Rancher host %q after the refused move, was %s", after["h3"], before["h3"])
+		}
+		if got := pending(t, ctx, manifest); len(got) != 0 {
+			t.Errorf("plan after the refused move: %v, want empty", got)
+		}
+	})
+
 	t.Run("labels changed in the manifest", func(t *testing.T) {
 		src, err := os.ReadFile(manifest)
 		if err != nil {
@@ -349,6 +417,23 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 		}
 		checkHosts(t, ctx, l, nil)
 	})
+}
+
+// foreignCA is a self-signed CA certificate of no cluster, PEM.
+func foreignCA(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "another cluster's CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 // waitPending is pending, once the plan lists want (a removed container

@@ -3,18 +3,54 @@ package engine
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // probeMemo holds the reads that the probes of one Plan share.
 type probeMemo struct {
 	mu      sync.Mutex
-	entries map[string]*memoEntry
+	entries map[string]*Flight
 }
 
-type memoEntry struct {
+// Flight is one read that several callers share: the caller that made it
+// runs the read and ends it with Finish; the others Await it.
+type Flight struct {
 	done chan struct{}
+	at   time.Time // when it finished
 	val  any
 	err  error
+}
+
+// NewFlight is a read in flight.
+func NewFlight() *Flight { return &Flight{done: make(chan struct{})} }
+
+// Finish records the read's result and releases the callers awaiting it.
+func (f *Flight) Finish(v any, err error) {
+	f.val, f.err, f.at = v, err, time.Now()
+	close(f.done)
+}
+
+// Finished reports whether the read has ended, and when.
+func (f *Flight) Finished() (time.Time, bool) {
+	select {
+	case <-f.done:
+		return f.at, true
+	default:
+		return time.Time{}, false
+	}
+}
+
+// Await waits for the read to finish, or for ctx to end, and returns its
+// result.
+func Await[T any](ctx context.Context, f *Flight) (T, error) {
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+	v, _ := f.val.(T)
+	return v, f.err
 }
 
 type memoKey struct{}
@@ -35,26 +71,17 @@ func Shared[T any](ctx context.Context, key string, read func(context.Context) (
 	m.mu.Lock()
 	e, found := m.entries[key]
 	if !found {
-		e = &memoEntry{done: make(chan struct{})}
+		e = NewFlight()
 		m.entries[key] = e
 	}
 	m.mu.Unlock()
 	if !found {
 		v, err := read(ctx)
-		e.val, e.err = v, err
-		close(e.done)
-	} else {
-		select {
-		case <-e.done:
-		case <-ctx.Done():
-			var zero T
-			return zero, ctx.Err()
-		}
+		e.Finish(v, err)
 	}
-	v, _ := e.val.(T)
-	return v, e.err
+	return Await[T](ctx, e)
 }
 
 func withProbeMemo(ctx context.Context) context.Context {
-	return context.WithValue(ctx, memoKey{}, &probeMemo{entries: map[string]*memoEntry{}})
+	return context.WithValue(ctx, memoKey{}, &probeMemo{entries: map[string]*Flight{}})
 }

@@ -167,6 +167,7 @@ func deferred(c plans.Change) plans.Change {
 type agentToken struct {
 	base
 	envName string
+	hosts   []string // the manifest's hosts that register in it
 }
 
 var _ engine.Step = (*agentToken)(nil)
@@ -191,7 +192,7 @@ func (s *agentToken) Probe(ctx context.Context) (engine.State, error) {
 	}
 	p, err := rancherapi.FindEnvironment(hf.Envs, s.envName)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w; the manifest registers %s in it, and nothing was changed", err, strings.Join(s.hosts, ", "))
 	}
 	tok, _, err := onClusterAPI(ctx, s.env, func(ctx context.Context, api *rancherapi.Client) (*rancherapi.RegistrationToken, error) {
 		return activeToken(ctx, api, p)
@@ -689,11 +690,12 @@ func (s *agentRegister) looksActive(ctx context.Context, api *rancherapi.Client,
 			return false, "the registration container is still running", nil
 		}
 	}
-	status, _, err := containerStatus(ctx, r, agentContainer)
-	if err != nil {
-		return false, err.Error(), nil
-	}
-	hosts, err := api.ProjectHosts(ctx, p)
+	// The environment's hosts are one reading per round for every
+	// registration waiting on them; the machine is asked only once its
+	// host looks healthy.
+	hosts, err := polledRead(ctx, &s.env.facts, "hosts-of-"+p.ID, 4*pollEvery, func(ctx context.Context) ([]rancherapi.Host, error) {
+		return api.ProjectHosts(ctx, p)
+	})
 	if err != nil {
 		return false, err.Error(), nil
 	}
@@ -701,12 +703,19 @@ func (s *agentRegister) looksActive(ctx context.Context, api *rancherapi.Client,
 		if h.Labels[manifests.HostLabel] != s.h.Name {
 			continue
 		}
-		if h.Healthy() && status == "running" {
+		if !h.Healthy() {
+			return false, fmt.Sprintf("Rancher host %s is %s (agent %s)", h.ID, h.State, cmpOr(h.AgentState, "connected")), nil
+		}
+		status, _, err := containerStatus(ctx, r, agentContainer)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		if status == "running" {
 			return true, "", nil
 		}
-		return false, fmt.Sprintf("Rancher host %s is %s (agent %s), rancher-agent %s", h.ID, h.State, cmpOr(h.AgentState, "connected"), status), nil
+		return false, fmt.Sprintf("Rancher host %s is active, rancher-agent %s", h.ID, status), nil
 	}
-	return false, fmt.Sprintf("no host labelled %s=%s in environment %q yet; rancher-agent %s", manifests.HostLabel, s.h.Name, p.Name, status), nil
+	return false, fmt.Sprintf("no host labelled %s=%s in environment %q yet", manifests.HostLabel, s.h.Name, p.Name), nil
 }
 
 // exitOf is a finished container's exit code and last log lines.

@@ -151,7 +151,7 @@ func Compile(c *manifests.Cluster, e *Env) ([]engine.Step, error) {
 	// removed, never before it.
 	prune := addr("agent.prune", "")
 	add(&agentPrune{base: base{addr: prune, deps: []engine.Addr{verify}, env: e}})
-	tokens := map[string]engine.Addr{}
+	tokens := map[string]*agentToken{}
 	for _, h := range c.Hosts {
 		ca := addr("cert.distribute", h.Name)
 		add(&certDistribute{base: base{addr: ca, host: h.Name,
@@ -161,12 +161,13 @@ func Compile(c *manifests.Cluster, e *Env) ([]engine.Step, error) {
 		}
 		tok, ok := tokens[h.Environment]
 		if !ok {
-			tok = addr("agent.token", h.Environment)
+			tok = &agentToken{base: base{addr: addr("agent.token", h.Environment), deps: []engine.Addr{verify}, env: e}, envName: h.Environment}
 			tokens[h.Environment] = tok
-			add(&agentToken{base: base{addr: tok, deps: []engine.Addr{verify}, env: e}, envName: h.Environment})
+			add(tok)
 		}
+		tok.hosts = append(tok.hosts, h.Name)
 		add(&agentRegister{base: base{addr: addr("agent.register", h.Name), host: h.Name,
-			deps: []engine.Addr{ca, tok, prune}, env: e}, h: h})
+			deps: []engine.Addr{ca, tok.addr, prune}, env: e}, h: h})
 	}
 	haPruneAddr := addr("ha.prune", "")
 	add(&haPrune{base: base{addr: haPruneAddr, deps: []engine.Addr{verify}, env: e}})

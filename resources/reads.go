@@ -3,6 +3,7 @@ package resources
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/haplan/haplan/engine"
 )
@@ -26,10 +27,42 @@ const (
 	onceFound
 )
 
-// runFacts holds the onceFound facts of one Env (one run).
+// runFacts holds the onceFound facts of one Env (one run) and the last
+// reading of each polled fact.
 type runFacts struct {
 	mu    sync.Mutex
 	found map[string]any
+	polls map[string]*engine.Flight
+}
+
+// polledRead returns the fact key as a reading no older than fresh, or the
+// reading in flight: the steps that wait for the same fact at once (fifty
+// registrations each polling their environment's hosts) share one reading
+// per round instead of making one each. A reading runs with the context
+// of the caller that started it; its failure is shared like its value, for
+// the round.
+func polledRead[T any](ctx context.Context, f *runFacts, key string, fresh time.Duration, read func(context.Context) (T, error)) (T, error) {
+	f.mu.Lock()
+	e, ok := f.polls[key]
+	mine := !ok
+	if ok {
+		if at, done := e.Finished(); done {
+			mine = time.Since(at) >= fresh
+		}
+	}
+	if mine {
+		e = engine.NewFlight()
+		if f.polls == nil {
+			f.polls = map[string]*engine.Flight{}
+		}
+		f.polls[key] = e
+	}
+	f.mu.Unlock()
+	if mine {
+		v, err := read(ctx)
+		e.Finish(v, err)
+	}
+	return engine.Await[T](ctx, e)
 }
 
 // sharedRead returns the fact key, read by read with the given freshness.

@@ -1,0 +1,91 @@
+package resources
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Callers that poll one fact at once share a reading: those that come
+// while it is in flight wait for it, those within fresh of its end reuse
+// it, and the first after that reads again. A failure is shared for its
+// round, then read again too.
+func TestPolledReadSharesARound(t *testing.T) {
+	var f runFacts
+	var reads atomic.Int32
+	release := make(chan struct{})
+	read := func(context.Context) (int, error) {
+		n := reads.Add(1)
+		<-release
+		return int(n), nil
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	got := make([]int, 20)
+	for i := range got {
+		wg.Go(func() {
+			v, err := polledRead(ctx, &f, "k", time.Hour, read)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = v
+		})
+	}
+	for reads.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // the others are waiting on the reading
+	close(release)
+	wg.Wait()
+	for i, v := range got {
+		if v != 1 {
+			t.Errorf("caller %d got reading %d, want the shared first", i, v)
+		}
+	}
+	if v, _ := polledRead(ctx, &f, "k", time.Hour, read); v != 1 || reads.Load() != 1 {
+		t.Errorf("within fresh: reading %d after %d reads, want the first reused", v, reads.Load())
+	}
+	if v, _ := polledRead(ctx, &f, "k", 0, read); v != 2 {
+		t.Errorf("past fresh: reading %d, want a new one", v)
+	}
+	if v, _ := polledRead(ctx, &f, "other", time.Hour, read); v != 3 {
+		t.Errorf("another key: reading %d, want its own", v)
+	}
+
+	boom := errors.New("boom")
+	fail := func(context.Context) (int, error) { reads.Add(1); return 0, boom }
+	if _, err := polledRead(ctx, &f, "e", time.Hour, fail); !errors.Is(err, boom) {
+		t.Errorf("failed reading: %v", err)
+	}
+	if _, err := polledRead(ctx, &f, "e", time.Hour, read); !errors.Is(err, boom) {
+		t.Errorf("within the failed round: %v, want its failure shared", err)
+	}
+	if v, err := polledRead(ctx, &f, "e", 0, read); err != nil || v == 0 {
+		t.Errorf("after the failed round: %d, %v; want a new reading", v, err)
+	}
+}
+
+// A caller that waits on another's reading stops waiting when its own
+// context ends.
+func TestPolledReadWaiterCancelled(t *testing.T) {
+	var f runFacts
+	release := make(chan struct{})
+	defer close(release)
+	started := make(chan struct{})
+	go func() {
+		_, _ = polledRead(context.Background(), &f, "k", time.Hour, func(context.Context) (int, error) {
+			close(started)
+			<-release
+			return 1, nil
+		})
+	}()
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := polledRead(ctx, &f, "k", time.Hour, func(context.Context) (int, error) { return 2, nil }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("waiter whose context ended: %v, want DeadlineExceeded", err)
+	}
+}
