@@ -431,9 +431,9 @@ func (c *config) newProber(ctx context.Context) (*prober, error) {
 // lbClient is an HTTP client for https://<lb>/, verified against the
 // cluster CA as a node holds it, without keep-alives or a proxy.
 func (c *config) lbClient(ctx context.Context, timeout time.Duration) (*http.Client, error) {
-	ca, err := c.lab.Exec(ctx, c.lab.ByRole(lab.RoleNode)[0].Name, nil, "cat", layout.CA)
+	ca, err := c.clusterCA(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read the cluster CA: %w", err)
+		return nil, err
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(ca) {
@@ -441,6 +441,27 @@ func (c *config) lbClient(ctx context.Context, timeout time.Duration) (*http.Cli
 	}
 	return &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
 		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: c.lab.IP("lb"), MinVersion: tls.VersionTLS12}}}, nil
+}
+
+// clusterCA is the cluster CA as the first node that has written it holds
+// it (each node writes it when its management stack starts), waiting a
+// minute at most.
+func (c *config) clusterCA(ctx context.Context) ([]byte, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var errs []error
+		for _, n := range c.lab.ByRole(lab.RoleNode) {
+			ca, err := c.lab.Exec(ctx, n.Name, nil, "cat", layout.CA)
+			if err == nil {
+				return ca, nil
+			}
+			errs = append(errs, err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("read the cluster CA: %w", errors.Join(errs...))
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 func (p *prober) stop() {

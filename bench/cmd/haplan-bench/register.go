@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +21,7 @@ import (
 
 // regRun is one registration of N of the lab's agent hosts with a cluster
 // that has none, timed from the start of the command or script to every
-// host active (state and agentState) in the Default environment, as the
+// host active with its agent connected in the Default environment, as the
 // API tells it through the load balancer.
 type regRun struct {
 	Tool string  `json:"tool"` // haplan, or manual (the documented way, scripted)
@@ -151,7 +152,8 @@ func (c *config) measureRegistration(ctx context.Context, tool string, hosts []l
 	start := time.Now()
 	switch tool {
 	case "haplan":
-		if _, err := command(ctx, nil, c.bin, "apply", "--auto-approve", "-f", with); err != nil {
+		// At the manual way's concurrency, as the fleet bench runs both.
+		if _, err := command(ctx, nil, c.bin, "apply", "--auto-approve", "--parallelism", strconv.Itoa(c.parallelism), "-f", with); err != nil {
 			return r, err
 		}
 		// haplan returns once it saw every host active; the same
@@ -199,7 +201,7 @@ func defaultEnvironment(ctx context.Context, client *http.Client, base string) (
 // manualRegister is the documented way (rancher-1.0-ha.md section 8) as an
 // operator's script does it: a registration token created in the
 // environment and polled until active, then on every host at once over
-// OpenSSH (50 at a time, like xargs -P 50) the CA copied (mode 400) and
+// OpenSSH (-parallelism at a time, like xargs -P) the CA copied (mode 400) and
 // the token's command run, with CATTLE_AGENT_IP set to the host's address,
 // then the API polled every second until every host is active.
 func (c *config) manualRegister(ctx context.Context, client *http.Client, env environment, hosts []lab.Host) error {
@@ -227,16 +229,16 @@ func (c *config) manualRegister(ctx context.Context, client *http.Client, env en
 			return fmt.Errorf("GET the registration token: %w", err)
 		}
 	}
-	ca, err := c.lab.Exec(ctx, c.lab.ByRole(lab.RoleNode)[0].Name, nil, "cat", layout.CA)
+	ca, err := c.clusterCA(ctx)
 	if err != nil {
-		return fmt.Errorf("read the cluster CA: %w", err)
+		return err
 	}
 	run := strings.TrimPrefix(strings.TrimSpace(tok.Command), "sudo ")
 	if !strings.HasPrefix(run, "docker run ") {
 		return fmt.Errorf("the token's command %q does not start with docker run", tok.Command)
 	}
 	errs := make([]error, len(hosts))
-	sem := make(chan struct{}, 50)
+	sem := make(chan struct{}, max(c.parallelism, 1))
 	var wg sync.WaitGroup
 	for i, h := range hosts {
 		wg.Go(func() {
@@ -289,8 +291,8 @@ func countTrue(active map[string]bool, hosts []lab.Host) int {
 	return n
 }
 
-// activeHosts lists the environment's hosts that are active with an active
-// agent, by their addresses, and a sample of the others' states.
+// activeHosts lists the environment's hosts that are active with a
+// connected agent, by their addresses, and a sample of the others' states.
 func activeHosts(ctx context.Context, client *http.Client, env environment) (map[string]bool, string, error) {
 	b, err := httpDo(ctx, client, http.MethodGet, env.base+"/v1/projects/"+env.ID+"/hosts?limit=1000", nil)
 	if err != nil {
@@ -298,10 +300,12 @@ func activeHosts(ctx context.Context, client *http.Client, env environment) (map
 	}
 	var list struct {
 		Data []struct {
-			State       string   `json:"state"`
-			AgentState  *string  `json:"agentState"`
-			IPAddresses []string `json:"ipAddresses"`
-			Links       struct {
+			State       string  `json:"state"`
+			AgentState  *string `json:"agentState"`
+			IPAddresses []struct {
+				Address string `json:"address"`
+			} `json:"ipAddresses"`
+			Links struct {
 				IPAddresses string `json:"ipAddresses"`
 			} `json:"links"`
 		} `json:"data"`
@@ -312,8 +316,13 @@ func activeHosts(ctx context.Context, client *http.Client, env environment) (map
 	active := map[string]bool{}
 	var others []string
 	for _, h := range list.Data {
-		ok := h.State == "active" && h.AgentState != nil && *h.AgentState == "active"
-		ips := h.IPAddresses
+		// A connected agent's host has agentState null (cattle sets it
+		// while it reconnects or is disconnected) or "active".
+		ok := h.State == "active" && (h.AgentState == nil || *h.AgentState == "active")
+		var ips []string
+		for _, a := range h.IPAddresses {
+			ips = append(ips, a.Address)
+		}
 		if len(ips) == 0 && h.Links.IPAddresses != "" {
 			if ips, err = ipAddresses(ctx, client, h.Links.IPAddresses); err != nil {
 				return nil, "", err

@@ -194,8 +194,8 @@ func (c *config) report(ss []sample, notes map[string]string) error {
 	}
 	if len(c.regs) > 0 {
 		fmt.Fprintf(&b, "\nRegistration of the lab's agent hosts (issue 11): each run from the lab's cluster installed afresh with no host, until every host is active "+
-			"(state and agentState) in Default as the API tells it through the load balancer. haplan: `haplan apply` of the manifest with the N hosts (CA, token, registration). "+
-			"*manual* is the documented way scripted: a registration token made and polled until active, then on every host at once over OpenSSH (50 at a time) the CA copied (mode 400) "+
+			"with its agent connected in Default as the API tells it through the load balancer. haplan: `haplan apply --parallelism P` of the manifest with the N hosts (CA, token, registration). "+
+			"*manual* is the documented way scripted: a registration token made and polled until active, then on every host at once over OpenSSH (P at a time) the CA copied (mode 400) "+
 			"and the token's command run with CATTLE_AGENT_IP, then the API polled every second.\n\n")
 		fmt.Fprintf(&b, "| hosts | tool | wall s |\n|---|---|---|\n")
 		for _, r := range c.regs {
