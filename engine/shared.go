@@ -15,14 +15,18 @@ type probeMemo struct {
 // Flight is one read that several callers share: the caller that made it
 // runs the read and ends it with Finish; the others Await it.
 type Flight struct {
-	done chan struct{}
-	at   time.Time // when it finished
-	val  any
-	err  error
+	done    chan struct{}
+	started time.Time
+	at      time.Time // when it finished
+	val     any
+	err     error
 }
 
-// NewFlight is a read in flight.
-func NewFlight() *Flight { return &Flight{done: make(chan struct{})} }
+// NewFlight is a read in flight, started now.
+func NewFlight() *Flight { return &Flight{done: make(chan struct{}), started: time.Now()} }
+
+// Started is when the read began.
+func (f *Flight) Started() time.Time { return f.started }
 
 // Finish records the read's result and releases the callers awaiting it.
 func (f *Flight) Finish(v any, err error) {
@@ -44,10 +48,14 @@ func (f *Flight) Finished() (time.Time, bool) {
 // result.
 func Await[T any](ctx context.Context, f *Flight) (T, error) {
 	select {
-	case <-f.done:
-	case <-ctx.Done():
-		var zero T
-		return zero, ctx.Err()
+	case <-f.done: // a finished read wins over a context that ended too
+	default:
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			var zero T
+			return zero, ctx.Err()
+		}
 	}
 	v, _ := f.val.(T)
 	return v, f.err

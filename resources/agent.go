@@ -192,7 +192,7 @@ func (s *agentToken) Probe(ctx context.Context) (engine.State, error) {
 	}
 	p, err := rancherapi.FindEnvironment(hf.Envs, s.envName)
 	if err != nil {
-		return nil, fmt.Errorf("%w; the manifest registers %s in it, and nothing was changed", err, strings.Join(s.hosts, ", "))
+		return nil, fmt.Errorf("%w; the manifest registers %s in it, and nothing was changed", err, someNames(s.hosts, 5))
 	}
 	tok, _, err := onClusterAPI(ctx, s.env, func(ctx context.Context, api *rancherapi.Client) (*rancherapi.RegistrationToken, error) {
 		return activeToken(ctx, api, p)
@@ -205,6 +205,14 @@ func (s *agentToken) Probe(ctx context.Context) (engine.State, error) {
 		st.Active = tok.ID
 	}
 	return st, nil
+}
+
+// someNames is the first max names, and how many more there are.
+func someNames(names []string, max int) string {
+	if len(names) <= max {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:max], ", "), len(names)-max)
 }
 
 // activeToken is the environment's first active registration token, or
@@ -647,7 +655,7 @@ func (s *agentRegister) waitActive(ctx context.Context, api *rancherapi.Client, 
 	var reported time.Time
 	last := "not registered yet"
 	for {
-		ok, why, err := s.looksActive(wctx, api, p, r, regID, tok)
+		ok, why, err := s.looksActive(wctx, api, p, r, regID, tok, start)
 		if err != nil {
 			return err
 		}
@@ -672,7 +680,7 @@ func (s *agentRegister) waitActive(ctx context.Context, api *rancherapi.Client, 
 
 // looksActive is one look: done, or why not; an error when the
 // registration container failed.
-func (s *agentRegister) looksActive(ctx context.Context, api *rancherapi.Client, p *rancherapi.Project, r transport.Runner, regID string, tok *rancherapi.RegistrationToken) (bool, string, error) {
+func (s *agentRegister) looksActive(ctx context.Context, api *rancherapi.Client, p *rancherapi.Project, r transport.Runner, regID string, tok *rancherapi.RegistrationToken, since time.Time) (bool, string, error) {
 	if regID != "" {
 		c, err := dockerapi.New(r).Inspect(ctx, regID)
 		if err == nil && c.Status == "exited" {
@@ -693,7 +701,7 @@ func (s *agentRegister) looksActive(ctx context.Context, api *rancherapi.Client,
 	// The environment's hosts are one reading per round for every
 	// registration waiting on them; the machine is asked only once its
 	// host looks healthy.
-	hosts, err := polledRead(ctx, &s.env.facts, "hosts-of-"+p.ID, 4*pollEvery, func(ctx context.Context) ([]rancherapi.Host, error) {
+	hosts, err := polledRead(ctx, &s.env.facts, "hosts-of-"+p.ID, 4*pollEvery, since, func(ctx context.Context) ([]rancherapi.Host, error) {
 		return api.ProjectHosts(ctx, p)
 	})
 	if err != nil {

@@ -129,3 +129,12 @@ func TestAgentRegisterRefusesAStaleCA(t *testing.T) {
 		t.Errorf("checkToken changed the host: %v", calls)
 	}
 }
+
+func TestSomeNames(t *testing.T) {
+	if got := someNames([]string{"h1", "h2"}, 5); got != "h1, h2" {
+		t.Errorf("someNames of 2 = %q", got)
+	}
+	if got := someNames([]string{"h1", "h2", "h3", "h4"}, 2); got != "h1, h2 and 2 more" {
+		t.Errorf("someNames of 4, at most 2 = %q", got)
+	}
+}

@@ -35,17 +35,19 @@ type runFacts struct {
 	polls map[string]*engine.Flight
 }
 
-// polledRead returns the fact key as a reading no older than fresh, or the
-// reading in flight: the steps that wait for the same fact at once (fifty
-// registrations each polling their environment's hosts) share one reading
-// per round instead of making one each. A reading runs with the context
-// of the caller that started it; its failure is shared like its value, for
-// the round.
-func polledRead[T any](ctx context.Context, f *runFacts, key string, fresh time.Duration, read func(context.Context) (T, error)) (T, error) {
+// polledRead returns the fact key as a reading that started at or after
+// notBefore and finished less than fresh ago, or such a reading in flight:
+// the steps that wait for the same fact at once (fifty registrations each
+// polling their environment's hosts) share one reading per round instead
+// of making one each, and none takes a reading from before what it waits
+// for began. A reading runs with the context of the caller that started
+// it; its result is shared for the round, except a failure that came from
+// that caller's context ending, which the next caller reads again.
+func polledRead[T any](ctx context.Context, f *runFacts, key string, fresh time.Duration, notBefore time.Time, read func(context.Context) (T, error)) (T, error) {
 	f.mu.Lock()
 	e, ok := f.polls[key]
-	mine := !ok
-	if ok {
+	mine := !ok || e.Started().Before(notBefore)
+	if !mine {
 		if at, done := e.Finished(); done {
 			mine = time.Since(at) >= fresh
 		}
@@ -60,7 +62,15 @@ func polledRead[T any](ctx context.Context, f *runFacts, key string, fresh time.
 	f.mu.Unlock()
 	if mine {
 		v, err := read(ctx)
+		if err != nil && ctx.Err() != nil {
+			f.mu.Lock()
+			if f.polls[key] == e {
+				delete(f.polls, key)
+			}
+			f.mu.Unlock()
+		}
 		e.Finish(v, err)
+		return v, err
 	}
 	return engine.Await[T](ctx, e)
 }
