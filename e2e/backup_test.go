@@ -138,7 +138,20 @@ func checkRestoreInterrupted(t *testing.T, ctx context.Context, l *lab.Lab, mani
 		}
 		run.waitFor(t, want, 10*time.Second)
 	}
-	<-run.done
+	// Whatever fails from here on, the lab gets the backup's database and
+	// its nodes back.
+	restored := false
+	t.Cleanup(func() {
+		if !restored {
+			unlock()
+			haplan(t, context.WithoutCancel(ctx), "restore", "-f", manifest, "--auto-approve", dump)
+		}
+	})
+	select {
+	case <-run.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("haplan restore did not exit within 2 minutes of the second interrupt\n--- stdout\n%s--- stderr\n%s", run.out.String(), run.errb.String())
+	}
 	var ee *exec.ExitError
 	if !errors.As(run.err, &ee) || ee.ExitCode() != 1 {
 		t.Errorf("interrupted restore: %v, want exit 1", run.err)
@@ -180,6 +193,7 @@ func checkRestoreInterrupted(t *testing.T, ctx context.Context, l *lab.Lab, mani
 	if r := haplan(t, ctx, "restore", "-f", manifest, "--auto-approve", dump); r.code != 0 {
 		t.Fatalf("restore again after the interrupt: exit %d", r.code)
 	}
+	restored = true
 	if !tableExists(t, ctx, l, "e2e_before") || tableExists(t, ctx, l, "e2e_after") {
 		t.Errorf("after the second restore: e2e_before %v, e2e_after %v; want the database of the backup", tableExists(t, ctx, l, "e2e_before"), tableExists(t, ctx, l, "e2e_after"))
 	}
