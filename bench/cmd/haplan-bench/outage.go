@@ -83,11 +83,13 @@ func (c *config) outageRuns(ctx context.Context, scenario string) error {
 }
 
 // outagePrepare readies the lab for a scenario and returns what puts it
-// back: a resize to five nodes needs the two spares and max_connections
-// of at least 250 (MariaDB's default is 151), restored afterwards.
+// back (the lab's cluster installed from its manifest): a resize to five
+// nodes needs the two spares and max_connections of at least 250
+// (MariaDB's default is 151), restored afterwards.
 func (c *config) outagePrepare(ctx context.Context, scenario string) (func() error, error) {
 	if scenario != "resize" {
-		return func() error { return nil }, nil
+		// The cluster back at the lab manifest's release.
+		return func() error { return c.installThree(context.WithoutCancel(ctx)) }, nil
 	}
 	if n := len(c.lab.ByRole(lab.RoleSpare)); n < 2 {
 		return nil, fmt.Errorf("the lab has %d spare machines, the resize to five needs 2 (haplab up --spares 2)", n)
@@ -114,6 +116,9 @@ func (c *config) outagePrepare(ctx context.Context, scenario string) (func() err
 		err := c.lab.ResetCluster(ctx, "cattle") // no spare left in the cluster
 		if _, serr := db.ExecContext(ctx, "SET GLOBAL max_connections = "+strconv.Itoa(was)); err == nil && serr != nil {
 			err = fmt.Errorf("restore max_connections %d: %w", was, serr)
+		}
+		if err == nil {
+			err = c.installThree(ctx) // the lab's cluster as its manifest says
 		}
 		return err
 	}, nil
@@ -388,7 +393,7 @@ type probeSample struct {
 }
 
 func (c *config) newProber(ctx context.Context) (*prober, error) {
-	client, err := c.lbClient(ctx, time.Second)
+	client, err := c.lbClient(ctx, probeTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -469,6 +474,9 @@ func (p *prober) stop() {
 	<-p.done
 }
 
+// probeTimeout bounds each probe.
+const probeTimeout = time.Second
+
 // steadyAnswers is how many probes in a row (half a second) must answer
 // for the load balancer to count as back.
 const steadyAnswers = 5
@@ -482,8 +490,12 @@ const steadyAnswers = 5
 func (p *prober) backAfter(ctx context.Context, from time.Time, limit time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(limit)
 	for {
+		// Only probes that have surely ended count: one sent since may
+		// still be waiting for an answer that fails, and it would come
+		// before the answers after it.
+		settled := time.Now().Add(-probeTimeout - 200*time.Millisecond)
 		p.mu.Lock()
-		xs := slices.Clone(p.samples)
+		xs := slices.DeleteFunc(slices.Clone(p.samples), func(s probeSample) bool { return !s.at.Before(settled) })
 		p.mu.Unlock()
 		slices.SortFunc(xs, func(a, b probeSample) int { return a.at.Compare(b.at) })
 		last := -1

@@ -35,22 +35,35 @@ type regRun struct {
 // both).
 func (c *config) registrations(ctx context.Context) (err error) {
 	had := len(c.lab.ByRole(lab.RoleAgent))
-	if need := slices.Max(c.regSizes); had < need {
-		// The lab grows to the largest size for the runs (agent hosts
-		// with their own dockerd, as h1..h3) and back afterwards.
-		if err := c.labHosts(ctx, need); err != nil {
-			return err
-		}
-		defer func() {
-			if rerr := c.labHosts(context.WithoutCancel(ctx), had); err == nil {
+	grow := slices.Max(c.regSizes) > had
+	// Afterwards the lab is as it was: its agent hosts, and its cluster
+	// installed from its manifest.
+	defer func() {
+		ctx := context.WithoutCancel(ctx)
+		if grow {
+			if rerr := c.labHosts(ctx, had); err == nil {
 				err = rerr
 			}
-		}()
+		}
+		if rerr := c.installThree(ctx); err == nil {
+			err = rerr
+		}
+	}()
+	if grow {
+		// The lab grows to the largest size for the runs (agent hosts
+		// with their own dockerd, as h1..h3) and back afterwards.
+		if err := c.labHosts(ctx, slices.Max(c.regSizes)); err != nil {
+			return err
+		}
 	}
 	agents := c.lab.ByRole(lab.RoleAgent)
 	for _, n := range c.regSizes {
-		for range max(c.regReps, 1) {
-			for _, tool := range []string{"haplan", "manual"} {
+		for rep := range max(c.regReps, 1) {
+			tools := []string{"haplan", "manual"}
+			if rep%2 == 1 {
+				slices.Reverse(tools) // neither always runs first
+			}
+			for _, tool := range tools {
 				r, err := c.measureRegistration(ctx, tool, agents[:n])
 				if err != nil {
 					return fmt.Errorf("%s registration of %d hosts: %w", tool, n, err)
@@ -157,8 +170,9 @@ func (c *config) measureRegistration(ctx context.Context, tool string, hosts []l
 			return r, err
 		}
 		// haplan returns once it saw every host active; the same
-		// judgement as the manual way's, from outside, must agree.
-		if err := c.waitHostsActive(ctx, client, env, hosts, time.Second, time.Minute); err != nil {
+		// judgement as the manual way's, from outside, must agree at
+		// once (a wait here would hide an early return in haplan's time).
+		if err := c.waitHostsActive(ctx, client, env, hosts, time.Second, 0); err != nil {
 			return r, fmt.Errorf("after haplan's apply: %w", err)
 		}
 	case "manual":

@@ -182,8 +182,9 @@ func (c *config) report(ss []sample, notes map[string]string) error {
 			"The window runs from the first node stopped to https://<lb>/ping answering again, verified against the cluster CA (a prober every 100 ms). "+
 			"*upgrade*: to %s (on no node before); *manual* is the documented procedure scripted: mysqldump with Rancher's options, then over OpenSSH on each node in turn the rancher containers removed, "+
 			"then on each node the same rancher-ha.sh with the new tag (which pulls it). "+
-			"*resize*: 3 to 5 nodes (the lab's spares); *manual* prepares by hand before the outage (grants, image pulled on the new nodes, the LB pool, mysqldump, "+
-			"createscript through the LB, the script copied to every node), then removes the rancher containers on each old node in turn and runs the new script on each of the five.\n\n", lab.RancherImage, lab.NextRancherImage)
+			"*resize*: 3 to 5 nodes (the lab's spares); *manual* prepares by hand before the outage (grants, rancher/server pulled on the new nodes, mysqldump, "+
+			"createscript through the LB, the script copied to every node, then the LB pool), then removes the rancher containers on each old node in turn and runs the new script on each of the five "+
+			"(the new nodes pull rancher/agent inside the window, which haplan pre-pulls).\n\n", lab.RancherImage, lab.NextRancherImage)
 		fmt.Fprintf(&b, "| scenario | tool | outage window s | first node stopped after s | whole run s |\n|---|---|---|---|---|\n")
 		for _, o := range c.outs {
 			fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f |\n", o.Scenario, o.Tool, o.Window, o.Stopped, o.Wall)
