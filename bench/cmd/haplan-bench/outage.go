@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -126,17 +125,7 @@ func (c *config) outagePrepare(ctx context.Context, scenario string) (func() err
 
 // medianOutage is the (lower) median run of a tool in a scenario by window.
 func medianOutage(outs []outageRun, scenario, tool string) (outageRun, bool) {
-	var xs []outageRun
-	for _, o := range outs {
-		if o.Tool == tool && o.Scenario == scenario {
-			xs = append(xs, o)
-		}
-	}
-	if len(xs) == 0 {
-		return outageRun{}, false
-	}
-	slices.SortFunc(xs, func(a, b outageRun) int { return cmp.Compare(a.Window, b.Window) })
-	return xs[(len(xs)-1)/2], true
+	return lowerMedian(outs, func(o outageRun) bool { return o.Tool == tool && o.Scenario == scenario }, func(o outageRun) float64 { return o.Window })
 }
 
 // outageRatio is the one line that compares a scenario's runs: the manual

@@ -92,17 +92,7 @@ func (c *config) labHosts(ctx context.Context, n int) error {
 
 // medianReg is the (lower) median run of a tool at size n.
 func medianReg(rs []regRun, tool string, n int) (regRun, bool) {
-	var xs []float64
-	for _, r := range rs {
-		if r.Tool == tool && r.N == n {
-			xs = append(xs, r.Wall)
-		}
-	}
-	if len(xs) == 0 {
-		return regRun{}, false
-	}
-	slices.Sort(xs)
-	return regRun{Tool: tool, N: n, Wall: xs[(len(xs)-1)/2]}, true
+	return lowerMedian(rs, func(r regRun) bool { return r.Tool == tool && r.N == n }, func(r regRun) float64 { return r.Wall })
 }
 
 // regSizesRun are the sizes of rs, in the order first run.

@@ -17,25 +17,24 @@ import (
 
 // median (lower) of the wall times of tool/scenario/n; ok is false without samples.
 func median(ss []sample, tool, scn string, n int) (sample, bool) {
-	var xs []sample
-	for _, s := range ss {
-		if s.Tool == tool && s.Scenario == scn && s.N == n {
-			xs = append(xs, s)
+	return lowerMedian(ss, func(s sample) bool { return s.Tool == tool && s.Scenario == scn && s.N == n }, func(s sample) float64 { return s.Wall })
+}
+
+// lowerMedian is the lower median by key of the xs that keep selects (of
+// two, the better): false when keep selects none.
+func lowerMedian[T any](xs []T, keep func(T) bool, key func(T) float64) (T, bool) {
+	var sel []T
+	for _, x := range xs {
+		if keep(x) {
+			sel = append(sel, x)
 		}
 	}
-	if len(xs) == 0 {
-		return sample{}, false
+	if len(sel) == 0 {
+		var zero T
+		return zero, false
 	}
-	slices.SortFunc(xs, func(a, b sample) int {
-		switch {
-		case a.Wall < b.Wall:
-			return -1
-		case a.Wall > b.Wall:
-			return 1
-		}
-		return 0
-	})
-	return xs[(len(xs)-1)/2], true // the lower median: the best of two
+	slices.SortStableFunc(sel, func(a, b T) int { return cmp.Compare(key(a), key(b)) })
+	return sel[(len(sel)-1)/2], true
 }
 
 func (c *config) date() time.Time {
