@@ -7,11 +7,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -273,7 +275,8 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 	t.Run("a stale CA and no agent: the CA first, then the same host", func(t *testing.T) {
 		// Another cluster's CA on h2, its agent gone: registered against
 		// it, the agent would refuse the cluster.
-		if out, err := l.Exec(ctx, "h2", foreignCA(t), "sh", "-c", "cat > "+layout.CA+" && chmod 400 "+layout.CA+" && docker rm -f rancher-agent >/dev/null"); err != nil {
+		foreign := foreignCA(t)
+		if out, err := l.Exec(ctx, "h2", foreign, "sh", "-c", "cat > "+layout.CA+" && chmod 400 "+layout.CA+" && docker rm -f rancher-agent >/dev/null"); err != nil {
 			t.Fatalf("h2: stale CA: %v\n%s", err, out)
 		}
 		got := waitPending(t, ctx, manifest, "agent.register[h2]")
@@ -281,8 +284,11 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 		if diff := cmp.Diff([]string{"agent.register[h2]", "cert.distribute[h2]"}, got); diff != "" {
 			t.Fatalf("plan (-want +got):\n%s", diff)
 		}
-		if r := haplan(t, ctx, "plan", "-f", manifest); !strings.Contains(r.stdout, layout.CA+" is not the cluster CA") {
-			t.Errorf("the plan does not say h2's CA is not the cluster's:\n%s", r.stdout)
+		// Both named by SHA-1 fingerprint, as CA_FINGERPRINT and the UI
+		// show them.
+		stale, cluster := fingerprint(t, foreign), fingerprint(t, []byte(sh(t, ctx, l, "rs2", "cat "+layout.CA)))
+		if r := haplan(t, ctx, "plan", "-f", manifest); !strings.Contains(r.stdout, layout.CA+" is not the cluster CA") || !strings.Contains(r.stdout, stale) || !strings.Contains(r.stdout, cluster) {
+			t.Errorf("the plan does not say h2's CA (%s) is not the cluster's (%s):\n%s", stale, cluster, r.stdout)
 		}
 		if r := haplan(t, ctx, "apply", "-f", manifest, "--auto-approve"); r.code != 0 {
 			t.Fatalf("apply: exit %d", r.code)
@@ -296,6 +302,52 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 		}
 		if got := pending(t, ctx, manifest); len(got) != 0 {
 			t.Errorf("plan after the repair: %v, want empty", got)
+		}
+	})
+
+	t.Run("a stale ca.crt on the first node: hosts keep the server's CA", func(t *testing.T) {
+		// rs1's file holds another CA (copied over it, or left from an
+		// earlier cluster); the server still serves and pins its own.
+		// haplan used to spread the first node's file to every host.
+		saved := sh(t, ctx, l, "rs1", "cat "+layout.CA)
+		cluster := fingerprint(t, []byte(saved))
+		sums := map[string]string{}
+		for _, h := range hostsByRole(l, lab.RoleAgent) {
+			sums[h.Name] = sh(t, ctx, l, h.Name, "sha256sum < "+layout.CA+"; stat -c %a "+layout.CA)
+		}
+		foreign := foreignCA(t)
+		put := func(b []byte) error {
+			out, err := l.Exec(ctx, "rs1", b, "sh", "-c", "cat > "+layout.CA+" && chmod 644 "+layout.CA)
+			if err != nil {
+				return fmt.Errorf("rs1: write %s: %v\n%s", layout.CA, err, out)
+			}
+			return nil
+		}
+		if err := put(foreign); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := put([]byte(saved)); err != nil {
+				t.Error(err)
+			}
+		})
+		if got := pending(t, ctx, manifest); len(got) != 0 {
+			t.Errorf("plan with a stale ca.crt on rs1: %v, want empty (the hosts have the server's CA)", got)
+		}
+		r := haplan(t, ctx, "plan", "-f", manifest)
+		if !strings.Contains(r.stdout, "HA node rs1: "+layout.CA+" does not hold the cluster CA (SHA-1 "+cluster) || !strings.Contains(r.stdout, "holds SHA-1 "+fingerprint(t, foreign)) {
+			t.Errorf("the plan does not warn that rs1's file (%s) is not the cluster CA (%s):\n%s", fingerprint(t, foreign), cluster, r.stdout)
+		}
+		if r := haplan(t, ctx, "apply", "-f", manifest, "--auto-approve"); r.code != 0 {
+			t.Fatalf("apply: exit %d", r.code)
+		}
+		for _, h := range hostsByRole(l, lab.RoleAgent) {
+			if got := sh(t, ctx, l, h.Name, "sha256sum < "+layout.CA+"; stat -c %a "+layout.CA); got != sums[h.Name] {
+				t.Errorf("%s's CA after the apply: %q, was %q: rs1's stale file was spread", h.Name, got, sums[h.Name])
+			}
+		}
+		if after := checkHosts(t, ctx, l, nil); !maps.Equal(after, before) {
+			t.Errorf("Rancher hosts after the apply: %v, were %v", after, before)
 		}
 	})
 
@@ -417,6 +469,23 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 		}
 		checkHosts(t, ctx, l, nil)
 	})
+}
+
+// fingerprint is the SHA-1 fingerprint of a PEM file's first certificate,
+// upper-case hex with colons, as openssl x509 -fingerprint prints it and
+// cattle's CA_FINGERPRINT holds it.
+func fingerprint(t *testing.T, b []byte) string {
+	t.Helper()
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatalf("no PEM certificate in %q", b)
+	}
+	sum := sha1.Sum(blk.Bytes)
+	var parts []string
+	for _, c := range sum {
+		parts = append(parts, fmt.Sprintf("%02X", c))
+	}
+	return strings.Join(parts, ":")
 }
 
 // foreignCA is a self-signed CA certificate of no cluster, PEM.

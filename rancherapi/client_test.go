@@ -308,16 +308,21 @@ func testCertPEM(t *testing.T) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-func TestCACert(t *testing.T) {
-	cert := testCertPEM(t)
+func TestCAChain(t *testing.T) {
+	ca, other := testCertPEM(t), testCertPEM(t)
+	chain := string(ca) + string(other)
 	tests := []struct {
 		name    string
 		body    string
+		want    string
 		wantErr bool
 	}{
-		{name: "once", body: string(cert)},
-		{name: "twice (v1.0.1 double write)", body: string(cert) + string(cert)},
-		{name: "second copy cut off", body: string(cert) + string(cert[:40])},
+		{name: "once", body: string(ca), want: string(ca)},
+		{name: "twice (v1.0.1 double write)", body: string(ca) + string(ca), want: string(ca)},
+		{name: "second copy cut off", body: string(ca) + string(ca[:40]), want: string(ca)},
+		{name: "a chain of two", body: chain, want: chain},
+		{name: "a chain of two, twice", body: chain + chain, want: chain},
+		{name: "a chain of two, the second copy cut in its second certificate", body: chain + string(ca) + string(other[:60]), want: chain},
 		{name: "empty", body: "", wantErr: true},
 		{name: "html", body: "<html><title>Oops</title></html>", wantErr: true},
 		{name: "private key", body: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", wantErr: true},
@@ -327,7 +332,7 @@ func TestCACert(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f, srv := newFake(t)
 			f.caPEM = tt.body
-			got, err := newClient(t, srv.URL).CACert(context.Background())
+			got, err := newClient(t, srv.URL).CAChain(context.Background())
 			if tt.wantErr {
 				var pe *ProtocolError
 				if !errors.As(err, &pe) {
@@ -341,9 +346,17 @@ func TestCACert(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(string(cert), string(got)); diff != "" {
-				t.Errorf("CACert (-want +got):\n%s", diff)
+			if diff := cmp.Diff(tt.want, string(got)); diff != "" {
+				t.Errorf("CAChain (-want +got):\n%s", diff)
 			}
 		})
 	}
+	t.Run("no certificate yet", func(t *testing.T) {
+		f, srv := newFake(t)
+		f.noCA = true
+		_, err := newClient(t, srv.URL).CAChain(context.Background())
+		if !errors.Is(err, ErrNoClusterCA) {
+			t.Fatalf("err = %v, want ErrNoClusterCA", err)
+		}
+	})
 }

@@ -41,6 +41,7 @@ type fakeCattle struct {
 	projects       []map[string]any
 	hosts          []map[string]any
 	caPEM          string
+	noCA           bool     // /v1/scripts/ca.crt answers 404, as before the first master made the certificate
 	requests       []string // "METHOD path?query"
 	bodies         []string // request bodies
 	// override answers a path instead of the normal handler.
@@ -155,6 +156,10 @@ func (f *fakeCattle) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.staleLeft = f.staleGets
 		writeJSON(w, 200, f.haConfig(base)) // the cached, old value
 	case "GET /v1/scripts/ca.crt":
+		if f.noCA {
+			writeJSON(w, 404, map[string]any{"type": "error", "status": 404, "code": "NotFound"})
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprint(w, f.caPEM)
 	default:

@@ -29,8 +29,8 @@ func FuzzDecode(f *testing.F) {
 		if err == nil && hc.Type != "haConfig" {
 			t.Fatalf("decodeHAConfigs accepted type %q", hc.Type)
 		}
-		if _, err := firstCert(r); err != nil && !errors.As(err, &pe) {
-			t.Fatalf("firstCert error is not a *ProtocolError: %v", err)
+		if _, err := caChain(r); err != nil && !errors.As(err, &pe) {
+			t.Fatalf("caChain error is not a *ProtocolError: %v", err)
 		}
 		ae := newAPIError("GET", "http://x/", status, body)
 		_ = ae.Error()

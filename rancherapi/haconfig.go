@@ -1,6 +1,7 @@
 package rancherapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -481,27 +482,60 @@ func withQuery(raw, key, value string) string {
 	return u.String()
 }
 
-// CACert fetches GET /v1/scripts/ca.crt and returns its first PEM
-// certificate: the v1.0.1 handler may write the PEM twice, or cut the second
-// copy off at Content-Length.
-func (c *Client) CACert(ctx context.Context) ([]byte, error) {
+// ErrNoClusterCA is matched (errors.Is) by CAChain's error when the server
+// has no System HA certificate yet: the handler does not answer (404)
+// until the first master has created it.
+var ErrNoClusterCA = errors.New("the server has no System HA certificate yet")
+
+// CAChain fetches GET /v1/scripts/ca.crt, the chain of the System HA
+// certificate (cattle's CertificateDao.getPublicCA, served by
+// HostApiPublicCAScriptHandler): the CA hosts must trust, whose first
+// certificate registration commands pin in CA_FINGERPRINT
+// (RegistrationTokenOutputFilter). The v1.0.1 handler writes the chain
+// twice, so the answer may hold it twice or with the second copy cut off
+// at Content-Length: the chain ends where its first certificate comes
+// again or where a block does not decode. The chain is returned as the
+// server holds it (the bytes cluster-manager writes to a node's ca.crt).
+func (c *Client) CAChain(ctx context.Context) ([]byte, error) {
 	r, err := c.do(ctx, http.MethodGet, c.endpoint("/v1/scripts/ca.crt"), nil)
 	if err != nil {
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+			return nil, fmt.Errorf("%w: %w", ErrNoClusterCA, err)
+		}
 		return nil, err
 	}
-	return firstCert(r)
+	return caChain(r)
 }
 
-func firstCert(r *response) ([]byte, error) {
-	blk, _ := pem.Decode(r.body)
-	if blk == nil {
+func caChain(r *response) ([]byte, error) {
+	var first []byte
+	end := 0 // the chain is r.body[:end], as the server holds it
+	for rest := r.body; ; {
+		blk, next := pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		rest = next
+		if first != nil && (blk.Type != "CERTIFICATE" || bytes.Equal(blk.Bytes, first)) {
+			break // the second copy of the double write, or what follows the chain
+		}
+		if blk.Type != "CERTIFICATE" {
+			return nil, r.protocolError(fmt.Sprintf("ca.crt holds a %q PEM block, want CERTIFICATE", blk.Type), nil)
+		}
+		if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+			if first != nil {
+				break
+			}
+			return nil, r.protocolError("ca.crt is not a valid certificate", err)
+		}
+		if first == nil {
+			first = blk.Bytes
+		}
+		end = len(r.body) - len(rest)
+	}
+	if first == nil {
 		return nil, r.protocolError("no PEM block in ca.crt", nil)
 	}
-	if blk.Type != "CERTIFICATE" {
-		return nil, r.protocolError(fmt.Sprintf("ca.crt holds a %q PEM block, want CERTIFICATE", blk.Type), nil)
-	}
-	if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
-		return nil, r.protocolError("ca.crt is not a valid certificate", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: blk.Type, Bytes: blk.Bytes}), nil
+	return bytes.Clone(r.body[:end]), nil
 }

@@ -2,8 +2,6 @@ package resources
 
 import (
 	"context"
-	"crypto/sha1" // the fingerprint cattle puts in CA_FINGERPRINT is SHA-1
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -574,20 +572,14 @@ func (s *agentRegister) checkToken(ctx context.Context, r transport.Runner, tok 
 	return nil
 }
 
-// caFingerprint is the SHA-1 of a PEM certificate's DER, upper-case hex
-// with colons, as cattle writes CA_FINGERPRINT (SslCertificateUtils).
+// caFingerprint is the SHA-1 fingerprint of a PEM file's first
+// certificate, the one cattle pins.
 func caFingerprint(pemBytes []byte) (string, error) {
 	blk, _ := pem.Decode(pemBytes)
 	if blk == nil || blk.Type != "CERTIFICATE" {
 		return "", errors.New("not a PEM certificate")
 	}
-	sum := sha1.Sum(blk.Bytes)
-	h := strings.ToUpper(hex.EncodeToString(sum[:]))
-	parts := make([]string, 0, len(sum))
-	for i := 0; i < len(h); i += 2 {
-		parts = append(parts, h[i:i+2])
-	}
-	return strings.Join(parts, ":"), nil
+	return sha1Fingerprint(blk.Bytes), nil
 }
 
 // pullIfMissing pulls image on the machine unless it is there.

@@ -2,9 +2,13 @@ package resources
 
 import (
 	"context"
+	"crypto/sha1" // the fingerprint cattle puts in CA_FINGERPRINT is SHA-1
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/layout"
@@ -28,7 +32,12 @@ type certState struct {
 	Exists    bool   `json:"exists"`
 	Digest    string `json:"digest,omitempty"`
 	Mode      string `json:"mode,omitempty"`
-	ClusterCA string `json:"cluster_ca,omitempty"` // digest; empty while no node has it
+	ClusterCA string `json:"cluster_ca,omitempty"` // digest; empty while the cluster's API does not serve it
+	// The SHA-1 fingerprints (the first certificate's, as cattle pins
+	// it) of the cluster CA and, when it is not that, of the host's file:
+	// what an operator compares with CA_FINGERPRINT and the UI.
+	ClusterFingerprint string `json:"cluster_fingerprint,omitempty"`
+	Fingerprint        string `json:"fingerprint,omitempty"`
 }
 
 func (s *certDistribute) Probe(ctx context.Context) (engine.State, error) {
@@ -60,24 +69,45 @@ func (s *certDistribute) Probe(ctx context.Context) (engine.State, error) {
 	}
 	if ca != nil {
 		st.ClusterCA = digest(ca)
+		st.ClusterFingerprint = describeCerts(ca)
+	}
+	if fi.Exists && ca != nil && st.Digest != st.ClusterCA {
+		// Only a file that differs is read, to say what it holds.
+		b, _, err := transport.ReadFile(ctx, r, layout.CA)
+		if err != nil {
+			return nil, err
+		}
+		st.Fingerprint = describeCerts(b)
 	}
 	return st, nil
+}
+
+// describeCerts names a PEM file's certificates by SHA-1 fingerprint.
+func describeCerts(b []byte) string {
+	certs := pemCerts(b)
+	switch len(certs) {
+	case 0:
+		return "no certificate"
+	case 1:
+		return "SHA-1 " + sha1Fingerprint(certs[0])
+	}
+	return fmt.Sprintf("SHA-1 %s and %d more certificates", sha1Fingerprint(certs[0]), len(certs)-1)
 }
 
 func (s *certDistribute) Diff(cur engine.State) plans.Change {
 	st := cur.(certState)
 	want := fmt.Sprintf("%04o", caMode)
-	newCA := "the cluster CA (known once the cluster has formed)"
+	newCA := "the cluster CA (known once the cluster's API serves it)"
 	if st.ClusterCA != "" {
-		newCA = short(st.ClusterCA)
+		newCA = st.ClusterFingerprint
 	}
 	switch {
 	case !st.Exists:
 		return s.change(plans.Create, layout.CA+" is missing", plans.Detail{Name: "ca.crt", New: newCA}, plans.Detail{Name: "mode", New: want})
 	case st.ClusterCA == "":
-		return deferred(s.change(plans.Update, layout.CA+" cannot be compared until the cluster has formed", plans.Detail{Name: "ca.crt", Old: short(st.Digest), New: newCA}))
+		return deferred(s.change(plans.Update, layout.CA+" cannot be compared until the cluster's API serves its CA", plans.Detail{Name: "ca.crt", Old: short(st.Digest), New: newCA}))
 	case st.Digest != st.ClusterCA:
-		return s.change(plans.Update, layout.CA+" is not the cluster CA", plans.Detail{Name: "ca.crt", Old: short(st.Digest), New: newCA})
+		return s.change(plans.Update, layout.CA+" is not the cluster CA", plans.Detail{Name: "ca.crt", Old: st.Fingerprint, New: newCA})
 	case st.Mode != want:
 		return s.change(plans.Update, fmt.Sprintf("%s has mode %s, want %s", layout.CA, st.Mode, want), plans.Detail{Name: "mode", Old: st.Mode, New: want})
 	}
@@ -90,7 +120,7 @@ func (s *certDistribute) Apply(ctx context.Context, _ plans.Change) error {
 		return err
 	}
 	if ca == nil {
-		return errors.New("no node has the cluster CA (" + layout.CA + ")")
+		return errNoClusterCA
 	}
 	r, err := s.env.runner(ctx, s.target)
 	if err != nil {
@@ -98,3 +128,34 @@ func (s *certDistribute) Apply(ctx context.Context, _ plans.Change) error {
 	}
 	return transport.WriteFile(ctx, r, layout.CA, ca, caMode)
 }
+
+// sha1Fingerprint is the SHA-1 of a certificate's DER, upper-case hex with
+// colons, as cattle writes CA_FINGERPRINT (SslCertificateUtils.digest)
+// and as openssl x509 -fingerprint -sha1 prints it.
+func sha1Fingerprint(der []byte) string {
+	sum := sha1.Sum(der)
+	h := strings.ToUpper(hex.EncodeToString(sum[:]))
+	parts := make([]string, 0, len(sum))
+	for i := 0; i < len(h); i += 2 {
+		parts = append(parts, h[i:i+2])
+	}
+	return strings.Join(parts, ":")
+}
+
+// pemCerts are the DER of the CERTIFICATE blocks of a PEM file, in order.
+func pemCerts(b []byte) [][]byte {
+	var out [][]byte
+	for {
+		blk, rest := pem.Decode(b)
+		if blk == nil {
+			return out
+		}
+		if blk.Type == "CERTIFICATE" {
+			out = append(out, blk.Bytes)
+		}
+		b = rest
+	}
+}
+
+// errNoClusterCA: the cluster's CA cannot be known yet.
+var errNoClusterCA = errors.New("the cluster CA is not known: no node's API serves it at /v1/scripts/ca.crt (the cluster has not formed, or it is down)")

@@ -1,9 +1,13 @@
 package resources
 
 import (
+	"errors"
 	"io/fs"
+	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/layout"
@@ -11,20 +15,40 @@ import (
 	"github.com/haplan/haplan/transport/transporttest"
 )
 
-var unitCA = []byte("-----BEGIN CERTIFICATE-----\nMIIBunitCA\n-----END CERTIFICATE-----\n")
-
-// caOnRS2 makes the cluster CA readable on rs2 only: rs1 has none yet, and
-// rs3 is not asked (the first node that has it answers).
-func caOnRS2(r *rig) {
-	r.host("rs1").On(transporttest.ReadOf(layout.CA)).Absent()
-	r.host("rs2").On(transporttest.ReadOf(layout.CA)).Stdout(string(unitCA))
+// caAPI makes node's API serve ca as the cluster CA (/ping and
+// /v1/scripts/ca.crt, as a formed cluster's nodes do; anything else is not
+// found).
+func caAPI(t *testing.T, node *transporttest.Runner, ca []byte) {
+	t.Helper()
+	serveOn(t, node, layout.HAAPIPort, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		switch req.URL.Path {
+		case "/ping":
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write([]byte("pong"))
+		case "/v1/scripts/ca.crt":
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Write(ca)
+			w.Write(ca) // cattle v0.159.7 writes it twice
+		default:
+			http.NotFound(w, req)
+		}
+	}))
 }
 
-// A host without the CA gets the cluster's, read from the first node that
-// has it, mode 0400.
+// caOnRS2 makes rs2's API serve the cluster CA: rs1's API does not answer,
+// and rs3 is not asked (the first node that answers does). It returns the
+// CA.
+func caOnRS2(r *rig) []byte {
+	ca := selfSignedCA(r.t)
+	caAPI(r.t, r.host("rs2"), ca)
+	return ca
+}
+
+// A host without the CA gets the cluster's, as the first node whose API
+// answers serves it, mode 0400.
 func TestCertDistributeInstallsCA(t *testing.T) {
 	r := newRig(t)
-	caOnRS2(r)
+	unitCA := caOnRS2(r)
 	h1 := r.host("h1")
 	h1.On(transporttest.StatOf(layout.CA)).Absent()
 	h1.On(transporttest.WriteOf(layout.CA)).Once()
@@ -34,8 +58,8 @@ func TestCertDistributeInstallsCA(t *testing.T) {
 	if c.Action != plans.Create || c.Host != "h1" {
 		t.Fatalf("change %s on %q, want create on h1", c.Action, c.Host)
 	}
-	if len(c.Details) == 0 || c.Details[0].New != short(digest(unitCA)) {
-		t.Errorf("details %+v, want the CA's digest", c.Details)
+	if len(c.Details) == 0 || c.Details[0].New != "SHA-1 "+sha1Fingerprint(pemCerts(unitCA)[0]) {
+		t.Errorf("details %+v, want the CA's SHA-1 fingerprint", c.Details)
 	}
 	res, err := r.apply(g, p)
 	if err != nil {
@@ -52,25 +76,34 @@ func TestCertDistributeInstallsCA(t *testing.T) {
 }
 
 // A CA with the wrong mode or the wrong content is rewritten; the right
-// one is left alone.
+// one is left alone. A CA that is not the cluster's is named by its SHA-1
+// fingerprint next to the cluster's.
 func TestCertDistributeDrift(t *testing.T) {
+	unitCA, other := selfSignedCA(t), selfSignedCA(t)
+	fp := func(b []byte) string { return "SHA-1 " + sha1Fingerprint(pemCerts(b)[0]) }
 	cases := []struct {
 		name   string
 		mode   fs.FileMode
 		data   []byte
 		action plans.Action
 		reason string
+		old    string // the ca.crt detail's Old
 	}{
-		{"mode", 0o644, unitCA, plans.Update, "has mode 0644, want 0400"},
-		{"content", 0o400, []byte("another CA\n"), plans.Update, "is not the cluster CA"},
-		{"converged", 0o400, unitCA, plans.NoOp, "is the cluster CA, mode 0400"},
+		{"mode", 0o644, unitCA, plans.Update, "has mode 0644, want 0400", ""},
+		{"another CA", 0o400, other, plans.Update, "is not the cluster CA", fp(other)},
+		{"the cluster CA after another (a node's appended file)", 0o400, append(append([]byte{}, other...), unitCA...), plans.Update, "is not the cluster CA", fp(other) + " and 1 more certificates"},
+		{"not a certificate", 0o400, []byte("another CA\n"), plans.Update, "is not the cluster CA", "no certificate"},
+		{"converged", 0o400, unitCA, plans.NoOp, "is the cluster CA, mode 0400", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t)
-			caOnRS2(r)
+			caAPI(t, r.host("rs2"), unitCA)
 			h1 := r.host("h1")
 			h1.On(transporttest.StatOf(layout.CA)).Stat(tc.mode, tc.data)
+			if tc.old != "" {
+				h1.On(transporttest.ReadOf(layout.CA)).Stdout(string(tc.data))
+			}
 			if tc.action != plans.NoOp {
 				h1.On(transporttest.WriteOf(layout.CA)).Once()
 			}
@@ -79,6 +112,12 @@ func TestCertDistributeDrift(t *testing.T) {
 			c := planned(t, p, "cert.distribute[h1]")
 			if c.Action != tc.action || !strings.Contains(c.Reason, tc.reason) {
 				t.Fatalf("change %s %q, want %s %q", c.Action, c.Reason, tc.action, tc.reason)
+			}
+			if tc.old != "" {
+				want := []plans.Detail{{Name: "ca.crt", Old: tc.old, New: fp(unitCA)}}
+				if diff := cmp.Diff(want, c.Details); diff != "" {
+					t.Errorf("details (-want +got):\n%s", diff)
+				}
 			}
 			if _, err := r.apply(g, p); err != nil {
 				t.Fatal(err)
@@ -93,26 +132,31 @@ func TestCertDistributeDrift(t *testing.T) {
 	}
 }
 
-// Before any node has the CA the host's copy is planned, but apply writes
-// nothing and fails saying why.
+// While no node's API serves the CA (the cluster has not formed) the
+// host's copy is planned, but apply writes nothing and fails saying why.
+// A node's ca.crt is not asked: it is not the source.
 func TestCertDistributeWithoutClusterCA(t *testing.T) {
 	r := newRig(t)
-	for _, n := range []string{"rs1", "rs2", "rs3"} {
-		r.host(n).On(transporttest.ReadOf(layout.CA)).Absent()
-	}
 	h1 := r.host("h1")
 	h1.On(transporttest.StatOf(layout.CA)).Absent()
 	g := r.graph("cert.distribute[h1]")
 	p := r.plan(g)
-	if c := planned(t, p, "cert.distribute[h1]"); c.Action != plans.Create || !strings.Contains(c.Details[0].New, "known once the cluster has formed") {
+	if c := planned(t, p, "cert.distribute[h1]"); c.Action != plans.Create || !strings.Contains(c.Details[0].New, "known once the cluster's API serves it") {
 		t.Errorf("change %s %+v", c.Action, c.Details)
 	}
 	_, err := r.apply(g, p)
-	if err == nil || !strings.Contains(err.Error(), "no node has the cluster CA") {
-		t.Errorf("err = %v", err)
+	if !errors.Is(err, errNoClusterCA) {
+		t.Errorf("err = %v, want errNoClusterCA", err)
 	}
 	if len(h1.Writes()) != 0 {
 		t.Error("wrote a CA that does not exist")
+	}
+	for _, n := range []string{"rs1", "rs2", "rs3"} {
+		for _, line := range r.host(n).Lines() {
+			if strings.Contains(line, layout.CA) {
+				t.Errorf("%s: %q: a node's ca.crt was read", n, line)
+			}
+		}
 	}
 	r.fleet.AssertExpectationsMet(t)
 }
@@ -129,16 +173,29 @@ func TestCertDistributeUnreachable(t *testing.T) {
 			t.Errorf("change %s, unreachable %q; want unknown, h1", c.Action, c.Unreachable)
 		}
 	})
-	t.Run("every node", func(t *testing.T) {
+	// The cluster's CA cannot be known: a host without one still needs
+	// it (create), one with a CA cannot be compared (deferred).
+	t.Run("every node, a host without a CA", func(t *testing.T) {
 		r := newRig(t)
 		for _, n := range []string{"rs1", "rs2", "rs3"} {
 			r.fleet.Unreachable(n)
 		}
 		r.host("h1").On(transporttest.StatOf(layout.CA)).Absent()
 		p := r.plan(r.graph("cert.distribute[h1]"))
-		c := planned(t, p, "cert.distribute[h1]")
-		if c.Action != plans.Unknown || c.Unreachable != "rs1" || !strings.Contains(c.Reason, "read the cluster CA") {
-			t.Errorf("change %s, unreachable %q, reason %q", c.Action, c.Unreachable, c.Reason)
+		if c := planned(t, p, "cert.distribute[h1]"); c.Action != plans.Create || c.Reason != layout.CA+" is missing" {
+			t.Errorf("change %s, reason %q", c.Action, c.Reason)
+		}
+		r.fleet.AssertExpectationsMet(t)
+	})
+	t.Run("every node, a host with a CA", func(t *testing.T) {
+		r := newRig(t)
+		for _, n := range []string{"rs1", "rs2", "rs3"} {
+			r.fleet.Unreachable(n)
+		}
+		r.host("h1").On(transporttest.StatOf(layout.CA)).Stat(0o400, selfSignedCA(t))
+		p := r.plan(r.graph("cert.distribute[h1]"))
+		if c := planned(t, p, "cert.distribute[h1]"); c.Action != plans.Update || !c.Deferred || !strings.Contains(c.Reason, "cannot be compared until the cluster's API serves its CA") {
+			t.Errorf("change %s, deferred %v, reason %q", c.Action, c.Deferred, c.Reason)
 		}
 		r.fleet.AssertExpectationsMet(t)
 	})

@@ -1,10 +1,12 @@
 package resources
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -119,6 +121,11 @@ func (s *haVerify) Diff(cur engine.State) plans.Change {
 		}
 		c.Warnings = append(c.Warnings, fmt.Sprintf("HA node %s: %s", node.Name, why))
 	}
+	for _, node := range s.env.c.Nodes {
+		if x := st.Observed["ca "+node.Name]; x != "" {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("HA node %s: %s", node.Name, x))
+		}
+	}
 	if !st.LB {
 		c.Warnings = append(c.Warnings, "load balancer: "+lb)
 	}
@@ -223,12 +230,17 @@ func (s *haVerify) observe(ctx context.Context, why look) haVerifyState {
 	}
 	answers := make([]answer, len(nodes))
 	versions := make([]string, len(nodes))
+	caFiles := make([][]byte, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Go(func() {
 			// The SSH connection first: a node that does not answer is
 			// named as such, not as an API request that timed out.
-			_, err := s.env.runner(ctx, nodeTarget(n))
+			r, err := s.env.runner(ctx, nodeTarget(n))
+			if err == nil && why == lookProbe {
+				// What an operator would copy to a host by hand.
+				caFiles[i], _, _ = transport.ReadFile(ctx, r, layout.CA)
+			}
 			var api *rancherapi.Client
 			if err == nil {
 				api, err = s.env.apiOn(nodeTarget(n), layout.HAAPIPort)
@@ -294,6 +306,9 @@ func (s *haVerify) observe(ctx context.Context, why look) haVerifyState {
 		sort.Strings(extra)
 		st.Observed["extra"] = "System HA also lists hosts that are not nodes of the manifest: " + strings.Join(extra, ", ")
 	}
+	if view != nil && why == lookProbe {
+		s.checkCAFiles(ctx, st, caFiles)
+	}
 	if why == lookWait && st.activeCount() < len(nodes) {
 		// While apply waits, the LB is looked at once the nodes are up.
 		st.Observed["lb"] = "not checked until every node is active"
@@ -307,16 +322,54 @@ func (s *haVerify) observe(ctx context.Context, why look) haVerifyState {
 	return st
 }
 
+// checkCAFiles notes each node whose ca.crt does not hold the cluster CA:
+// the file upstream's docs say to copy to hosts, and the one operators
+// copy by hand. haplan gives hosts the server's chain, not the file.
+func (s *haVerify) checkCAFiles(ctx context.Context, st haVerifyState, files [][]byte) {
+	ca, err := s.env.clusterCA(ctx)
+	if err != nil || ca == nil {
+		return
+	}
+	pinned := pemCerts(ca)[0]
+	for i, n := range s.env.c.Nodes {
+		if files[i] == nil {
+			continue // not read: the node is named for that already
+		}
+		var held []string
+		found := false
+		for _, der := range pemCerts(files[i]) {
+			found = found || bytes.Equal(der, pinned)
+			held = append(held, sha1Fingerprint(der))
+		}
+		if found {
+			continue
+		}
+		has := "holds no certificate"
+		if len(held) > 0 {
+			has = "holds SHA-1 " + strings.Join(held, ", ")
+		}
+		st.Observed["ca "+n.Name] = fmt.Sprintf("%s does not hold the cluster CA (SHA-1 %s, which the server serves and its registration commands pin); it %s. Hosts get the server's; do not copy this file to hosts (cluster-manager adds the CA to it when %s's server starts again)",
+			layout.CA, sha1Fingerprint(pinned), has, n.Name)
+	}
+}
+
 // pingLB fetches /ping through the load balancer over TLS, verifying the
 // certificate against the cluster CA for the registration URL's host name,
-// and returns the certificate it presented.
+// and returns the certificate it presented. While no node's API serves the
+// CA (the database is down, say), the certificates in the nodes' ca.crt
+// files are trusted for this check: it says whether the LB answers, and
+// until when its certificate is valid, when that matters most. They are
+// never given to hosts.
 func (e *Env) pingLB(ctx context.Context) (*x509.Certificate, error) {
 	ca, err := e.clusterCA(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if ca == nil {
-		return nil, errors.New("no node has the cluster CA yet")
+		ca = e.nodesCAFiles(ctx)
+	}
+	if ca == nil {
+		return nil, errNoClusterCA
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(ca) {
@@ -350,31 +403,51 @@ func (e *Env) pingLB(ctx context.Context) (*x509.Certificate, error) {
 	return leaf, nil
 }
 
-// clusterCA reads the CA from the first node that has it; nil while none
-// has. Once found it is kept for the run (onceFound): it never changes.
+// nodesCAFiles are the certificates of every node's ca.crt, as PEM; nil
+// when no node that answers has one.
+func (e *Env) nodesCAFiles(ctx context.Context) []byte {
+	var out []byte
+	for _, n := range e.c.Nodes {
+		r, err := e.runner(ctx, nodeTarget(n))
+		if err != nil {
+			continue
+		}
+		if b, ok, err := transport.ReadFile(ctx, r, layout.CA); err == nil && ok {
+			for _, der := range pemCerts(b) {
+				out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+			}
+		}
+	}
+	return out
+}
+
+// clusterCA is the CA chain hosts get: the System HA certificate's chain
+// as the cluster's API serves it at /v1/scripts/ca.crt, which is what the
+// registration commands pin (CA_FINGERPRINT is its first certificate) and
+// what signs the certificate the nodes serve. A node's ca.crt is not the
+// source: cluster-manager appends the chain to a file that differs rather
+// than replacing it, and a file edited or left from another cluster would
+// be spread to every host. nil while the API has no certificate (the
+// cluster has not formed) or no node's API answers (the cluster is down):
+// the CA cannot be known, and the steps that need it wait. Once found it
+// is kept for the run (onceFound): a run never changes it.
 func (e *Env) clusterCA(ctx context.Context) ([]byte, error) {
 	return sharedRead(ctx, &e.facts, "cluster-ca", onceFound, e.readClusterCA, func(b []byte) bool { return len(b) > 0 })
 }
 
 func (e *Env) readClusterCA(ctx context.Context) ([]byte, error) {
-	var errs []error
-	for _, n := range e.c.Nodes {
-		r, err := e.runner(ctx, nodeTarget(n))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		b, ok, err := transport.ReadFile(ctx, r, layout.CA)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if ok && len(b) > 0 {
-			return b, nil
-		}
-	}
-	if len(errs) == len(e.c.Nodes) {
-		return nil, fmt.Errorf("read the cluster CA: %w", errors.Join(errs...))
+	ca, _, err := onClusterAPI(ctx, e, func(ctx context.Context, api *rancherapi.Client) ([]byte, error) {
+		return api.CAChain(ctx)
+	})
+	var pe *rancherapi.ProtocolError
+	switch {
+	case err == nil:
+		return ca, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.As(err, &pe):
+		// The server answered, and not with a certificate.
+		return nil, fmt.Errorf("read the cluster CA: %w", err)
 	}
 	return nil, nil
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -83,7 +84,11 @@ func TestHAVerifyReportsWhatDoesNotAnswer(t *testing.T) {
 	for _, n := range []string{"rs1", "rs2", "rs3"} {
 		r.holdScript(n, unitScript)
 	}
+	// No API serves the CA: the LB is still checked, against what the
+	// nodes' ca.crt files hold (rs1's; the others have none).
 	r.host("rs1").On(transporttest.ReadOf(layout.CA)).Stdout(string(selfSignedCA(t)))
+	r.host("rs2").On(transporttest.ReadOf(layout.CA)).Absent()
+	r.host("rs3").On(transporttest.ReadOf(layout.CA)).Absent()
 	p := r.plan(r.graph("ha.verify"))
 	c := planned(t, p, "ha.verify")
 	if c.Action != plans.NoOp || !c.Check {
@@ -111,6 +116,42 @@ func TestHAVerifyReportsWhatDoesNotAnswer(t *testing.T) {
 	}
 	if !slices.Contains(r.host(layout.LBHost).Dials(), "tcp 10.0.0.10:443") {
 		t.Errorf("the LB's 443 was not dialled through the LB's SSH connection: %v", r.host(layout.LBHost).Dials())
+	}
+	r.fleet.AssertExpectationsMet(t)
+}
+
+// A node whose ca.crt does not hold the CA the server serves is named,
+// with both fingerprints: it is the file operators copy to hosts by hand.
+// A file that holds it after another (cluster-manager appends the CA to a
+// file that differs) is not.
+func TestHAVerifyNamesAStaleCAFile(t *testing.T) {
+	r := newRig(t)
+	ca, stale := selfSignedCA(t), selfSignedCA(t)
+	for _, n := range []string{"rs1", "rs2", "rs3"} {
+		r.holdScript(n, unitScript)
+		ha := systemHA("10.0.0.11", "10.0.0.12", "10.0.0.13")
+		serveOn(t, r.host(n), layout.HAAPIPort, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if req.URL.Path == "/v1/scripts/ca.crt" {
+				w.Write(ca)
+				return
+			}
+			ha.ServeHTTP(w, req)
+		}))
+	}
+	r.host("rs1").On(transporttest.ReadOf(layout.CA)).Stdout(string(stale))
+	r.host("rs2").On(transporttest.ReadOf(layout.CA)).Stdout(string(stale) + string(ca))
+	r.host("rs3").On(transporttest.ReadOf(layout.CA)).Stdout(string(ca))
+	p := r.plan(r.graph("ha.verify"))
+	c := planned(t, p, "ha.verify")
+	fp := func(b []byte) string { return sha1Fingerprint(pemCerts(b)[0]) }
+	var named []string
+	for _, w := range c.Warnings {
+		if strings.Contains(w, "does not hold the cluster CA") {
+			named = append(named, w)
+		}
+	}
+	if len(named) != 1 || !strings.HasPrefix(named[0], "HA node rs1: ") || !strings.Contains(named[0], "SHA-1 "+fp(ca)) || !strings.Contains(named[0], "holds SHA-1 "+fp(stale)) {
+		t.Errorf("warnings %q: want one naming rs1, the cluster CA %s and rs1's %s", c.Warnings, fp(ca), fp(stale))
 	}
 	r.fleet.AssertExpectationsMet(t)
 }
