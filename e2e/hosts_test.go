@@ -382,6 +382,52 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 		}
 	})
 
+	t.Run("the token call answers an error: named with its hosts, nothing changed", func(t *testing.T) {
+		// The server fails every registration-token request: its table is
+		// away (the stand-in keeps tokens in standin_credential, cattle in
+		// credential), as in a database restored without it. Every node
+		// answers HTTP 500.
+		agents := func() map[string]string {
+			out := map[string]string{}
+			for _, h := range hostsByRole(l, lab.RoleAgent) {
+				out[h.Name] = sh(t, ctx, l, h.Name, "docker inspect -f '{{.Id}} {{.State.StartedAt}}' rancher-agent")
+			}
+			return out
+		}
+		was, hostsWas := agents(), checkHosts(t, ctx, l, nil)
+		sql(t, ctx, l, "RENAME TABLE cattle.standin_credential TO cattle.standin_credential_haplan_test")
+		renamed := true
+		back := func() {
+			if renamed {
+				renamed = false
+				sql(t, context.WithoutCancel(ctx), l, "RENAME TABLE cattle.standin_credential_haplan_test TO cattle.standin_credential")
+			}
+		}
+		t.Cleanup(back)
+		for _, cmd := range [][]string{{"plan", "-f", manifest}, {"apply", "-f", manifest, "--auto-approve"}} {
+			r := haplan(t, ctx, cmd...)
+			out := r.stdout + r.stderr
+			for _, want := range []string{`registration tokens of environment "Default"`, "HTTP 500", `the manifest registers h1, h2, h3 in environment "Default", and nothing was changed`} {
+				if !strings.Contains(out, want) {
+					t.Errorf("%s while the token call fails: the output does not say %q", cmd[0], want)
+				}
+			}
+			if r.code != 1 {
+				t.Errorf("%s while the token call fails: exit %d, want 1", cmd[0], r.code)
+			}
+		}
+		back()
+		if now := agents(); !maps.Equal(now, was) {
+			t.Errorf("rancher-agent containers after the refused apply: %v, were %v", now, was)
+		}
+		if now := checkHosts(t, ctx, l, nil); !maps.Equal(now, hostsWas) {
+			t.Errorf("Rancher hosts after the refused apply: %v, were %v", now, hostsWas)
+		}
+		if got := pending(t, ctx, manifest); len(got) != 0 {
+			t.Errorf("plan once the server answers again: %v, want empty", got)
+		}
+	})
+
 	t.Run("labels changed in the manifest", func(t *testing.T) {
 		src, err := os.ReadFile(manifest)
 		if err != nil {
@@ -463,6 +509,10 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 		if got := pending(t, ctx, without); len(got) != 0 {
 			t.Errorf("plan without h3 after the apply: %v, want empty", got)
 		}
+		// Back in the manifest, first without Docker (neither the client
+		// nor the daemon's socket, as on a machine where it was never
+		// installed): refused before anything changes, naming h3.
+		checkNoDockerRefused(t, ctx, l, manifest, "h3")
 		// Back in the manifest, it registers again.
 		if r := haplan(t, ctx, "apply", "-f", manifest, "--auto-approve"); r.code != 0 {
 			t.Fatalf("apply with h3 back: exit %d", r.code)
@@ -470,6 +520,64 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 		checkHosts(t, ctx, l, nil)
 	})
 }
+
+// checkNoDockerRefused hides Docker on host (an unregistered host of the
+// manifest) and checks that plan and apply refuse, naming the host and the
+// cause, and that nothing was registered or started on any host. Docker is
+// back when it returns.
+func checkNoDockerRefused(t *testing.T, ctx context.Context, l *lab.Lab, manifest, host string) {
+	t.Helper()
+	const off = ".haplan-test-off"
+	hide := "mv /var/run/docker.sock /var/run/docker.sock" + off + " && mv /usr/bin/docker /usr/bin/docker" + off
+	show := "for f in /var/run/docker.sock /usr/bin/docker; do if [ -e $f" + off + " ]; then mv $f" + off + " $f; fi; done"
+	sh(t, ctx, l, host, hide)
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			if out, err := l.Exec(context.WithoutCancel(ctx), host, nil, "sh", "-c", show); err != nil {
+				t.Errorf("%s: put Docker back: %v\n%s", host, err, out)
+			}
+		}
+	}
+	t.Cleanup(restore)
+	before, err := envHosts(ctx, l, "Default", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]string{{"plan", "-f", manifest}, {"apply", "-f", manifest, "--auto-approve"}} {
+		r := haplan(t, ctx, cmd...)
+		out := r.stdout + r.stderr
+		if r.code != 1 || !strings.Contains(out, host) || !strings.Contains(out, "dockerd is not answering") {
+			t.Errorf("%s with Docker missing on %s: exit %d, want 1 naming %s and that dockerd is not answering", cmd[0], host, r.code, host)
+		}
+	}
+	after, err := envHosts(ctx, l, "Default", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := labelled(after, host); len(got) != 0 {
+		t.Errorf("%s is a Rancher host after the refused apply: %+v", host, got)
+	}
+	ids := func(hs []rancherHost) []string {
+		var out []string
+		for _, h := range hs {
+			out = append(out, h.ID+" "+h.State)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if diff := cmp.Diff(ids(before), ids(after)); diff != "" {
+		t.Errorf("the hosts of Default changed in the refused apply (-before +after):\n%s", diff)
+	}
+	if left := strings.TrimSpace(sh(t, ctx, l, host, "test -e "+agentStateDir+" && echo state || echo clean")); left != "clean" {
+		t.Errorf("%s after the refused apply: %s, want no agent identity", host, left)
+	}
+	restore()
+}
+
+// agentStateDir is where the agent keeps a host's identity.
+const agentStateDir = "/var/lib/rancher/state"
 
 // fingerprint is the SHA-1 fingerprint of a PEM file's first certificate,
 // upper-case hex with colons, as openssl x509 -fingerprint prints it and

@@ -80,7 +80,35 @@ func onClusterAPI[T any](ctx context.Context, e *Env, read func(context.Context,
 	if err := ctx.Err(); err != nil {
 		return zero, nil, err
 	}
-	return zero, nil, fmt.Errorf("the cluster's API does not answer on any node: %w", errors.Join(errs...))
+	return zero, nil, clusterAPIError(errs)
+}
+
+// clusterAPIError says how every node's API failed. Every node reads the
+// same database, so when each answered the same error it is said once:
+// the API is up and refuses, which is not an API that does not answer.
+func clusterAPIError(errs []error) error {
+	var first *rancherapi.APIError
+	same := len(errs) > 0
+	answered := 0
+	for _, err := range errs {
+		var ae *rancherapi.APIError
+		if !errors.As(err, &ae) {
+			same = false
+			continue
+		}
+		answered++
+		if first == nil {
+			first = ae
+		}
+		same = same && ae.Status == first.Status && ae.Code == first.Code && ae.Message == first.Message
+	}
+	switch {
+	case same:
+		return fmt.Errorf("every node's API answers the same error: %w", errs[0])
+	case answered == 0:
+		return fmt.Errorf("the cluster's API does not answer on any node: %w", errors.Join(errs...))
+	}
+	return fmt.Errorf("the cluster's API failed on every node: %w", errors.Join(errs...))
 }
 
 // placedHost is a Rancher host haplan registered, with its environment.
@@ -196,7 +224,7 @@ func (s *agentToken) Probe(ctx context.Context) (engine.State, error) {
 		return activeToken(ctx, api, p)
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w; the manifest registers %s in environment %q, and nothing was changed", err, someNames(s.hosts, 5), s.envName)
 	}
 	st := agentTokenState{Started: true}
 	if tok != nil {
@@ -258,8 +286,10 @@ func (s *agentToken) Apply(ctx context.Context, _ plans.Change) error {
 	engine.Progress(ctx, "creating a registration token in environment %q", s.envName)
 	wctx, cancel := context.WithTimeout(ctx, s.env.c.Rancher.Timeouts.Command)
 	defer cancel()
-	_, err = api.CreateRegistrationToken(wctx, p, pollEvery)
-	return err
+	if _, err = api.CreateRegistrationToken(wctx, p, pollEvery); err != nil {
+		return fmt.Errorf("%w; no host was registered in environment %q (the manifest registers %s in it)", err, s.envName, someNames(s.hosts, 5))
+	}
+	return nil
 }
 
 // agentRegister registers one host with its environment.

@@ -3,6 +3,8 @@ package resources
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -136,5 +138,37 @@ func TestSomeNames(t *testing.T) {
 	}
 	if got := someNames([]string{"h1", "h2", "h3", "h4"}, 2); got != "h1, h2 and 2 more" {
 		t.Errorf("someNames of 4, at most 2 = %q", got)
+	}
+}
+
+// Every node reads the same database: the same error from each is said
+// once, and an API that answers is not called one that does not.
+func TestClusterAPIError(t *testing.T) {
+	e500 := func(node string) error {
+		return fmt.Errorf("%s: %w", node, &rancherapi.APIError{Method: "GET", URL: "http://" + node + "/v1/x", Status: 500, Code: "ServerError", Message: "internal error"})
+	}
+	e401 := fmt.Errorf("rs3: %w", &rancherapi.APIError{Method: "GET", URL: "http://rs3/v1/x", Status: 401, Code: "Unauthorized"})
+	down := errors.New("rs2: dial tcp: connection refused")
+	cases := []struct {
+		name string
+		errs []error
+		want string
+	}{
+		{"the same answer", []error{e500("rs1"), e500("rs2"), e500("rs3")}, "every node's API answers the same error: rs1: rancher API GET http://rs1/v1/x: HTTP 500 ServerError: internal error"},
+		{"different answers", []error{e500("rs1"), e500("rs2"), e401}, "the cluster's API failed on every node: rs1: "},
+		{"an answer and a node down", []error{e500("rs1"), down}, "the cluster's API failed on every node: rs1: "},
+		{"no answer", []error{down}, "the cluster's API does not answer on any node: rs2: dial"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := clusterAPIError(tc.errs)
+			if !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("error %q, want it to start with %q", err, tc.want)
+			}
+			var ae *rancherapi.APIError
+			if answered := !errors.Is(tc.errs[0], down); answered && !errors.As(err, &ae) {
+				t.Errorf("error %q does not wrap the API's answer", err)
+			}
+		})
 	}
 }
