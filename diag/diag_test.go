@@ -194,3 +194,35 @@ func TestWriteJSON(t *testing.T) {
 		t.Errorf("%+v", doc.Diagnostics[1])
 	}
 }
+
+// The JSON document carries DEL, C1 controls and bidirectional overrides
+// as \u escapes, never raw (a CI log prints it), and decodes to the same
+// text.
+func TestWriteJSONEscapesWhatATerminalMustNotSee(t *testing.T) {
+	src := "name: x\nevil\u202e\x7f\u0085é: 1\n"
+	summary := "unknown field \"evil\u202e\x7f\u0085é\""
+	d := Diagnostic{Severity: Error, Summary: summary,
+		Subject: &Range{Filename: "f", Start: Pos{Line: 2, Column: 1, Byte: 8}, End: Pos{Line: 2, Column: 5, Byte: 12}}}
+	var b strings.Builder
+	if err := WriteJSON(&b, Diagnostics{d}, map[string][]byte{"f": []byte(src)}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.ContainsAny(out, "\u202e\x7f\u0085") {
+		t.Errorf("raw controls in the JSON:\n%q", out)
+	}
+	for _, want := range []string{`\u202e`, `\u007f`, `\u0085`, "é"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the JSON lacks %s:\n%s", want, out)
+		}
+	}
+	var doc struct {
+		Diagnostics []struct{ Summary, Snippet string }
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Diagnostics) != 1 || doc.Diagnostics[0].Summary != summary || doc.Diagnostics[0].Snippet != "evil\u202e\x7f\u0085é: 1" {
+		t.Errorf("decoded %+v, want the same text", doc.Diagnostics)
+	}
+}

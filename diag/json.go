@@ -1,8 +1,11 @@
 package diag
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
+
+	"github.com/haplan/haplan/internal/termsafe"
 )
 
 // JSONFormatVersion is the format_version of WriteJSON's document; it
@@ -61,7 +64,12 @@ func WriteJSON(w io.Writer, ds Diagnostics, sources map[string][]byte) error {
 		}
 		doc.Diagnostics = append(doc.Diagnostics, jd)
 	}
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	_, err := w.Write(termsafe.JSON(b.Bytes()))
+	return err
 }

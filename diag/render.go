@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/haplan/haplan/internal/termsafe"
 )
 
 // Render writes every diagnostic terraform-style:
@@ -142,53 +143,10 @@ func (x *lineIndexes) line(file string, n int) (string, bool) {
 	return strings.TrimRight(string(src[starts[n-1]:end]), "\r"), true
 }
 
-// Visible escapes what must not reach a terminal raw: control characters
-// but tab (ESC sequences could recolour or rewrite the screen), DEL, C1
-// controls, and bidirectional overrides and isolates (which reorder what
-// the reader sees), each as a Go escape (\x1b, \u202e). Invalid UTF-8
-// bytes are escaped too.
-func Visible(s string) string {
-	clean := true
-	for _, r := range s {
-		if mustEscape(r) {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			fmt.Fprintf(&b, "\\x%02x", s[i])
-		case mustEscape(r) && r < 0x100:
-			fmt.Fprintf(&b, "\\x%02x", r)
-		case mustEscape(r):
-			fmt.Fprintf(&b, "\\u%04x", r)
-		default:
-			b.WriteString(s[i : i+size])
-		}
-		i += size
-	}
-	return b.String()
-}
-
-func mustEscape(r rune) bool {
-	switch {
-	case r == '\t' || r == '\n':
-		return false
-	case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-		return true
-	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f, r == 0x061c:
-		return true
-	case r == utf8.RuneError:
-		return true
-	}
-	return false
-}
+// Visible escapes what must not reach a terminal raw (termsafe.Visible):
+// control characters but tab, DEL, C1 controls, bidirectional overrides
+// and isolates, invalid UTF-8.
+func Visible(s string) string { return termsafe.Visible(s) }
 
 // padding is the whitespace that puts a caret under column col (1-based,
 // in bytes) of line: tabs are kept so the caret lines up however the

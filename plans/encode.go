@@ -1,10 +1,13 @@
 package plans
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/haplan/haplan/internal/termsafe"
 )
 
 // ErrFormatVersion is returned by Decode for a plan written in a format this
@@ -16,12 +19,16 @@ func Encode(w io.Writer, p *Plan) error {
 	if p.FormatVersion == "" {
 		p.FormatVersion = FormatVersion
 	}
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(p); err != nil {
 		return fmt.Errorf("encode plan: %w", err)
 	}
-	return nil
+	// A plan holds what remote machines said: nothing in it may act on
+	// the terminal of whoever reads the file or the output.
+	_, err := w.Write(termsafe.JSON(b.Bytes()))
+	return err
 }
 
 // Decode reads a plan written by Encode. Unknown fields are an error: a plan

@@ -46,7 +46,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		Changes: []Change{
 			{Addr: "image.pull[rs1]", Kind: "image.pull", Host: "rs1", Action: Create, Reason: "image missing"},
 			{Addr: "db.grant[rs1]", Kind: "db.grant", Action: Update, Details: []Detail{{Name: "password", Old: "sha256:1", New: "sha256:2", Sensitive: true}}},
-			{Addr: "ha.verify", Kind: "ha.verify", Action: Create, Check: true, Warnings: []string{"2/3 hosts active"}},
+			{Addr: "ha.verify", Kind: "ha.verify", Action: Create, Check: true, Warnings: []string{"2/3 hosts active", "rs2 said: evil\u202e\x7f\u0085"}},
 		},
 		Probes: map[string]string{"image.pull[rs1]": "d1"},
 	}
@@ -56,6 +56,9 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), `"action": "create"`) {
 		t.Errorf("actions are not encoded by name:\n%s", buf.String())
+	}
+	if strings.ContainsAny(buf.String(), "\u202e\x7f\u0085") {
+		t.Errorf("what a remote machine said is raw in the plan file (a terminal would act on it):\n%q", buf.String())
 	}
 	got, err := Decode(&buf)
 	if err != nil {

@@ -150,7 +150,8 @@ func (e *Env) installHAProxy(ctx context.Context, cfg []byte) error {
 
 // configDiff is what changes in a configuration file, for the plan: the
 // hunks of a unified diff, with lines that may hold a credential (HAProxy's
-// "stats auth", userlists, passwords, keys) masked; nil without the old
+// "stats auth", userlists, passwords, keys, tokens, a header set to a
+// bearer token) masked; nil without the old
 // content.
 func configDiff(old, new string) []string {
 	lines, ok := linediff.Unified(old, new, 3)
@@ -162,7 +163,8 @@ func configDiff(old, new string) []string {
 			continue
 		}
 		if lower := strings.ToLower(l); strings.Contains(lower, "auth") || strings.Contains(lower, "pass") ||
-			strings.Contains(lower, "secret") || strings.Contains(lower, "key") || strings.Contains(lower, "userlist") || strings.Contains(lower, " user ") {
+			strings.Contains(lower, "secret") || strings.Contains(lower, "key") || strings.Contains(lower, "userlist") || strings.Contains(lower, " user ") ||
+			strings.Contains(lower, "token") || strings.Contains(lower, "bearer") || strings.Contains(lower, "credential") {
 			f := strings.Fields(l[1:])
 			first := ""
 			if len(f) > 0 {

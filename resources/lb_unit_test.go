@@ -99,8 +99,9 @@ func TestLBConfigWritesValidatesThenReloads(t *testing.T) {
 // line that may hold a credential masked.
 func TestLBConfigPlanShowsTheDiff(t *testing.T) {
 	r := newRig(t)
-	live := strings.Replace(string(r.lbRender()), "    balance source\n", "    balance leastconn\n", 1) + "listen stats\n    stats auth admin:hunter2\n"
-	if live == string(r.lbRender())+"listen stats\n    stats auth admin:hunter2\n" {
+	extra := "listen stats\n    stats auth admin:hunter2\n    http-request set-header X-Api bearer-hunter2\n    acl ok req.hdr(x-token) -m str hunter2\n"
+	live := strings.Replace(string(r.lbRender()), "    balance source\n", "    balance leastconn\n", 1) + extra
+	if live == string(r.lbRender())+extra {
 		t.Fatal("the rendered configuration has no 'balance source' line to change")
 	}
 	lbProbe(r, []byte(live), true)
@@ -109,7 +110,7 @@ func TestLBConfigPlanShowsTheDiff(t *testing.T) {
 		t.Fatalf("change %s %+v", c.Action, c.Details)
 	}
 	diff := strings.Join(c.Details[0].Diff, "\n")
-	for _, want := range []string{"-    balance leastconn", "+    balance source", "-    stats (masked: may hold a secret)"} {
+	for _, want := range []string{"-    balance leastconn", "+    balance source", "-    stats (masked: may hold a secret)", "-    http-request (masked: may hold a secret)", "-    acl (masked: may hold a secret)"} {
 		if !strings.Contains(diff, want) {
 			t.Errorf("diff lacks %q:\n%s", want, diff)
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -75,9 +74,7 @@ func (a *app) check(ctx context.Context, args []string) int {
 		rep := r.env.Preflight(r.ctx)
 		var err error
 		if asJSON {
-			enc := json.NewEncoder(r.o.out)
-			enc.SetIndent("", "  ")
-			err = enc.Encode(rep)
+			err = writeJSON(r.o.out, rep)
 		} else {
 			err = preflight.Render(r.o.out, rep)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/haplan/haplan/health"
 )
@@ -22,9 +21,7 @@ func (a *app) status(ctx context.Context, args []string) int {
 		rep.Evaluate(r.a.now())
 		var err error
 		if asJSON {
-			enc := json.NewEncoder(r.o.out)
-			enc.SetIndent("", "  ")
-			err = enc.Encode(rep)
+			err = writeJSON(r.o.out, rep)
 		} else {
 			err = health.Render(r.o.out, rep, r.a.now())
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -52,9 +51,7 @@ func (a *app) version(args []string) int {
 	}
 	v := readBuildVersion()
 	if *asJSON {
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(v); err != nil {
+		if err := writeJSON(a.stdout, v); err != nil {
 			return exitError
 		}
 		return exitOK
