@@ -13,6 +13,7 @@ import (
 	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/plans"
 	"github.com/haplan/haplan/rancherapi"
+	"github.com/haplan/haplan/transport"
 )
 
 // Nodes that left the manifest (replaced by a machine at another address,
@@ -51,6 +52,11 @@ type leftOne struct {
 	// or refuses haplan's SSH login); NotChecked says why.
 	Unchecked  bool   `json:"unchecked,omitempty"`
 	NotChecked string `json:"-"`
+	// SameAs names the machine of the manifest that answered at the
+	// address: the same SSH host key, so the same machine (a node whose
+	// old cluster IP is still configured on it). Nothing is stopped or
+	// removed there.
+	SameAs string `json:"same_as,omitempty"`
 }
 
 // uncheckedWarnings say, for every departed machine haplan could not ask,
@@ -161,17 +167,47 @@ func (e *Env) readDeparted(ctx context.Context) (haPruneState, error) {
 }
 
 // checkOldMachine asks a machine that left the manifest whether it runs
-// rancher-ha, once.
+// rancher-ha, once; first whether it is a machine of the manifest at
+// another address (manifestTwin).
 func (e *Env) checkOldMachine(ctx context.Context, one *leftOne) {
 	var status string
 	r, err := e.runner(ctx, e.oldMachine(one.Address))
 	if err == nil {
+		if one.SameAs = e.manifestTwin(ctx, r); one.SameAs != "" {
+			return
+		}
 		status, _, err = containerStatus(ctx, r, layout.HA)
 	}
 	one.Running = status == "running"
 	if err != nil {
 		one.Unchecked, one.NotChecked = true, err.Error()
 	}
+}
+
+// manifestTwin names the node or host of the manifest whose SSH
+// connection reached the same machine as r (the same verified host key):
+// an address that left the manifest can still be configured on a machine
+// that is in it (a node's old cluster IP), and cleaning it as a departed
+// machine would stop that node. "" when no machine of the manifest
+// answers with r's key, or r cannot say its key.
+func (e *Env) manifestTwin(ctx context.Context, r transport.Runner) string {
+	key := transport.HostKeyOf(r)
+	if key == "" {
+		return ""
+	}
+	ts := make([]target, 0, len(e.c.Nodes)+len(e.c.Hosts))
+	for _, n := range e.c.Nodes {
+		ts = append(ts, nodeTarget(n))
+	}
+	for _, h := range e.c.Hosts {
+		ts = append(ts, hostTarget(h))
+	}
+	for _, t := range ts {
+		if mr, err := e.runner(ctx, t); err == nil && transport.HostKeyOf(mr) == key {
+			return t.name
+		}
+	}
+	return ""
 }
 
 // memberIPs are the cluster IPs in cluster-manager's table (none before
@@ -360,6 +396,8 @@ func (s *haPrune) Diff(cur engine.State) plans.Change {
 		switch {
 		case l.Unchecked:
 			gone = "System HA host removed; the machine cannot be reached: nothing removed there"
+		case l.SameAs != "":
+			gone = "System HA host removed; the machine at that address is " + l.SameAs + " (the same SSH host key): nothing removed there"
 		case s.env.isManifestMachine(l.Address):
 			gone = "System HA host removed (the address is still a machine of the manifest)"
 		}
@@ -386,14 +424,9 @@ func (s *haPrune) Apply(ctx context.Context, _ plans.Change) error {
 		if len(h.Addresses) == 0 || slices.Contains(ips, h.Addresses[0]) {
 			continue
 		}
-		if s.env.isManifestMachine(h.Addresses[0]) {
-			// The node itself, at its old cluster IP: only the record goes.
-		} else if r, err := s.env.runner(ctx, s.env.oldMachine(h.Addresses[0])); err == nil {
-			engine.Progress(ctx, "removing rancher-ha and %s from %s, which left the manifest", nodeFiles, h.Addresses[0])
-			if _, err := run(ctx, r, cleanNode(true), true); err != nil {
-				errs = append(errs, fmt.Sprintf("%s: %v", h.Addresses[0], err))
-				continue
-			}
+		if err := s.cleanDeparted(ctx, h.Addresses[0]); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", h.Addresses[0], err))
+			continue
 		}
 		engine.Progress(ctx, "removing System HA host %s (%s)", h.ID, h.Addresses[0])
 		if err := removeHost(ctx, api, h, s.env.c.Rancher.Timeouts.Command); err != nil {
@@ -404,6 +437,26 @@ func (s *haPrune) Apply(ctx context.Context, _ plans.Change) error {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// cleanDeparted removes rancher-ha and the node's files from the machine
+// at addr, which left the manifest, when it answers and is no machine of
+// the manifest. Otherwise only its System HA host goes.
+func (s *haPrune) cleanDeparted(ctx context.Context, addr string) error {
+	if s.env.isManifestMachine(addr) {
+		return nil // the node itself, at its old cluster IP
+	}
+	r, err := s.env.runner(ctx, s.env.oldMachine(addr))
+	if err != nil {
+		return nil // it does not answer: the plan said nothing is removed there
+	}
+	if twin := s.env.manifestTwin(ctx, r); twin != "" {
+		engine.Progress(ctx, "%s answers as %s (the same SSH host key): only its System HA host is removed", addr, twin)
+		return nil
+	}
+	engine.Progress(ctx, "removing rancher-ha and %s from %s, which left the manifest", nodeFiles, addr)
+	_, err = run(ctx, r, cleanNode(true), true)
+	return err
 }
 
 // dbPrune drops the application user at addresses no node has: grants

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/haplan/haplan/engine"
 	"github.com/haplan/haplan/layout"
 	"github.com/haplan/haplan/plans"
+	"github.com/haplan/haplan/transport/transporttest"
 )
 
 // holdSizedScript makes node answer that it holds script, generated for
@@ -239,4 +241,44 @@ func TestRetireKeepsAQuorum(t *testing.T) {
 			t.Fatalf("plan: %v\nwant %q", err, want)
 		}
 	})
+}
+
+// An address that left the manifest but answers with a node's SSH host key
+// is that node, its old cluster IP still configured on it: it is neither
+// stopped nor cleaned (its rancher-ha is the node's), only its System HA
+// record goes.
+func TestDepartedAddressThatIsANode(t *testing.T) {
+	// The cluster of rs1..rs3 and a System HA host at 10.0.0.14, whose
+	// machine answers with the host key given.
+	setup := func(key string) (*rig, *transporttest.Runner) {
+		r := newRig(t)
+		for _, n := range []string{"rs1", "rs2", "rs3"} {
+			r.holdScript(n, unitScript)
+			r.host(n).SetHostKey("SHA256:key-of-" + n)
+		}
+		serveOn(t, r.host("rs1"), layout.HAAPIPort, systemHA("10.0.0.11", "10.0.0.12", "10.0.0.13", "10.0.0.14"))
+		old := r.host("old node 10.0.0.14")
+		old.SetHostKey(key)
+		return r, old
+	}
+	r, old := setup("SHA256:key-of-rs3")
+	p := r.plan(r.graph("ha.retire", "ha.prune"))
+	if c := planned(t, p, "ha.retire"); c.Action != plans.NoOp {
+		t.Errorf("ha.retire: %s %q, want no-op: 10.0.0.14 is rs3", c.Action, c.Reason)
+	}
+	c := planned(t, p, "ha.prune")
+	want := []plans.Detail{{Name: "10.0.0.14", Old: "System HA host 1h4 (active)", New: "System HA host removed; the machine at that address is rs3 (the same SSH host key): nothing removed there"}}
+	if c.Action != plans.Delete || !reflect.DeepEqual(want, c.Details) {
+		t.Errorf("ha.prune: %s %+v, want delete %+v", c.Action, c.Details, want)
+	}
+	if lines := old.Lines(); len(lines) != 0 {
+		t.Errorf("commands ran on 10.0.0.14, which is rs3: %q", lines)
+	}
+	// Another machine at that address is asked whether it runs rancher-ha.
+	r, other := setup("SHA256:key-of-an-old-machine")
+	other.On(inspectContainer(layout.HA)).Stdout("absent\n")
+	c = planned(t, r.plan(r.graph("ha.prune")), "ha.prune")
+	if len(c.Details) != 1 || !strings.Contains(c.Details[0].New, "rancher-ha containers and") {
+		t.Errorf("ha.prune of another machine: %+v, want its containers and files removed", c.Details)
+	}
 }

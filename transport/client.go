@@ -60,6 +60,29 @@ type Client struct {
 	closeOnce  sync.Once
 	lostMu     sync.Mutex
 	lost       string // why the connection ended, for the commands it cut
+	hostKey    string // the verified host key's SHA256 fingerprint
+}
+
+// HostKey is the SHA256 fingerprint of the host key the server presented
+// and that was verified: which machine the connection reached, whatever
+// address it was dialled at.
+func (c *Client) HostKey() string { return c.hostKey }
+
+// HostKeyer is a Runner that knows the host key of the machine it reached.
+type HostKeyer interface {
+	HostKey() string
+}
+
+// HostKeyOf is r's host key fingerprint, seen through a read-only guard;
+// "" when r cannot say.
+func HostKeyOf(r Runner) string {
+	if ro, ok := r.(readOnly); ok {
+		r = ro.r
+	}
+	if k, ok := r.(HostKeyer); ok {
+		return k.HostKey()
+	}
+	return ""
 }
 
 var _ Runner = (*Client)(nil)

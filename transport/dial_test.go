@@ -74,6 +74,10 @@ func TestHostKeyVerification(t *testing.T) {
 				if _, err := c.Run(context.Background(), Cmd{Line: "true"}); err != nil {
 					t.Fatal(err)
 				}
+				// The connection says which machine it reached.
+				if got, want := HostKeyOf(ReadOnly(c)), ssh.FingerprintSHA256(f.srv.hostKey.PublicKey()); got != want {
+					t.Errorf("HostKeyOf = %q, want the server's %q", got, want)
+				}
 				return
 			}
 			var hke *HostKeyError

@@ -35,6 +35,8 @@ type hostKeyCheck struct {
 	passed bool
 	// known are the keys algorithms found for the address.
 	known []ssh.PublicKey
+	// got is the key the server presented.
+	got ssh.PublicKey
 }
 
 // noCommonType turns "no common host key algorithm" into a mismatch: the
@@ -193,8 +195,10 @@ func fingerprints(keys []ssh.PublicKey) []string {
 	return out
 }
 
-// verify is the ssh.HostKeyCallback.
+// verify is the ssh.HostKeyCallback. The key is kept (got): a connection
+// knows which machine it reached.
 func (h *hostKeyCheck) verify(hostname string, remote net.Addr, key ssh.PublicKey) error {
+	h.got = key
 	herr := &HostKeyError{Host: h.host, Address: hostname, Got: ssh.FingerprintSHA256(key), KnownHostsFile: h.file}
 	if h.pinned != nil {
 		// A pinned key wins over known_hosts: it is the manifest's word.

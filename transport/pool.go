@@ -403,6 +403,9 @@ func (p *Pool) dialOnce(ctx context.Context, c Config) (*Client, error) {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	cl := newClient(c, ssh.NewClient(sc, chans, reqs), p.opts)
+	if hk.got != nil {
+		cl.hostKey = ssh.FingerprintSHA256(hk.got)
+	}
 	p.log.DebugContext(ctx, "ssh connected", "host", c.Host, "addr", addr, "user", c.user())
 	return cl, nil
 }

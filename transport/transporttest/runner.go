@@ -27,12 +27,29 @@ type Runner struct {
 	unexpected []transport.Cmd
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	dials      []string
+	hostKey    string
 }
 
 var (
 	_ transport.Runner        = (*Runner)(nil)
 	_ transport.ContextDialer = (*Runner)(nil)
+	_ transport.HostKeyer     = (*Runner)(nil)
 )
+
+// SetHostKey sets the host key fingerprint the double says it reached; ""
+// (the default) says nothing, as a runner that cannot tell.
+func (r *Runner) SetHostKey(fp string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hostKey = fp
+}
+
+// HostKey is what SetHostKey set.
+func (r *Runner) HostKey() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hostKey
+}
 
 // New returns a Runner for host with no expectations.
 func New(host string) *Runner {
