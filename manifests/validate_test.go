@@ -35,6 +35,18 @@ func TestValidate(t *testing.T) {
 		want []string // compact diagnostics, in order
 	}{
 		{"valid", func(s string) string { return s }, nil},
+		{"CRLF line breaks (Windows editors)", func(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }, nil},
+		// A quoted scalar folded across lines is one line with a space
+		// (YAML 1.2, 7.3.1), with CRLF breaks as with LF ones; the
+		// positions are the file's.
+		{"a quoted value folded across CRLF lines", func(s string) string {
+			return strings.ReplaceAll(strings.Replace(s, "name: lab", "name: \"lab\n  cluster\"", 1), "\n", "\r\n")
+		}, []string{`c.yaml:1:7: error: name "lab cluster" is not a DNS label (use lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)`}},
+		// An empty line in it is a line break, and refused, with CRLF too.
+		{"an empty line in a quoted value across CRLF lines", func(s string) string {
+			return strings.ReplaceAll(strings.Replace(s, "  - name: rs1\n", "  - name: \"rs1\n\n\"\n", 1), "\n", "\r\n")
+		}, []string{`c.yaml:11:11: error: a value holds a line break (every value goes on one line: haplan puts values into commands, files and labels, where a line break starts something else. Certificates and keys are read from files ({file: PATH}))`,
+			`c.yaml:11:11: error: node name "rs1\n" is not usable as an identifier (use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit)`}},
 		{"five nodes", func(s string) string {
 			return s + "  - name: rs4\n    address: 10.0.0.14\n  - name: rs5\n    address: 10.0.0.15\n"
 		}, nil},

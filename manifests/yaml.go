@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -21,7 +22,7 @@ const maxDepth = 64
 // yields a null node.
 func parseYAML(filename string, src []byte) (*node, diag.Diagnostics) {
 	lines := newLineIndex(src)
-	f, err := parser.ParseBytes(src, 0)
+	f, err := parser.ParseBytes(lfOnly(src), 0)
 	if err != nil {
 		return nil, diag.Diagnostics{yamlSyntaxDiag(filename, lines, err)}
 	}
@@ -44,6 +45,18 @@ func parseYAML(filename string, src []byte) (*node, diag.Diagnostics) {
 	}
 	n := c.conv(docs[0].Body, 0)
 	return n, c.diags
+}
+
+// lfOnly is src with its CRLF line breaks as LF, which YAML says they
+// are (1.2, 5.4: line breaks are normalised): go-yaml keeps the break of
+// a quoted scalar folded across CRLF lines as a line break instead of
+// folding it into a space. Lines and columns stay those of src (the CR
+// ends a line), so diagnostics point into the file as written.
+func lfOnly(src []byte) []byte {
+	if !bytes.Contains(src, []byte("\r\n")) {
+		return src
+	}
+	return bytes.ReplaceAll(src, []byte("\r\n"), []byte("\n"))
 }
 
 func yamlSyntaxDiag(filename string, lines lineIndex, err error) diag.Diagnostic {
