@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/haplan/haplan/layout"
@@ -35,30 +36,7 @@ func TestClusterReadsFallBackToTheNextNode(t *testing.T) {
 		w.WriteHeader(http.StatusInternalServerError)
 		w.Write([]byte(`{"type":"error","status":500,"code":"java.sql.SQLException","message":"Access denied for user 'cattle'@'10.0.0.11'"}`))
 	}))
-	serveOn(t, r.host("rs2"), layout.HAAPIPort, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		base := "http://" + req.Host + "/v1/projects/1a5"
-		collection := func(data ...any) {
-			w.Header().Set("Content-Type", "application/json")
-			if data == nil {
-				data = []any{}
-			}
-			json.NewEncoder(w).Encode(map[string]any{"type": "collection", "data": data})
-		}
-		switch req.URL.Path {
-		case "/ping":
-			w.Write([]byte("pong"))
-		case "/v1/projects":
-			collection(map[string]any{"id": "1a5", "type": "project", "name": "Default", "uuid": "adminProject", "state": "active",
-				"links": map[string]string{"self": base, "hosts": base + "/hosts", "registrationTokens": base + "/registrationtokens"}})
-		case "/v1/projects/1a5/hosts":
-			collection()
-		case "/v1/projects/1a5/registrationtokens":
-			collection(map[string]any{"id": "1c1", "type": "registrationToken", "state": "active",
-				"links": map[string]string{"self": base + "/registrationtokens/1c1"}})
-		default:
-			http.NotFound(w, req)
-		}
-	}))
+	serveOn(t, r.host("rs2"), layout.HAAPIPort, defaultEnvAPI(nil, true))
 	p := r.plan(r.graph("agent.token[Default]"))
 	c := planned(t, p, "agent.token[Default]")
 	if c.Action != plans.NoOp || c.Deferred || len(c.Warnings) != 0 {
@@ -170,5 +148,79 @@ func TestClusterAPIError(t *testing.T) {
 				t.Errorf("error %q does not wrap the API's answer", err)
 			}
 		})
+	}
+}
+
+// defaultEnvAPI serves a node's API with the environment Default, no
+// hosts, and an active registration token when active (else none);
+// tokenReads, when not nil, counts the token list's requests.
+func defaultEnvAPI(tokenReads *atomic.Int32, active bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		base := "http://" + req.Host + "/v1/projects/1a5"
+		collection := func(data ...any) {
+			w.Header().Set("Content-Type", "application/json")
+			if data == nil {
+				data = []any{}
+			}
+			json.NewEncoder(w).Encode(map[string]any{"type": "collection", "data": data})
+		}
+		switch req.URL.Path {
+		case "/ping":
+			w.Write([]byte("pong"))
+		case "/v1/projects":
+			collection(map[string]any{"id": "1a5", "type": "project", "name": "Default", "uuid": "adminProject", "state": "active",
+				"links": map[string]string{"self": base, "hosts": base + "/hosts", "registrationTokens": base + "/registrationtokens"}})
+		case "/v1/projects/1a5/hosts":
+			collection()
+		case "/v1/projects/1a5/registrationtokens":
+			if tokenReads != nil {
+				tokenReads.Add(1)
+			}
+			if !active {
+				collection()
+				return
+			}
+			collection(map[string]any{"id": "1c1", "type": "registrationToken", "state": "active",
+				"links": map[string]string{"self": base + "/registrationtokens/1c1"}})
+		default:
+			http.NotFound(w, req)
+		}
+	})
+}
+
+// The registrations of one apply start together: they share one reading
+// of their environment and its token. A reading that found no token is
+// not shared: each asks again, and says there is none.
+func TestRegistrationsShareTheirEnvironmentsReading(t *testing.T) {
+	for _, active := range []bool{true, false} {
+		r := newRig(t)
+		var reads atomic.Int32
+		serveOn(t, r.host("rs1"), layout.HAAPIPort, defaultEnvAPI(&reads, active))
+		const n = 20
+		errs := make(chan error, n)
+		for range n {
+			go func() {
+				reg, err := r.env.registration(context.Background(), "Default")
+				if err == nil && (reg.token == nil || reg.token.ID != "1c1" || reg.env.Name != "Default" || reg.api == nil) {
+					err = fmt.Errorf("registration = %+v", reg)
+				}
+				errs <- err
+			}()
+		}
+		for range n {
+			err := <-errs
+			switch {
+			case active && err != nil:
+				t.Errorf("with a token: %v", err)
+			case !active && (err == nil || !strings.Contains(err.Error(), `environment "Default" has no active registration token`)):
+				t.Errorf("without a token: %v, want it to say there is none", err)
+			}
+		}
+		switch got := reads.Load(); {
+		case active && got != 1:
+			t.Errorf("with a token: %d token readings for %d registrations, want 1", got, n)
+		case !active && got < n:
+			t.Errorf("without a token: %d token readings for %d registrations, want each to read again", got, n)
+		}
 	}
 }
