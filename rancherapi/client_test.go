@@ -322,6 +322,7 @@ func TestCAChain(t *testing.T) {
 		{name: "second copy cut off", body: string(ca) + string(ca[:40]), want: string(ca)},
 		{name: "a chain of two", body: chain, want: chain},
 		{name: "a chain of two, twice", body: chain + chain, want: chain},
+		{name: "no final line break, twice", body: strings.TrimSuffix(string(ca), "\n") + strings.TrimSuffix(string(ca), "\n"), want: strings.TrimSuffix(string(ca), "\n")},
 		{name: "a chain of two, the second copy cut in its second certificate", body: chain + string(ca) + string(other[:60]), want: chain},
 		{name: "empty", body: "", wantErr: true},
 		{name: "html", body: "<html><title>Oops</title></html>", wantErr: true},

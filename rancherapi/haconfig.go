@@ -509,9 +509,15 @@ func (c *Client) CAChain(ctx context.Context) ([]byte, error) {
 }
 
 func caChain(r *response) ([]byte, error) {
+	body := r.body
+	if n := len(body); n > 0 && n%2 == 0 && bytes.Equal(body[:n/2], body[n/2:]) {
+		// Both copies whole: a chain without a final line break written
+		// twice would not decode where the copies meet.
+		body = body[:n/2]
+	}
 	var first []byte
-	end := 0 // the chain is r.body[:end], as the server holds it
-	for rest := r.body; ; {
+	end := 0 // the chain is body[:end], as the server holds it
+	for rest := body; ; {
 		blk, next := pem.Decode(rest)
 		if blk == nil {
 			break
@@ -532,10 +538,10 @@ func caChain(r *response) ([]byte, error) {
 		if first == nil {
 			first = blk.Bytes
 		}
-		end = len(r.body) - len(rest)
+		end = len(body) - len(rest)
 	}
 	if first == nil {
 		return nil, r.protocolError("no PEM block in ca.crt", nil)
 	}
-	return bytes.Clone(r.body[:end]), nil
+	return bytes.Clone(body[:end]), nil
 }

@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1" // the fingerprint cattle puts in CA_FINGERPRINT is SHA-1
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"github.com/haplan/haplan/engine"
@@ -38,12 +40,22 @@ type certState struct {
 	// what an operator compares with CA_FINGERPRINT and the UI.
 	ClusterFingerprint string `json:"cluster_fingerprint,omitempty"`
 	Fingerprint        string `json:"fingerprint,omitempty"`
+	// SameCerts: the file's bytes differ from the cluster CA's, its
+	// certificates do not (another line ending, a blank line): it is the
+	// cluster CA.
+	SameCerts bool `json:"same_certs,omitempty"`
+	// Unknown: the cluster CA cannot be known now although the cluster
+	// was started (no node's API answers); Why says how. A host's CA is
+	// then left as it is. While the cluster has not formed, it is known
+	// once it has (the plan defers the comparison).
+	Unknown bool   `json:"unknown,omitempty"`
+	Why     string `json:"-"`
 }
 
 func (s *certDistribute) Probe(ctx context.Context) (engine.State, error) {
 	// The host's file and the cluster's CA are read at the same time: on a
 	// plan of many hosts the SSH connection to each is most of the cost.
-	var ca []byte
+	var ca caReading
 	var caErr error
 	read := make(chan struct{})
 	go func() {
@@ -67,17 +79,25 @@ func (s *certDistribute) Probe(ctx context.Context) (engine.State, error) {
 		st.Digest = "sha256:" + fi.SHA256
 		st.Mode = fmt.Sprintf("%04o", fi.Mode.Perm())
 	}
-	if ca != nil {
-		st.ClusterCA = digest(ca)
-		st.ClusterFingerprint = describeCerts(ca)
+	if ca.PEM == nil && fi.Exists && !ca.NotYet {
+		f, err := s.env.scripts(ctx)
+		if err != nil {
+			return nil, err
+		}
+		st.Unknown, st.Why = f.generated(), ca.Why
 	}
-	if fi.Exists && ca != nil && st.Digest != st.ClusterCA {
+	if ca.PEM != nil {
+		st.ClusterCA = digest(ca.PEM)
+		st.ClusterFingerprint = describeCerts(ca.PEM)
+	}
+	if fi.Exists && ca.PEM != nil && st.Digest != st.ClusterCA {
 		// Only a file that differs is read, to say what it holds.
 		b, _, err := transport.ReadFile(ctx, r, layout.CA)
 		if err != nil {
 			return nil, err
 		}
 		st.Fingerprint = describeCerts(b)
+		st.SameCerts = slices.EqualFunc(pemCerts(b), pemCerts(ca.PEM), bytes.Equal)
 	}
 	return st, nil
 }
@@ -104,9 +124,13 @@ func (s *certDistribute) Diff(cur engine.State) plans.Change {
 	switch {
 	case !st.Exists:
 		return s.change(plans.Create, layout.CA+" is missing", plans.Detail{Name: "ca.crt", New: newCA}, plans.Detail{Name: "mode", New: want})
+	case st.Unknown:
+		c := s.change(plans.NoOp, layout.CA+" is left as it is: the cluster CA cannot be read now")
+		c.Warnings = []string{fmt.Sprintf("%s cannot be compared with the cluster CA, which no node's API serves now (%s); a plan once it does checks it", layout.CA, st.Why)}
+		return c
 	case st.ClusterCA == "":
 		return deferred(s.change(plans.Update, layout.CA+" cannot be compared until the cluster's API serves its CA", plans.Detail{Name: "ca.crt", Old: short(st.Digest), New: newCA}))
-	case st.Digest != st.ClusterCA:
+	case st.Digest != st.ClusterCA && !st.SameCerts:
 		return s.change(plans.Update, layout.CA+" is not the cluster CA", plans.Detail{Name: "ca.crt", Old: st.Fingerprint, New: newCA})
 	case st.Mode != want:
 		return s.change(plans.Update, fmt.Sprintf("%s has mode %s, want %s", layout.CA, st.Mode, want), plans.Detail{Name: "mode", Old: st.Mode, New: want})
@@ -119,14 +143,14 @@ func (s *certDistribute) Apply(ctx context.Context, _ plans.Change) error {
 	if err != nil {
 		return err
 	}
-	if ca == nil {
-		return errNoClusterCA
+	if ca.PEM == nil {
+		return fmt.Errorf("%w: %s", errNoClusterCA, ca.Why)
 	}
 	r, err := s.env.runner(ctx, s.target)
 	if err != nil {
 		return err
 	}
-	return transport.WriteFile(ctx, r, layout.CA, ca, caMode)
+	return transport.WriteFile(ctx, r, layout.CA, ca.PEM, caMode)
 }
 
 // sha1Fingerprint is the SHA-1 of a certificate's DER, upper-case hex with

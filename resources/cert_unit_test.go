@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"net/http"
@@ -87,13 +88,14 @@ func TestCertDistributeDrift(t *testing.T) {
 		data   []byte
 		action plans.Action
 		reason string
-		old    string // the ca.crt detail's Old
+		old    string // the ca.crt detail's Old; "-": the file is read, no detail
 	}{
 		{"mode", 0o644, unitCA, plans.Update, "has mode 0644, want 0400", ""},
 		{"another CA", 0o400, other, plans.Update, "is not the cluster CA", fp(other)},
 		{"the cluster CA after another (a node's appended file)", 0o400, append(append([]byte{}, other...), unitCA...), plans.Update, "is not the cluster CA", fp(other) + " and 1 more certificates"},
 		{"not a certificate", 0o400, []byte("another CA\n"), plans.Update, "is not the cluster CA", "no certificate"},
 		{"converged", 0o400, unitCA, plans.NoOp, "is the cluster CA, mode 0400", ""},
+		{"the cluster CA with other line endings", 0o400, bytes.ReplaceAll(unitCA, []byte("\n"), []byte("\r\n")), plans.NoOp, "is the cluster CA, mode 0400", "-"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,7 +115,7 @@ func TestCertDistributeDrift(t *testing.T) {
 			if c.Action != tc.action || !strings.Contains(c.Reason, tc.reason) {
 				t.Fatalf("change %s %q, want %s %q", c.Action, c.Reason, tc.action, tc.reason)
 			}
-			if tc.old != "" {
+			if tc.old != "" && tc.old != "-" {
 				want := []plans.Detail{{Name: "ca.crt", Old: tc.old, New: fp(unitCA)}}
 				if diff := cmp.Diff(want, c.Details); diff != "" {
 					t.Errorf("details (-want +got):\n%s", diff)
@@ -188,15 +190,37 @@ func TestCertDistributeUnreachable(t *testing.T) {
 		r.fleet.AssertExpectationsMet(t)
 	})
 	t.Run("every node, a host with a CA", func(t *testing.T) {
+		// Whether the cluster was started cannot be told either.
 		r := newRig(t)
 		for _, n := range []string{"rs1", "rs2", "rs3"} {
 			r.fleet.Unreachable(n)
 		}
 		r.host("h1").On(transporttest.StatOf(layout.CA)).Stat(0o400, selfSignedCA(t))
 		p := r.plan(r.graph("cert.distribute[h1]"))
-		if c := planned(t, p, "cert.distribute[h1]"); c.Action != plans.Update || !c.Deferred || !strings.Contains(c.Reason, "cannot be compared until the cluster's API serves its CA") {
-			t.Errorf("change %s, deferred %v, reason %q", c.Action, c.Deferred, c.Reason)
+		if c := planned(t, p, "cert.distribute[h1]"); c.Action != plans.Unknown || c.Unreachable != "rs1" {
+			t.Errorf("change %s, unreachable %q, reason %q; want unknown, rs1", c.Action, c.Unreachable, c.Reason)
 		}
-		r.fleet.AssertExpectationsMet(t)
+	})
+	t.Run("a started cluster whose API does not answer, a host with a CA", func(t *testing.T) {
+		// The CA on the host is left as it is, and the plan says why: an
+		// apply would otherwise fail on every host for a CA it cannot
+		// know.
+		r := newRig(t)
+		for _, n := range []string{"rs1", "rs2", "rs3"} {
+			r.holdScript(n, unitScript)
+		}
+		r.host("h1").On(transporttest.StatOf(layout.CA)).Stat(0o400, selfSignedCA(t))
+		g := r.graph("cert.distribute[h1]")
+		p := r.plan(g)
+		c := planned(t, p, "cert.distribute[h1]")
+		if c.Action != plans.NoOp || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "which no node's API serves now (the cluster's API does not answer on any node: rs1: ") {
+			t.Errorf("change %s, reason %q, warnings %q; want a no-op with a warning naming the nodes' answers", c.Action, c.Reason, c.Warnings)
+		}
+		if _, err := r.apply(g, p); err != nil {
+			t.Fatal(err)
+		}
+		if len(r.host("h1").Writes()) != 0 {
+			t.Error("the host's CA was written while the cluster CA is unknown")
+		}
 	})
 }

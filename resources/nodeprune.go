@@ -184,15 +184,19 @@ func (e *Env) checkOldMachine(ctx context.Context, one *leftOne) {
 	}
 }
 
-// manifestTwin names the node or host of the manifest whose SSH
-// connection reached the same machine as r (the same verified host key):
-// an address that left the manifest can still be configured on a machine
-// that is in it (a node's old cluster IP), and cleaning it as a departed
-// machine would stop that node. "" when no machine of the manifest
-// answers with r's key, or r cannot say its key.
+// manifestTwin names the node or host of the manifest that is the same
+// machine as r: an address that left the manifest can still be configured
+// on a machine that is in it (a node's old cluster IP), and cleaning it as
+// a departed machine would stop that node. The same machine is told by its
+// SSH host keys: the public keys in /etc/ssh (every type: a connection
+// negotiates only one, which need not be the same type at two addresses),
+// or, when those cannot be read, the key the connection verified. Machines
+// cloned with the same host keys look like one: the departed one is then
+// left as it is, never the other way round. "" when no machine of the
+// manifest is r's.
 func (e *Env) manifestTwin(ctx context.Context, r transport.Runner) string {
-	key := transport.HostKeyOf(r)
-	if key == "" {
+	keys, negotiated := hostKeys(ctx, r), transport.HostKeyOf(r)
+	if keys == "" && negotiated == "" {
 		return ""
 	}
 	ts := make([]target, 0, len(e.c.Nodes)+len(e.c.Hosts))
@@ -203,11 +207,32 @@ func (e *Env) manifestTwin(ctx context.Context, r transport.Runner) string {
 		ts = append(ts, hostTarget(h))
 	}
 	for _, t := range ts {
-		if mr, err := e.runner(ctx, t); err == nil && transport.HostKeyOf(mr) == key {
+		mr, err := e.runner(ctx, t)
+		if err != nil {
+			continue
+		}
+		if keys != "" && hostKeys(ctx, mr) == keys || negotiated != "" && transport.HostKeyOf(mr) == negotiated {
 			return t.name
 		}
 	}
 	return ""
+}
+
+// hostKeys are a machine's SSH host public keys (type and key, sorted,
+// comments left out); "" when none can be read.
+func hostKeys(ctx context.Context, r transport.Runner) string {
+	out, err := run(ctx, r, "cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null || true", false)
+	if err != nil {
+		return ""
+	}
+	var keys []string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 {
+			keys = append(keys, f[0]+" "+f[1])
+		}
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, "\n")
 }
 
 // memberIPs are the cluster IPs in cluster-manager's table (none before
@@ -397,7 +422,7 @@ func (s *haPrune) Diff(cur engine.State) plans.Change {
 		case l.Unchecked:
 			gone = "System HA host removed; the machine cannot be reached: nothing removed there"
 		case l.SameAs != "":
-			gone = "System HA host removed; the machine at that address is " + l.SameAs + " (the same SSH host key): nothing removed there"
+			gone = "System HA host removed; the machine at that address is " + l.SameAs + " (the same SSH host keys): nothing removed there"
 		case s.env.isManifestMachine(l.Address):
 			gone = "System HA host removed (the address is still a machine of the manifest)"
 		}
@@ -451,7 +476,7 @@ func (s *haPrune) cleanDeparted(ctx context.Context, addr string) error {
 		return nil // it does not answer: the plan said nothing is removed there
 	}
 	if twin := s.env.manifestTwin(ctx, r); twin != "" {
-		engine.Progress(ctx, "%s answers as %s (the same SSH host key): only its System HA host is removed", addr, twin)
+		engine.Progress(ctx, "%s answers as %s (the same SSH host keys): only its System HA host is removed", addr, twin)
 		return nil
 	}
 	engine.Progress(ctx, "removing rancher-ha and %s from %s, which left the manifest", nodeFiles, addr)

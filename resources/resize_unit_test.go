@@ -243,42 +243,64 @@ func TestRetireKeepsAQuorum(t *testing.T) {
 	})
 }
 
-// An address that left the manifest but answers with a node's SSH host key
-// is that node, its old cluster IP still configured on it: it is neither
-// stopped nor cleaned (its rancher-ha is the node's), only its System HA
-// record goes.
+// An address that left the manifest but answers as a node (the same SSH
+// host keys in /etc/ssh, whatever type each connection negotiated; or the
+// same verified key when the files cannot be read) is that node, its old
+// cluster IP still configured on it: it is neither stopped nor cleaned
+// (its rancher-ha is the node's), only its System HA record goes.
 func TestDepartedAddressThatIsANode(t *testing.T) {
+	readKeys := transporttest.Line("cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null || true")
+	const rs3Keys = "ssh-ed25519 AAAAC3rs3 root@rs3\nssh-rsa AAAAB3rs3 root@rs3\n"
 	// The cluster of rs1..rs3 and a System HA host at 10.0.0.14, whose
-	// machine answers with the host key given.
-	setup := func(key string) (*rig, *transporttest.Runner) {
+	// machine answers with the keys given ("" for none readable) and the
+	// verified key given.
+	setup := func(t *testing.T, files, negotiated string) (*rig, *transporttest.Runner) {
 		r := newRig(t)
 		for _, n := range []string{"rs1", "rs2", "rs3"} {
 			r.holdScript(n, unitScript)
-			r.host(n).SetHostKey("SHA256:key-of-" + n)
+			r.host(n).SetHostKey("SHA256:ed25519-of-" + n)
+			r.host(n).On(readKeys).Stdout(strings.ReplaceAll(rs3Keys, "rs3", n)).Maybe()
 		}
+		r.host("h1").On(readKeys).Stdout("ssh-ed25519 AAAAC3h1 root@h1\n").Maybe()
 		serveOn(t, r.host("rs1"), layout.HAAPIPort, systemHA("10.0.0.11", "10.0.0.12", "10.0.0.13", "10.0.0.14"))
 		old := r.host("old node 10.0.0.14")
-		old.SetHostKey(key)
+		old.SetHostKey(negotiated)
+		old.On(readKeys).Stdout(files)
 		return r, old
 	}
-	r, old := setup("SHA256:key-of-rs3")
-	p := r.plan(r.graph("ha.retire", "ha.prune"))
-	if c := planned(t, p, "ha.retire"); c.Action != plans.NoOp {
-		t.Errorf("ha.retire: %s %q, want no-op: 10.0.0.14 is rs3", c.Action, c.Reason)
+	twins := []struct{ name, files, negotiated string }{
+		{"the same key files, another key type negotiated", strings.ReplaceAll(rs3Keys, "root@rs3", "root@old-name"), "SHA256:rsa-of-rs3"},
+		{"no key files readable, the same verified key", "", "SHA256:ed25519-of-rs3"},
 	}
-	c := planned(t, p, "ha.prune")
-	want := []plans.Detail{{Name: "10.0.0.14", Old: "System HA host 1h4 (active)", New: "System HA host removed; the machine at that address is rs3 (the same SSH host key): nothing removed there"}}
-	if c.Action != plans.Delete || !reflect.DeepEqual(want, c.Details) {
-		t.Errorf("ha.prune: %s %+v, want delete %+v", c.Action, c.Details, want)
+	for _, tc := range twins {
+		t.Run(tc.name, func(t *testing.T) {
+			r, old := setup(t, tc.files, tc.negotiated)
+			p := r.plan(r.graph("ha.retire", "ha.prune"))
+			if c := planned(t, p, "ha.retire"); c.Action != plans.NoOp {
+				t.Errorf("ha.retire: %s %q, want no-op: 10.0.0.14 is rs3", c.Action, c.Reason)
+			}
+			c := planned(t, p, "ha.prune")
+			want := []plans.Detail{{Name: "10.0.0.14", Old: "System HA host 1h4 (active)", New: "System HA host removed; the machine at that address is rs3 (the same SSH host keys): nothing removed there"}}
+			if c.Action != plans.Delete || !reflect.DeepEqual(want, c.Details) {
+				t.Errorf("ha.prune: %s %+v, want delete %+v", c.Action, c.Details, want)
+			}
+			// What ha.prune's apply does on the machine.
+			if err := r.steps["ha.prune"].(*haPrune).cleanDeparted(context.Background(), "10.0.0.14"); err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range old.Lines() {
+				if !strings.HasPrefix(l, "cat /etc/ssh/") {
+					t.Errorf("10.0.0.14, which is rs3, was asked %q", l)
+				}
+			}
+		})
 	}
-	if lines := old.Lines(); len(lines) != 0 {
-		t.Errorf("commands ran on 10.0.0.14, which is rs3: %q", lines)
-	}
-	// Another machine at that address is asked whether it runs rancher-ha.
-	r, other := setup("SHA256:key-of-an-old-machine")
-	other.On(inspectContainer(layout.HA)).Stdout("absent\n")
-	c = planned(t, r.plan(r.graph("ha.prune")), "ha.prune")
-	if len(c.Details) != 1 || !strings.Contains(c.Details[0].New, "rancher-ha containers and") {
-		t.Errorf("ha.prune of another machine: %+v, want its containers and files removed", c.Details)
-	}
+	t.Run("another machine", func(t *testing.T) {
+		r, other := setup(t, "ssh-ed25519 AAAAC3old root@old\n", "SHA256:ed25519-of-old")
+		other.On(inspectContainer(layout.HA)).Stdout("absent\n")
+		c := planned(t, r.plan(r.graph("ha.prune")), "ha.prune")
+		if len(c.Details) != 1 || !strings.Contains(c.Details[0].New, "rancher-ha containers and") {
+			t.Errorf("ha.prune of another machine: %+v, want its containers and files removed", c.Details)
+		}
+	})
 }

@@ -230,7 +230,7 @@ func (s *haVerify) observe(ctx context.Context, why look) haVerifyState {
 	}
 	answers := make([]answer, len(nodes))
 	versions := make([]string, len(nodes))
-	caFiles := make([][]byte, len(nodes))
+	caFiles := make([]nodeCAFile, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Go(func() {
@@ -239,7 +239,8 @@ func (s *haVerify) observe(ctx context.Context, why look) haVerifyState {
 			r, err := s.env.runner(ctx, nodeTarget(n))
 			if err == nil && why == lookProbe {
 				// What an operator would copy to a host by hand.
-				caFiles[i], _, _ = transport.ReadFile(ctx, r, layout.CA)
+				f := &caFiles[i]
+				f.data, f.exists, f.err = transport.ReadFile(ctx, r, layout.CA)
 			}
 			var api *rancherapi.Client
 			if err == nil {
@@ -322,34 +323,55 @@ func (s *haVerify) observe(ctx context.Context, why look) haVerifyState {
 	return st
 }
 
-// checkCAFiles notes each node whose ca.crt does not hold the cluster CA:
-// the file upstream's docs say to copy to hosts, and the one operators
-// copy by hand. haplan gives hosts the server's chain, not the file.
-func (s *haVerify) checkCAFiles(ctx context.Context, st haVerifyState, files [][]byte) {
+// nodeCAFile is a node's ca.crt as read.
+type nodeCAFile struct {
+	data   []byte
+	exists bool
+	err    error
+}
+
+// checkCAFiles notes each node whose ca.crt does not start with the
+// cluster CA: the file upstream's docs say to copy to hosts, and the one
+// operators copy by hand. A host given a file whose first certificate is
+// another trusts that one first, and haplan refuses it (its check of a
+// host's CA compares the first certificate with CA_FINGERPRINT).
+// cluster-manager leaves such a file so: it appends the cluster CA to a
+// file that differs. haplan gives hosts the server's chain, not the file.
+func (s *haVerify) checkCAFiles(ctx context.Context, st haVerifyState, files []nodeCAFile) {
 	ca, err := s.env.clusterCA(ctx)
-	if err != nil || ca == nil {
+	if err != nil || ca.PEM == nil {
 		return
 	}
-	pinned := pemCerts(ca)[0]
+	pinned := pemCerts(ca.PEM)[0]
+	want := fmt.Sprintf("the cluster CA (SHA-1 %s, which the server serves and its registration commands pin)", sha1Fingerprint(pinned))
 	for i, n := range s.env.c.Nodes {
-		if files[i] == nil {
-			continue // not read: the node is named for that already
+		f := files[i]
+		if f.err != nil {
+			continue // the node's connection is named by the check already, or the next look reads it
+		}
+		if !f.exists {
+			st.Observed["ca "+n.Name] = fmt.Sprintf("%s is missing: it should hold %s (cluster-manager writes it when the node's server starts)", layout.CA, want)
+			continue
+		}
+		certs := pemCerts(f.data)
+		if len(certs) > 0 && bytes.Equal(certs[0], pinned) {
+			continue
 		}
 		var held []string
 		found := false
-		for _, der := range pemCerts(files[i]) {
+		for _, der := range certs {
 			found = found || bytes.Equal(der, pinned)
-			held = append(held, sha1Fingerprint(der))
+			held = append(held, "SHA-1 "+sha1Fingerprint(der))
 		}
-		if found {
-			continue
+		has := "it holds no certificate"
+		switch {
+		case found:
+			has = "it holds it after another (" + strings.Join(held, ", ") + "): copied to a host, the other CA comes first"
+		case len(held) > 0:
+			has = "it holds " + strings.Join(held, ", ")
 		}
-		has := "holds no certificate"
-		if len(held) > 0 {
-			has = "holds SHA-1 " + strings.Join(held, ", ")
-		}
-		st.Observed["ca "+n.Name] = fmt.Sprintf("%s does not hold the cluster CA (SHA-1 %s, which the server serves and its registration commands pin); it %s. Hosts get the server's; do not copy this file to hosts (cluster-manager adds the CA to it when %s's server starts again)",
-			layout.CA, sha1Fingerprint(pinned), has, n.Name)
+		st.Observed["ca "+n.Name] = fmt.Sprintf("%s does not start with %s; %s. haplan gives hosts the server's chain, not this file; put the chain back on %s (docs/troubleshooting.md, \"A node's ca.crt is not the cluster CA\")",
+			layout.CA, want, has, n.Name)
 	}
 }
 
@@ -361,15 +383,16 @@ func (s *haVerify) checkCAFiles(ctx context.Context, st haVerifyState, files [][
 // until when its certificate is valid, when that matters most. They are
 // never given to hosts.
 func (e *Env) pingLB(ctx context.Context) (*x509.Certificate, error) {
-	ca, err := e.clusterCA(ctx)
+	read, err := e.clusterCA(ctx)
 	if err != nil {
 		return nil, err
 	}
+	ca := read.PEM
 	if ca == nil {
 		ca = e.nodesCAFiles(ctx)
 	}
 	if ca == nil {
-		return nil, errNoClusterCA
+		return nil, fmt.Errorf("%w: %s", errNoClusterCA, read.Why)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(ca) {
@@ -429,25 +452,37 @@ func (e *Env) nodesCAFiles(ctx context.Context) []byte {
 // than replacing it, and a file edited or left from another cluster would
 // be spread to every host. nil while the API has no certificate (the
 // cluster has not formed) or no node's API answers (the cluster is down):
-// the CA cannot be known, and the steps that need it wait. Once found it
-// is kept for the run (onceFound): a run never changes it.
-func (e *Env) clusterCA(ctx context.Context) ([]byte, error) {
-	return sharedRead(ctx, &e.facts, "cluster-ca", onceFound, e.readClusterCA, func(b []byte) bool { return len(b) > 0 })
+// the CA cannot be known (Why says how), and the steps that need it
+// wait. Once found it is kept for the run (onceFound): a run never
+// changes it.
+func (e *Env) clusterCA(ctx context.Context) (caReading, error) {
+	return sharedRead(ctx, &e.facts, "cluster-ca", onceFound, e.readClusterCA, func(r caReading) bool { return len(r.PEM) > 0 })
 }
 
-func (e *Env) readClusterCA(ctx context.Context) ([]byte, error) {
+// caReading is the cluster CA as PEM, or why it is not known.
+type caReading struct {
+	PEM []byte
+	Why string // when PEM is nil
+	// NotYet: the API answers and has no certificate yet (the cluster
+	// has not formed), rather than no API answering.
+	NotYet bool
+}
+
+func (e *Env) readClusterCA(ctx context.Context) (caReading, error) {
 	ca, _, err := onClusterAPI(ctx, e, func(ctx context.Context, api *rancherapi.Client) ([]byte, error) {
 		return api.CAChain(ctx)
 	})
 	var pe *rancherapi.ProtocolError
 	switch {
 	case err == nil:
-		return ca, nil
+		return caReading{PEM: ca}, nil
 	case ctx.Err() != nil:
-		return nil, ctx.Err()
+		return caReading{}, ctx.Err()
 	case errors.As(err, &pe):
 		// The server answered, and not with a certificate.
-		return nil, fmt.Errorf("read the cluster CA: %w", err)
+		return caReading{}, fmt.Errorf("read the cluster CA: %w", err)
+	case errors.Is(err, rancherapi.ErrNoClusterCA):
+		return caReading{Why: "the cluster has no System HA certificate yet (it has not formed)", NotYet: true}, nil
 	}
-	return nil, nil
+	return caReading{Why: err.Error()}, nil
 }

@@ -120,13 +120,15 @@ func TestHAVerifyReportsWhatDoesNotAnswer(t *testing.T) {
 	r.fleet.AssertExpectationsMet(t)
 }
 
-// A node whose ca.crt does not hold the CA the server serves is named,
-// with both fingerprints: it is the file operators copy to hosts by hand.
-// A file that holds it after another (cluster-manager appends the CA to a
-// file that differs) is not.
+// A node whose ca.crt does not start with the CA the server serves is
+// named, with the fingerprints: it is the file operators copy to hosts by
+// hand. That includes a file that holds it after another (cluster-manager
+// appends the CA to a file that differs) and a missing file; a file that
+// starts with it is not named.
 func TestHAVerifyNamesAStaleCAFile(t *testing.T) {
-	r := newRig(t)
 	ca, stale := selfSignedCA(t), selfSignedCA(t)
+	fp := func(b []byte) string { return "SHA-1 " + sha1Fingerprint(pemCerts(b)[0]) }
+	r := newRig(t)
 	for _, n := range []string{"rs1", "rs2", "rs3"} {
 		r.holdScript(n, unitScript)
 		ha := systemHA("10.0.0.11", "10.0.0.12", "10.0.0.13")
@@ -140,18 +142,23 @@ func TestHAVerifyNamesAStaleCAFile(t *testing.T) {
 	}
 	r.host("rs1").On(transporttest.ReadOf(layout.CA)).Stdout(string(stale))
 	r.host("rs2").On(transporttest.ReadOf(layout.CA)).Stdout(string(stale) + string(ca))
-	r.host("rs3").On(transporttest.ReadOf(layout.CA)).Stdout(string(ca))
-	p := r.plan(r.graph("ha.verify"))
-	c := planned(t, p, "ha.verify")
-	fp := func(b []byte) string { return sha1Fingerprint(pemCerts(b)[0]) }
-	var named []string
+	r.host("rs3").On(transporttest.ReadOf(layout.CA)).Stdout(string(ca) + string(stale))
+	c := planned(t, r.plan(r.graph("ha.verify")), "ha.verify")
+	named := map[string]string{}
 	for _, w := range c.Warnings {
-		if strings.Contains(w, "does not hold the cluster CA") {
-			named = append(named, w)
+		if strings.Contains(w, layout.CA) {
+			named[strings.SplitN(strings.TrimPrefix(w, "HA node "), ":", 2)[0]] = w
 		}
 	}
-	if len(named) != 1 || !strings.HasPrefix(named[0], "HA node rs1: ") || !strings.Contains(named[0], "SHA-1 "+fp(ca)) || !strings.Contains(named[0], "holds SHA-1 "+fp(stale)) {
-		t.Errorf("warnings %q: want one naming rs1, the cluster CA %s and rs1's %s", c.Warnings, fp(ca), fp(stale))
+	want := "does not start with the cluster CA (" + fp(ca) + ", which the server serves and its registration commands pin)"
+	if w := named["rs1"]; !strings.Contains(w, want) || !strings.Contains(w, "it holds "+fp(stale)+".") {
+		t.Errorf("rs1 (another CA): %q, want it to name both", w)
+	}
+	if w := named["rs2"]; !strings.Contains(w, want) || !strings.Contains(w, "it holds it after another ("+fp(stale)+", "+fp(ca)+")") {
+		t.Errorf("rs2 (the CA after another): %q, want it to say so", w)
+	}
+	if w, ok := named["rs3"]; ok {
+		t.Errorf("rs3's file starts with the cluster CA, and is named: %q", w)
 	}
 	r.fleet.AssertExpectationsMet(t)
 }
