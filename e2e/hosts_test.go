@@ -286,7 +286,7 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 		}
 		// Both named by SHA-1 fingerprint, as CA_FINGERPRINT and the UI
 		// show them.
-		stale, cluster := fingerprint(t, foreign), fingerprint(t, []byte(sh(t, ctx, l, "rs2", "cat "+layout.CA)))
+		stale, cluster := fingerprint(t, foreign), servedCA(t, ctx, l)
 		if r := haplan(t, ctx, "plan", "-f", manifest); !strings.Contains(r.stdout, layout.CA+" is not the cluster CA") || !strings.Contains(r.stdout, stale) || !strings.Contains(r.stdout, cluster) {
 			t.Errorf("the plan does not say h2's CA (%s) is not the cluster's (%s):\n%s", stale, cluster, r.stdout)
 		}
@@ -310,7 +310,7 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 		// earlier cluster); the server still serves and pins its own.
 		// haplan used to spread the first node's file to every host.
 		saved := sh(t, ctx, l, "rs1", "cat "+layout.CA)
-		cluster := fingerprint(t, []byte(saved))
+		cluster := servedCA(t, ctx, l)
 		sums := map[string]string{}
 		for _, h := range hostsByRole(l, lab.RoleAgent) {
 			sums[h.Name] = sh(t, ctx, l, h.Name, "sha256sum < "+layout.CA+"; stat -c %a "+layout.CA)
@@ -335,7 +335,7 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 			t.Errorf("plan with a stale ca.crt on rs1: %v, want empty (the hosts have the server's CA)", got)
 		}
 		r := haplan(t, ctx, "plan", "-f", manifest)
-		if !strings.Contains(r.stdout, "HA node rs1: "+layout.CA+" does not hold the cluster CA (SHA-1 "+cluster) || !strings.Contains(r.stdout, "holds SHA-1 "+fingerprint(t, foreign)) {
+		if !strings.Contains(r.stdout, "HA node rs1: "+layout.CA+" does not start with the cluster CA (SHA-1 "+cluster) || !strings.Contains(r.stdout, "it holds SHA-1 "+fingerprint(t, foreign)) {
 			t.Errorf("the plan does not warn that rs1's file (%s) is not the cluster CA (%s):\n%s", fingerprint(t, foreign), cluster, r.stdout)
 		}
 		if r := haplan(t, ctx, "apply", "-f", manifest, "--auto-approve"); r.code != 0 {
@@ -368,7 +368,7 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 		t.Cleanup(func() { os.Remove(moved) })
 		for _, cmd := range [][]string{{"plan", "-f", moved}, {"apply", "-f", moved, "--auto-approve"}} {
 			r := haplan(t, ctx, cmd...)
-			if out := r.stdout + r.stderr; r.code != 1 || !strings.Contains(out, `"Staging"`) || !strings.Contains(out, "no such environment") || !strings.Contains(out, "registers h3 in it, and nothing was changed") {
+			if out := r.stdout + r.stderr; r.code != 1 || !strings.Contains(out, `"Staging"`) || !strings.Contains(out, "no such environment") || !strings.Contains(out, "registers h3 in it: no host was registered there") {
 				t.Errorf("%s with h3 in an environment that does not exist: exit %d, want 1 naming \"Staging\", that there is no such environment, and h3", cmd[0], r.code)
 			}
 		}
@@ -407,7 +407,7 @@ func checkHostsJoin(t *testing.T, ctx context.Context, l *lab.Lab, manifest stri
 		for _, cmd := range [][]string{{"plan", "-f", manifest}, {"apply", "-f", manifest, "--auto-approve"}} {
 			r := haplan(t, ctx, cmd...)
 			out := r.stdout + r.stderr
-			for _, want := range []string{`registration tokens of environment "Default"`, "HTTP 500", `the manifest registers h1, h2, h3 in environment "Default", and nothing was changed`} {
+			for _, want := range []string{`registration tokens of environment "Default"`, "HTTP 500", `the manifest registers h1, h2, h3 in environment "Default": no host was registered there`} {
 				if !strings.Contains(out, want) {
 					t.Errorf("%s while the token call fails: the output does not say %q", cmd[0], want)
 				}
@@ -530,7 +530,6 @@ func checkNoDockerRefused(t *testing.T, ctx context.Context, l *lab.Lab, manifes
 	const off = ".haplan-test-off"
 	hide := "mv /var/run/docker.sock /var/run/docker.sock" + off + " && mv /usr/bin/docker /usr/bin/docker" + off
 	show := "for f in /var/run/docker.sock /usr/bin/docker; do if [ -e $f" + off + " ]; then mv $f" + off + " $f; fi; done"
-	sh(t, ctx, l, host, hide)
 	restored := false
 	restore := func() {
 		if !restored {
@@ -540,7 +539,8 @@ func checkNoDockerRefused(t *testing.T, ctx context.Context, l *lab.Lab, manifes
 			}
 		}
 	}
-	t.Cleanup(restore)
+	t.Cleanup(restore) // before hiding it: a hide that fails half-way is undone too
+	sh(t, ctx, l, host, hide)
 	before, err := envHosts(ctx, l, "Default", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -578,6 +578,18 @@ func checkNoDockerRefused(t *testing.T, ctx context.Context, l *lab.Lab, manifes
 
 // agentStateDir is where the agent keeps a host's identity.
 const agentStateDir = "/var/lib/rancher/state"
+
+// servedCA is the fingerprint of the CA the cluster serves (rs1's API,
+// /v1/scripts/ca.crt, what registration commands pin), asked without
+// haplan.
+func servedCA(t *testing.T, ctx context.Context, l *lab.Lab) string {
+	t.Helper()
+	code, b, err := api(ctx, http.MethodGet, "http://"+net.JoinHostPort(l.IP("rs1"), "18080")+"/v1/scripts/ca.crt", nil, nil)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET /v1/scripts/ca.crt: %d %v %s", code, err, b)
+	}
+	return fingerprint(t, b)
+}
 
 // fingerprint is the SHA-1 fingerprint of a PEM file's first certificate,
 // upper-case hex with colons, as openssl x509 -fingerprint prints it and

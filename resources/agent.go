@@ -218,13 +218,13 @@ func (s *agentToken) Probe(ctx context.Context) (engine.State, error) {
 	}
 	p, err := rancherapi.FindEnvironment(hf.Envs, s.envName)
 	if err != nil {
-		return nil, fmt.Errorf("%w; the manifest registers %s in it, and nothing was changed", err, someNames(s.hosts, 5))
+		return nil, fmt.Errorf("%w; the manifest registers %s in it: no host was registered there", err, someNames(s.hosts, 5))
 	}
 	tok, _, err := onClusterAPI(ctx, s.env, func(ctx context.Context, api *rancherapi.Client) (*rancherapi.RegistrationToken, error) {
 		return activeToken(ctx, api, p)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w; the manifest registers %s in environment %q, and nothing was changed", err, someNames(s.hosts, 5), s.envName)
+		return nil, fmt.Errorf("%w; the manifest registers %s in environment %q: no host was registered there", err, someNames(s.hosts, 5), s.envName)
 	}
 	st := agentTokenState{Started: true}
 	if tok != nil {

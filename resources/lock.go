@@ -223,32 +223,73 @@ func (e *LockMovedError) Error() string {
 }
 
 // ForceUnlock ends the database session id, which must hold the cluster's
-// lock, for a lock left by a haplan that cannot release it.
-func (e *Env) ForceUnlock(ctx context.Context, id int64) error {
+// lock, for a lock left by a haplan that cannot release it. It returns who
+// holds the lock once it is released: nil when it is free, or another run
+// that took it at once (it is not touched).
+func (e *Env) ForceUnlock(ctx context.Context, id int64) (*LockHolder, error) {
 	db, err := e.adminDB(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var held sql.NullInt64
 	if err := db.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?)", e.lockName()).Scan(&held); err != nil {
-		return fmt.Errorf("look up lock %q: %w", e.lockName(), err)
+		return nil, fmt.Errorf("look up lock %q: %w", e.lockName(), err)
 	}
 	if !held.Valid || held.Int64 != id {
 		me := &LockMovedError{Want: id}
 		if held.Valid {
-			me.Now, _ = e.LockStatus(ctx)
+			me.Now = e.holderOrID(ctx, held.Int64)
 		}
-		return me
+		return nil, me
 	}
+	killed := true
 	if _, err := db.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", id)); err != nil {
-		return fmt.Errorf("release lock %q held by connection %d: %w", e.lockName(), id, err)
-	}
-	// KILL is asynchronous; wait until the server has let go.
-	for i := 0; i < 50; i++ {
-		if err := db.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?)", e.lockName()).Scan(&held); err == nil && !held.Valid {
-			return nil
+		// The session may have ended between the look and the kill
+		// (ER_NO_SUCH_THREAD): what the lock is now is said below.
+		if me := (*mysql.MySQLError)(nil); !errors.As(err, &me) || me.Number != errNoSuchThread {
+			return nil, fmt.Errorf("release lock %q held by connection %d: %w", e.lockName(), id, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		killed = false
 	}
-	return fmt.Errorf("lock %q still held after killing its connection", e.lockName())
+	// KILL is asynchronous; wait (5 s at most) until the server has let
+	// go. Another run may take the lock as soon as it is free: the lock
+	// was released all the same, and who holds it now is said.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := db.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?)", e.lockName()).Scan(&held)
+		switch {
+		case err == nil && !held.Valid:
+			return nil, nil
+		case err == nil && held.Int64 != id:
+			return e.holderOrID(ctx, held.Int64), nil
+		}
+		if time.Now().After(deadline) {
+			what := "5 s after it was killed"
+			if !killed {
+				what = "5 s after its session was found gone"
+			}
+			if err != nil {
+				return nil, fmt.Errorf("lock %q: %s, it cannot be looked up: %w", e.lockName(), what, err)
+			}
+			return nil, fmt.Errorf("lock %q is still held by connection %d %s", e.lockName(), id, what)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
+
+// holderOrID is the lock's holder, or at least its session id when the
+// holder cannot be looked up.
+func (e *Env) holderOrID(ctx context.Context, id int64) *LockHolder {
+	if h, err := e.LockStatus(ctx); err == nil && h != nil {
+		return h
+	}
+	return &LockHolder{ID: id, Session: fmt.Sprintf("database session %d", id)}
+}
+
+// errNoSuchThread is MySQL's ER_NO_SUCH_THREAD: KILL of a session that
+// has ended.
+const errNoSuchThread = 1094

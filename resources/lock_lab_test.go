@@ -167,11 +167,11 @@ func TestLockHolderThatRecordsNothing(t *testing.T) {
 		t.Fatalf("LockStatus = %+v, %v; want the session named, lock ID %d, not live", h, err, id)
 	}
 	var moved *LockMovedError
-	if err := b.ForceUnlock(ctx, id+1000); !errors.As(err, &moved) {
+	if _, err := b.ForceUnlock(ctx, id+1000); !errors.As(err, &moved) {
 		t.Fatalf("ForceUnlock of another ID: %v, want *LockMovedError", err)
 	}
-	if err := b.ForceUnlock(ctx, id); err != nil {
-		t.Fatalf("ForceUnlock: %v", err)
+	if now, err := b.ForceUnlock(ctx, id); err != nil || now != nil {
+		t.Fatalf("ForceUnlock: %v, held by %v after it; want released and free", err, now)
 	}
 	unlock, err := b.Lock(ctx, LockHolder{User: "bob"}, 0)
 	if err != nil {

@@ -79,8 +79,9 @@ type clusterEnv interface {
 	// LockStatus is who holds the cluster's lock; nil when it is free.
 	LockStatus(ctx context.Context) (*resources.LockHolder, error)
 	// ForceUnlock ends lock ID id, left behind by a run that cannot
-	// release it; *resources.LockMovedError when id no longer holds it.
-	ForceUnlock(ctx context.Context, id int64) error
+	// release it, and says who holds the lock then (nil: nobody);
+	// *resources.LockMovedError when id no longer holds it.
+	ForceUnlock(ctx context.Context, id int64) (*resources.LockHolder, error)
 	// Endpoints are where the cluster answers, printed after an apply.
 	Endpoints() []string
 	// LastBackup is the dump this run took before stopping the nodes

@@ -133,6 +133,6 @@ func (r *resourcesEnv) LockStatus(ctx context.Context) (*resources.LockHolder, e
 	return r.env.LockStatus(ctx)
 }
 
-func (r *resourcesEnv) ForceUnlock(ctx context.Context, id int64) error {
+func (r *resourcesEnv) ForceUnlock(ctx context.Context, id int64) (*resources.LockHolder, error) {
 	return r.env.ForceUnlock(ctx, id)
 }

@@ -134,10 +134,14 @@ func (a *app) forceUnlock(ctx context.Context, args []string) int {
 				return reported(exitError, errors.New("force-unlock cancelled"))
 			}
 		}
-		if err := r.env.ForceUnlock(r.ctx, h.ID); err != nil {
+		now, err := r.env.ForceUnlock(r.ctx, h.ID)
+		if err != nil {
 			return fmt.Errorf("force-unlock: %w", err)
 		}
 		fmt.Fprintf(r.o.out, "The lock of cluster %s, held by %s, is released.\n", r.m.Name, h)
+		if now != nil {
+			fmt.Fprintf(r.o.out, "Another run took it at once and holds it now: %s. That run was not touched; it releases the lock when it ends.\n", now)
+		}
 		return nil
 	})
 }

@@ -110,6 +110,7 @@ type fakeEnv struct {
 	unlocked       bool
 	lockWait       time.Duration
 	holder         *resources.LockHolder // LockStatus answers it
+	takenBy        *resources.LockHolder // ForceUnlock: the run that takes the lock at once
 	forced         []int64               // the IDs ForceUnlock ended
 	lastBackup     string
 	mu             sync.Mutex
@@ -135,12 +136,12 @@ func (e *fakeEnv) LockStatus(context.Context) (*resources.LockHolder, error) {
 	defer e.mu.Unlock()
 	return e.holder, nil
 }
-func (e *fakeEnv) ForceUnlock(_ context.Context, id int64) error {
+func (e *fakeEnv) ForceUnlock(_ context.Context, id int64) (*resources.LockHolder, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.forced = append(e.forced, id)
-	e.holder = nil
-	return nil
+	e.holder = e.takenBy
+	return e.takenBy, nil
 }
 func (e *fakeEnv) LastBackup() string        { return e.lastBackup }
 func (e *fakeEnv) Endpoints() []string       { return []string{"https://10.0.0.10"} }
@@ -796,6 +797,13 @@ func TestForceUnlock(t *testing.T) {
 	f.wantCode(f.run("force-unlock", "-f", f.manifest, "77"), exitOK)
 	if len(f.env.forced) != 2 || f.env.forced[1] != 77 || !strings.Contains(f.stdout.String(), "is released") {
 		t.Errorf("accepted: forced %v\n%s", f.env.forced, f.stdout)
+	}
+	// Another run that was waiting takes the lock at once: released all
+	// the same, and said, so nobody forces the live run's lock next.
+	f.env.holder, f.env.takenBy, f.stdinTTY = hung, live, false
+	f.wantCode(f.run("force-unlock", "-f", f.manifest, "77"), exitOK)
+	if out := f.stdout.String(); !strings.Contains(out, "is released") || !strings.Contains(out, "Another run took it at once and holds it now: "+live.String()) {
+		t.Errorf("taken at once by another run:\n%s", out)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/haplan/haplan/engine"
+	"github.com/haplan/haplan/internal/termsafe"
 	"github.com/haplan/haplan/plans"
 )
 
@@ -320,7 +321,7 @@ func (v *eventView) writeJSON(e engine.Event) {
 		v.err = fmt.Errorf("encode event: %w", err)
 		return
 	}
-	v.write(string(b) + "\n")
+	v.write(string(termsafe.JSON(b)) + "\n")
 }
 
 func (v *eventView) write(s string) {

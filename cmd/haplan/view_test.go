@@ -292,11 +292,14 @@ func TestJSONEventLines(t *testing.T) {
 	v := newEventView(&b, eventViewOptions{Mode: eventsJSON})
 	v.handle(engine.Event{Time: created, Kind: engine.ApplyStarted, Addr: "image.pull[rs1]", Host: "rs1", Phase: engine.PhaseApply})
 	v.handle(engine.Event{Time: created, Kind: engine.ApplyFailed, Addr: "image.pull[rs1]", Host: "rs1", Phase: engine.PhaseApply, Err: errors.New("boom"), Elapsed: 1500 * time.Millisecond})
+	// What a remote machine said reaches the lines escaped.
+	v.handle(engine.Event{Time: created, Kind: engine.ProgressReported, Addr: "image.pull[rs1]", Host: "rs1", Phase: engine.PhaseApply, Message: "rs1 said evil\u202e\x7f"})
 	if err := v.close(); err != nil {
 		t.Fatal(err)
 	}
 	want := `{"time":"2026-11-27T07:40:00Z","kind":"apply_started","address":"image.pull[rs1]","host":"rs1","phase":"apply"}
 {"time":"2026-11-27T07:40:00Z","kind":"apply_failed","address":"image.pull[rs1]","host":"rs1","phase":"apply","error":"boom","elapsed_ms":1500}
+{"time":"2026-11-27T07:40:00Z","kind":"progress","address":"image.pull[rs1]","host":"rs1","phase":"apply","message":"rs1 said evil\u202e\u007f"}
 `
 	if diff := cmp.Diff(want, b.String()); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
