@@ -44,3 +44,18 @@ func TestOrAbsent(t *testing.T) {
 		})
 	}
 }
+
+// The CLI's inspect line: status, image, exit code; an exit code that is
+// missing (an older format) is not known (-1), never 0.
+func TestParseInspect(t *testing.T) {
+	for out, want := range map[string]Container{
+		"exited rancher/agent:v1.0.1 3\n": {Name: "c", Status: "exited", Image: "rancher/agent:v1.0.1", ExitCode: 3},
+		"exited rancher/agent:v1.0.1 0\n": {Name: "c", Status: "exited", Image: "rancher/agent:v1.0.1", ExitCode: 0},
+		"exited rancher/agent:v1.0.1\n":   {Name: "c", Status: "exited", Image: "rancher/agent:v1.0.1", ExitCode: -1},
+		"absent\n":                        {Name: "c", Status: "absent", ExitCode: -1},
+	} {
+		if got := parseInspect("c", out); got.Name != want.Name || got.Status != want.Status || got.Image != want.Image || got.ExitCode != want.ExitCode {
+			t.Errorf("parseInspect(%q) = %+v, want %+v", out, got, want)
+		}
+	}
+}

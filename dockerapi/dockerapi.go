@@ -25,6 +25,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,6 +65,9 @@ type Container struct {
 	Image  string // the image it was created from, as given to docker run
 	// Ports are the host TCP ports a running container publishes (List only).
 	Ports []int
+	// ExitCode is the exit code of an exited container (Inspect only);
+	// -1 when not known.
+	ExitCode int
 }
 
 // errNoAPI means the Engine API could not be reached over SSH; the caller
@@ -163,7 +167,10 @@ func (d *Reader) ImageID(ctx context.Context, ref string) (string, error) {
 // there is no such container.
 func (d *Reader) Inspect(ctx context.Context, name string) (Container, error) {
 	var c struct {
-		State  struct{ Status string }
+		State struct {
+			Status   string
+			ExitCode int
+		}
 		Config struct{ Image string }
 	}
 	found, err := d.get(ctx, "/containers/"+name+"/json", &c)
@@ -172,11 +179,11 @@ func (d *Reader) Inspect(ctx context.Context, name string) (Container, error) {
 			return Container{}, err
 		}
 		if !found {
-			return Container{Name: name, Status: "absent"}, nil
+			return Container{Name: name, Status: "absent", ExitCode: -1}, nil
 		}
-		return Container{Name: name, Status: c.State.Status, Image: c.Config.Image}, nil
+		return Container{Name: name, Status: c.State.Status, Image: c.Config.Image, ExitCode: c.State.ExitCode}, nil
 	}
-	out, err := d.cli(ctx, orAbsent("docker inspect --type container --format '{{.State.Status}} {{.Config.Image}}' "+transport.Quote(name)))
+	out, err := d.cli(ctx, orAbsent("docker inspect --type container --format '{{.State.Status}} {{.Config.Image}} {{.State.ExitCode}}' "+transport.Quote(name)))
 	if err != nil {
 		return Container{}, err
 	}
@@ -184,13 +191,18 @@ func (d *Reader) Inspect(ctx context.Context, name string) (Container, error) {
 }
 
 func parseInspect(name, out string) Container {
-	c := Container{Name: name, Status: "absent"}
+	c := Container{Name: name, Status: "absent", ExitCode: -1}
 	f := strings.Fields(out)
 	if len(f) > 0 {
 		c.Status = f[0]
 	}
 	if len(f) > 1 {
 		c.Image = f[1]
+	}
+	if len(f) > 2 {
+		if n, err := strconv.Atoi(f[2]); err == nil {
+			c.ExitCode = n
+		}
 	}
 	return c
 }

@@ -315,7 +315,7 @@ func inspectImage(img string) transporttest.Matcher {
 }
 
 func inspectContainer(name string) transporttest.Matcher {
-	return transporttest.Regexp(`^out=\$\(docker inspect --type container --format '\{\{\.State\.Status\}\} \{\{\.Config\.Image\}\}' `+regexp.QuoteMeta(transport.Quote(name))+` 2>&1\)`).
+	return transporttest.Regexp(`^out=\$\(docker inspect --type container --format '\{\{\.State\.Status\}\} \{\{\.Config\.Image\}\} \{\{\.State\.ExitCode\}\}' `+regexp.QuoteMeta(transport.Quote(name))+` 2>&1\)`).
 		And("read-only", func(c transport.Cmd) bool { return !c.Mutates })
 }
 
