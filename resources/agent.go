@@ -516,8 +516,9 @@ func (s *agentRegister) Apply(ctx context.Context, c plans.Change) error {
 	}
 	api, p, tok := reg.api, reg.env, reg.token
 	// A healthy host whose labels differ only needs them set. A host
-	// that is not registered (create) has no labels to set.
-	if c.Action != plans.Create {
+	// planned as not registered has no labels to set, unless the plan
+	// could not tell (deferred: the API did not answer).
+	if c.Action != plans.Create || c.Deferred {
 		if done, err := s.syncLabels(ctx, api, true); done || err != nil {
 			return err
 		}

@@ -125,8 +125,11 @@ func (s *certDistribute) Diff(cur engine.State) plans.Change {
 	case !st.Exists:
 		return s.change(plans.Create, layout.CA+" is missing", plans.Detail{Name: "ca.crt", New: newCA}, plans.Detail{Name: "mode", New: want})
 	case st.Unknown:
-		c := s.change(plans.NoOp, layout.CA+" is left as it is: the cluster CA cannot be read now")
-		c.Warnings = []string{fmt.Sprintf("%s cannot be compared with the cluster CA, which no node's API serves now (%s); a plan once it does checks it", layout.CA, st.Why)}
+		// Decided when apply gets here: the cluster may be started by
+		// this very apply (a restore, every node stopped). If its API
+		// still serves no CA then, the host's CA is left as it is.
+		c := deferred(s.change(plans.Update, layout.CA+" cannot be compared until the cluster's API serves its CA", plans.Detail{Name: "ca.crt", Old: short(st.Digest), New: newCA}))
+		c.Warnings = []string{fmt.Sprintf("no node's API serves the cluster CA now (%s): %s is compared once one does, and left as it is until then", st.Why, layout.CA)}
 		return c
 	case st.ClusterCA == "":
 		return deferred(s.change(plans.Update, layout.CA+" cannot be compared until the cluster's API serves its CA", plans.Detail{Name: "ca.crt", Old: short(st.Digest), New: newCA}))
@@ -143,12 +146,22 @@ func (s *certDistribute) Apply(ctx context.Context, _ plans.Change) error {
 	if err != nil {
 		return err
 	}
-	if ca.PEM == nil {
-		return fmt.Errorf("%w: %s", errNoClusterCA, ca.Why)
-	}
 	r, err := s.env.runner(ctx, s.target)
 	if err != nil {
 		return err
+	}
+	if ca.PEM == nil {
+		// A host's CA is never replaced by a guess; one without a CA
+		// cannot be given one.
+		fi, err := transport.StatFile(ctx, r, layout.CA)
+		if err != nil {
+			return err
+		}
+		if fi.Exists {
+			engine.Progress(ctx, "%s left as it is: no node's API serves the cluster CA (%s)", layout.CA, ca.Why)
+			return nil
+		}
+		return fmt.Errorf("%w: %s", errNoClusterCA, ca.Why)
 	}
 	return transport.WriteFile(ctx, r, layout.CA, ca.PEM, caMode)
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/haplan/haplan/engine"
@@ -57,6 +58,9 @@ type leftOne struct {
 	// old cluster IP is still configured on it). Nothing is stopped or
 	// removed there.
 	SameAs string `json:"same_as,omitempty"`
+	// Unsure: it answered, but whether it is a machine of the manifest
+	// cannot be told (NotChecked says why): nothing is done there.
+	Unsure bool `json:"unsure,omitempty"`
 }
 
 // uncheckedWarnings say, for every departed machine haplan could not ask,
@@ -173,9 +177,12 @@ func (e *Env) checkOldMachine(ctx context.Context, one *leftOne) {
 	var status string
 	r, err := e.runner(ctx, e.oldMachine(one.Address))
 	if err == nil {
-		if one.SameAs = e.manifestTwin(ctx, r); one.SameAs != "" {
+		if one.SameAs, err = e.manifestTwin(ctx, r); one.SameAs != "" {
 			return
 		}
+		one.Unsure = err != nil
+	}
+	if err == nil {
 		status, _, err = containerStatus(ctx, r, layout.HA)
 	}
 	one.Running = status == "running"
@@ -190,14 +197,21 @@ func (e *Env) checkOldMachine(ctx context.Context, one *leftOne) {
 // a departed machine would stop that node. The same machine is told by its
 // SSH host keys: the public keys in /etc/ssh (every type: a connection
 // negotiates only one, which need not be the same type at two addresses),
-// or, when those cannot be read, the key the connection verified. Machines
-// cloned with the same host keys look like one: the departed one is then
-// left as it is, never the other way round. "" when no machine of the
-// manifest is r's.
-func (e *Env) manifestTwin(ctx context.Context, r transport.Runner) string {
-	keys, negotiated := hostKeys(ctx, r), transport.HostKeyOf(r)
+// or, when none can be read there, the key the connection verified.
+// Machines cloned with the same host keys look like one: the departed one
+// is then left as it is, never the other way round. "" when no machine of
+// the manifest is r's; an error when that cannot be told (a machine of the
+// manifest whose keys cannot be read could be
+// it; one that does not answer at its own address is not counted): the
+// caller then removes nothing there.
+func (e *Env) manifestTwin(ctx context.Context, r transport.Runner) (string, error) {
+	keys, err := hostKeys(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	negotiated := transport.HostKeyOf(r)
 	if keys == "" && negotiated == "" {
-		return ""
+		return "", errors.New("it shows no SSH host key to tell it by")
 	}
 	ts := make([]target, 0, len(e.c.Nodes)+len(e.c.Hosts))
 	for _, n := range e.c.Nodes {
@@ -206,24 +220,56 @@ func (e *Env) manifestTwin(ctx context.Context, r transport.Runner) string {
 	for _, h := range e.c.Hosts {
 		ts = append(ts, hostTarget(h))
 	}
-	for _, t := range ts {
-		mr, err := e.runner(ctx, t)
-		if err != nil {
-			continue
-		}
-		if keys != "" && hostKeys(ctx, mr) == keys || negotiated != "" && transport.HostKeyOf(mr) == negotiated {
-			return t.name
+	type seen struct {
+		keys, negotiated string
+		down             bool // it does not answer at its address
+		err              error
+	}
+	got := make([]seen, len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		wg.Go(func() {
+			// Once per plan and machine: every departed address asks.
+			v, err := sharedRead(ctx, &e.facts, "ssh-host-keys/"+t.name, perPlan, func(ctx context.Context) (seen, error) {
+				mr, err := e.runner(ctx, t)
+				if err != nil {
+					return seen{down: true}, nil
+				}
+				k, err := hostKeys(ctx, mr)
+				return seen{keys: k, negotiated: transport.HostKeyOf(mr)}, err
+			}, nil)
+			v.err = err
+			got[i] = v
+		})
+	}
+	wg.Wait()
+	var unsure []error
+	for i, t := range ts {
+		g := got[i]
+		switch {
+		case g.down:
+			// A machine that does not answer at its own address is taken
+			// not to answer at another: the departed address is judged
+			// by the machines that answer (as a departed node whose
+			// replacement is down is).
+		case g.err != nil:
+			unsure = append(unsure, fmt.Errorf("%s: %w", t.name, g.err))
+		case keys != "" && g.keys == keys, negotiated != "" && g.negotiated == negotiated:
+			return t.name, nil
 		}
 	}
-	return ""
+	if len(unsure) > 0 {
+		return "", fmt.Errorf("whether it is a machine of the manifest cannot be told: %w", errors.Join(unsure...))
+	}
+	return "", nil
 }
 
 // hostKeys are a machine's SSH host public keys (type and key, sorted,
-// comments left out); "" when none can be read.
-func hostKeys(ctx context.Context, r transport.Runner) string {
+// comments left out); "" when there are none to read.
+func hostKeys(ctx context.Context, r transport.Runner) (string, error) {
 	out, err := run(ctx, r, "cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null || true", false)
 	if err != nil {
-		return ""
+		return "", err
 	}
 	var keys []string
 	for _, l := range strings.Split(out, "\n") {
@@ -232,7 +278,7 @@ func hostKeys(ctx context.Context, r transport.Runner) string {
 		}
 	}
 	sort.Strings(keys)
-	return strings.Join(keys, "\n")
+	return strings.Join(keys, "\n"), nil
 }
 
 // memberIPs are the cluster IPs in cluster-manager's table (none before
@@ -419,6 +465,8 @@ func (s *haPrune) Diff(cur engine.State) plans.Change {
 		addrs = append(addrs, l.Address)
 		gone := "System HA host removed; the machine's rancher-ha containers and " + nodeFiles + " removed"
 		switch {
+		case l.Unsure:
+			gone = "System HA host removed; the machine answers, but whether it is a machine of the manifest cannot be told: nothing removed there"
 		case l.Unchecked:
 			gone = "System HA host removed; the machine cannot be reached: nothing removed there"
 		case l.SameAs != "":
@@ -475,7 +523,11 @@ func (s *haPrune) cleanDeparted(ctx context.Context, addr string) error {
 	if err != nil {
 		return nil // it does not answer: the plan said nothing is removed there
 	}
-	if twin := s.env.manifestTwin(ctx, r); twin != "" {
+	switch twin, err := s.env.manifestTwin(ctx, r); {
+	case err != nil:
+		engine.Progress(ctx, "nothing removed on %s: %v; only its System HA host is removed", addr, err)
+		return nil
+	case twin != "":
 		engine.Progress(ctx, "%s answers as %s (the same SSH host keys): only its System HA host is removed", addr, twin)
 		return nil
 	}

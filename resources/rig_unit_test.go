@@ -82,11 +82,13 @@ func newRig(t *testing.T, mods ...func(*manifests.Cluster)) *rig {
 		m(c)
 	}
 	fleet := transporttest.NewFleet(layout.LBHost)
+	// Every machine of the manifest is its own: its own SSH host keys,
+	// when asked (a departed address is compared with them).
 	for _, n := range c.Nodes {
-		fleet.Host(n.Name)
+		ownHostKeys(fleet.Host(n.Name), n.Name)
 	}
 	for _, h := range c.Hosts {
-		fleet.Host(h.Name)
+		ownHostKeys(fleet.Host(h.Name), h.Name)
 	}
 	env, err := NewEnv(c, Options{Connect: fleet.Connect, SSHConfigFiles: []string{}})
 	if err != nil {
@@ -317,6 +319,17 @@ func inspectImage(img string) transporttest.Matcher {
 func inspectContainer(name string) transporttest.Matcher {
 	return transporttest.Regexp(`^out=\$\(docker inspect --type container --format '\{\{\.State\.Status\}\} \{\{\.Config\.Image\}\} \{\{\.State\.ExitCode\}\}' `+regexp.QuoteMeta(transport.Quote(name))+` 2>&1\)`).
 		And("read-only", func(c transport.Cmd) bool { return !c.Mutates })
+}
+
+// readHostKeys matches the read of a machine's SSH host public keys.
+var readHostKeys = transporttest.Line("cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null || true")
+
+// ownHostKeys gives a machine's double SSH host keys of its own, named
+// after it: the key it verified, and the files when asked.
+func ownHostKeys(h *transporttest.Runner, name string) *transporttest.Runner {
+	h.SetHostKey("SHA256:ed25519-of-" + name)
+	h.On(readHostKeys).Stdout("ssh-ed25519 AAAAC3" + name + " root@" + name + "\nssh-rsa AAAAB3" + name + " root@" + name + "\n").Maybe()
+	return h
 }
 
 // readScripts matches the read of a node's script digest and params.

@@ -237,6 +237,7 @@ func (s *haVerify) observe(ctx context.Context, why look) haVerifyState {
 			// The SSH connection first: a node that does not answer is
 			// named as such, not as an API request that timed out.
 			r, err := s.env.runner(ctx, nodeTarget(n))
+			caFiles[i].err = err
 			if err == nil && why == lookProbe {
 				// What an operator would copy to a host by hand.
 				f := &caFiles[i]
@@ -346,8 +347,11 @@ func (s *haVerify) checkCAFiles(ctx context.Context, st haVerifyState, files []n
 	want := fmt.Sprintf("the cluster CA (SHA-1 %s, which the server serves and its registration commands pin)", sha1Fingerprint(pinned))
 	for i, n := range s.env.c.Nodes {
 		f := files[i]
-		if f.err != nil {
-			continue // the node's connection is named by the check already, or the next look reads it
+		if f.err != nil || !st.Nodes[n.Name].API {
+			// Not read (the node's connection is named already), or the
+			// node's server does not answer (not started yet, in a
+			// resize): cluster-manager writes the file when it starts.
+			continue
 		}
 		if !f.exists {
 			st.Observed["ca "+n.Name] = fmt.Sprintf("%s is missing: it should hold %s (cluster-manager writes it when the node's server starts)", layout.CA, want)

@@ -158,6 +158,16 @@ func (r *Runner) On(m Matcher) *Expectation {
 	return e
 }
 
+// OnFirst is On for an expectation that comes before every one added so
+// far: a test overrides what a fixture set up for every machine.
+func (r *Runner) OnFirst(m Matcher) *Expectation {
+	e := &Expectation{r: r, m: m}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expects = append([]*Expectation{e}, r.expects...)
+	return e
+}
+
 func (e *Expectation) set(f func()) *Expectation {
 	e.r.mu.Lock()
 	defer e.r.mu.Unlock()
