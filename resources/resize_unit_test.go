@@ -265,6 +265,19 @@ func TestDepartedAddressThatIsANode(t *testing.T) {
 		old.On(readKeys).Stdout(files)
 		return r, old
 	}
+	// leftAlone checks that what ha.prune's apply does on the machine at
+	// 10.0.0.14 asks it nothing but its host keys.
+	leftAlone := func(t *testing.T, r *rig, old *transporttest.Runner, why string) {
+		t.Helper()
+		if err := r.steps["ha.prune"].(*haPrune).cleanDeparted(context.Background(), "10.0.0.14"); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range old.Lines() {
+			if !strings.HasPrefix(l, "cat /etc/ssh/") {
+				t.Errorf("10.0.0.14, which %s, was asked %q", why, l)
+			}
+		}
+	}
 	twins := []struct{ name, files, negotiated string }{
 		{"the same key files, another key type negotiated", strings.ReplaceAll(rs3Keys, "root@rs3", "root@old-name"), "SHA256:rsa-of-rs3"},
 		{"no key files readable, the same verified key", "", "SHA256:ed25519-of-rs3"},
@@ -281,15 +294,7 @@ func TestDepartedAddressThatIsANode(t *testing.T) {
 			if c.Action != plans.Delete || !reflect.DeepEqual(want, c.Details) {
 				t.Errorf("ha.prune: %s %+v, want delete %+v", c.Action, c.Details, want)
 			}
-			// What ha.prune's apply does on the machine.
-			if err := r.steps["ha.prune"].(*haPrune).cleanDeparted(context.Background(), "10.0.0.14"); err != nil {
-				t.Fatal(err)
-			}
-			for _, l := range old.Lines() {
-				if !strings.HasPrefix(l, "cat /etc/ssh/") {
-					t.Errorf("10.0.0.14, which is rs3, was asked %q", l)
-				}
-			}
+			leftAlone(t, r, old, "is rs3")
 		})
 	}
 	t.Run("a machine of the manifest whose keys cannot be read", func(t *testing.T) {
@@ -300,14 +305,7 @@ func TestDepartedAddressThatIsANode(t *testing.T) {
 		if len(c.Details) != 1 || !strings.Contains(c.Details[0].New, "whether it is a machine of the manifest cannot be told: nothing removed there") {
 			t.Errorf("ha.prune: %+v, want nothing removed on 10.0.0.14", c.Details)
 		}
-		if err := r.steps["ha.prune"].(*haPrune).cleanDeparted(context.Background(), "10.0.0.14"); err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range old.Lines() {
-			if !strings.HasPrefix(l, "cat /etc/ssh/") {
-				t.Errorf("10.0.0.14, which could be rs2, was asked %q", l)
-			}
-		}
+		leftAlone(t, r, old, "could be rs2")
 	})
 	t.Run("another machine", func(t *testing.T) {
 		r, other := setup(t, "ssh-ed25519 AAAAC3old root@old\n", "SHA256:ed25519-of-old")
